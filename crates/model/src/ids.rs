@@ -97,8 +97,16 @@ macro_rules! id_type {
     };
 }
 
-id_type!(TraceId, 16, "A 16-byte trace identifier, shown as 32 hex digits.");
-id_type!(SpanId, 8, "An 8-byte span identifier, shown as 16 hex digits.");
+id_type!(
+    TraceId,
+    16,
+    "A 16-byte trace identifier, shown as 32 hex digits."
+);
+id_type!(
+    SpanId,
+    8,
+    "An 8-byte span identifier, shown as 16 hex digits."
+);
 
 #[cfg(test)]
 mod tests {

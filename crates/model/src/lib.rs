@@ -20,6 +20,7 @@ pub mod span;
 pub use ids::{IdError, SpanId, TraceId};
 pub use llm::{CallStatus, Cost, LlmCall, Message, RequestParams, ToolCall, Usage};
 pub use log::LogRecord;
+pub use prices::{PriceEntry, PriceError, PriceTable};
 pub use span::{Attributes, Event, Link, Scope, Span, SpanKind, SpanStatus, StatusCode};
 
 /// The project every item belongs to when the client names none.

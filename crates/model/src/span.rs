@@ -175,11 +175,19 @@ pub struct Span {
 impl Span {
     /// Duration in milliseconds (0 when the end precedes the start).
     pub fn duration_ms(&self) -> f64 {
-        self.end_time_unix_nano.saturating_sub(self.start_time_unix_nano) as f64 / 1e6
+        self.end_time_unix_nano
+            .saturating_sub(self.start_time_unix_nano) as f64
+            / 1e6
     }
 
     /// Looks an attribute up on the span, then on its resource.
     pub fn attr(&self, key: &str) -> Option<&serde_json::Value> {
         self.attributes.get(key).or_else(|| self.resource.get(key))
+    }
+
+    /// The span normalized into an LLM call, `None` when no convention recognises it as one
+    /// (see [`crate::semconv::normalize`]).
+    pub fn llm_call(&self) -> Option<LlmCall> {
+        crate::semconv::normalize(self)
     }
 }
