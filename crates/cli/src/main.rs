@@ -1,1 +1,121 @@
-fn main() {}
+//! The `sightline` binary.
+//!
+//! The only crate that knows the concrete storage backend and the only user of `anyhow`: it parses
+//! flags, environment and the TOML file into one [`config::ServeConfig`], builds the store, the
+//! ingest pipeline and the routers, and runs them until a signal asks it to stop, flushing
+//! everything on the way out.
+
+mod config;
+mod demo;
+mod loadgen;
+mod server;
+
+use clap::{Parser, Subcommand};
+
+/// Sightline: LLM observability in one binary.
+///
+/// Ingests OpenTelemetry traces and logs (OTLP over HTTP on :4318 and gRPC on :4317), normalizes
+/// every LLM convention into one model of an LLM call, stores it durably in an embedded database
+/// and serves it through a JSON API.
+#[derive(Parser, Debug)]
+#[command(name = "sightline", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log filter, e.g. `info`, `sightline=debug` (RUST_LOG syntax).
+    #[arg(long, env = "SIGHTLINE_LOG", default_value = "info", global = true)]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server: OTLP receivers, ingest pipeline, store and JSON API.
+    Serve(config::ServeArgs),
+    /// Run the server with a traffic generator at a gentle rate, so the API fills with data.
+    Demo {
+        #[command(flatten)]
+        serve: config::ServeArgs,
+        #[command(flatten)]
+        demo: demo::DemoArgs,
+    },
+    /// Send realistic agent traces to a running server and report throughput and latency.
+    Loadgen(loadgen::LoadgenArgs),
+    /// Manage the price table used to compute cost.
+    Prices {
+        #[command(subcommand)]
+        command: PricesCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PricesCommand {
+    /// Re-cost every stored call with the current price table (built-in plus --prices-file).
+    Recompute(config::ServeArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => {
+            let config = config::ServeConfig::load(&args)?;
+            let server = server::start(&config).await?;
+            server::wait_for_signal().await;
+            server.shutdown().await
+        }
+        Command::Demo { serve, demo } => {
+            let config = config::ServeConfig::load(&serve)?;
+            let server = server::start(&config).await?;
+            let addr = server.http_addr;
+            let outcome = tokio::select! {
+                r = demo::run(&demo, addr) => r,
+                _ = server::wait_for_signal() => Ok(()),
+            };
+            server.shutdown().await?;
+            outcome
+        }
+        Command::Loadgen(args) => {
+            let report = loadgen::run(&args).await?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::Prices { command } => match command {
+            PricesCommand::Recompute(args) => {
+                let config = config::ServeConfig::load(&args)?;
+                let changed = server::recompute_prices(&config).await?;
+                println!("re-costed {changed} stored calls");
+                Ok(())
+            }
+        },
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

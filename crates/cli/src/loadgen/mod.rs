@@ -1,0 +1,553 @@
+//! `sightline loadgen`: realistic agent traces over OTLP, at a set rate or flat out.
+//!
+//! The design decision is to keep the generator off the critical path. Traces are built once into
+//! a pool of encoded templates (`traffic.rs` builds, `template.rs` encodes) and each request is a
+//! copy of a few templates with fresh ids and times, so one core produces millions of spans per
+//! second and the measurement is of the server, not of the generator. One task produces request
+//! bodies, paced by a timer when `--rate` is set; every request then runs as its own task under a
+//! semaphore of `--concurrency` permits (`transport.rs` sends, `report.rs` counts). Nothing is
+//! cancelled at the end: the run stops producing and waits for every in-flight answer, so every
+//! span is accounted for as acknowledged, rejected or failed.
+
+mod corpus;
+mod generator;
+mod report;
+mod template;
+mod traffic;
+mod transport;
+
+use std::fmt;
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use generator::{Batch, Generator, Stamp};
+pub use report::LoadReport;
+use report::{add, Stats};
+use template::Written;
+use transport::{Outcome, Transport};
+
+/// How traces travel to the server.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP/HTTP with protobuf bodies (`application/x-protobuf`).
+    HttpProtobuf,
+    /// OTLP/HTTP with JSON bodies (`application/json`: hex ids, lowerCamelCase names).
+    HttpJson,
+    /// OTLP/gRPC (`TraceService/Export`).
+    Grpc,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::HttpProtobuf => "http-protobuf",
+            Self::HttpJson => "http-json",
+            Self::Grpc => "grpc",
+        })
+    }
+}
+
+impl Protocol {
+    /// Where a local server listens for this protocol by default.
+    pub fn default_endpoint(self) -> &'static str {
+        match self {
+            Self::HttpProtobuf | Self::HttpJson => "http://127.0.0.1:4318",
+            Self::Grpc => "http://127.0.0.1:4317",
+        }
+    }
+}
+
+const DEFAULT_DURATION_S: f64 = 10.0;
+const DEFAULT_CONCURRENCY: usize = 8;
+const DEFAULT_BATCH_TRACES: usize = 20;
+const DEFAULT_USERS: u32 = 200;
+const DEFAULT_SESSIONS: u32 = 1000;
+const DEFAULT_TEMPLATE_POOL: usize = 1024;
+const DEFAULT_RETRIES: u32 = 2;
+const DEFAULT_TIMEOUT_S: f64 = 30.0;
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Options of `sightline loadgen`.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct LoadgenArgs {
+    /// Server to send to: a base URL (`/v1/traces` is appended for HTTP) or, for HTTP, the full
+    /// URL of a traces endpoint such as `http://host:4318/api/public/otel/v1/traces`.
+    /// [default: http://127.0.0.1:4318, or http://127.0.0.1:4317 with --protocol grpc]
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// OTLP transport and encoding.
+    #[arg(long, value_enum, default_value_t = Protocol::HttpProtobuf)]
+    pub protocol: Protocol,
+
+    /// Traces per second to send (in requests of --batch-traces traces); 0 sends as fast as the
+    /// server acknowledges, with --concurrency requests in flight.
+    #[arg(long, value_name = "TRACES_PER_S", default_value_t = 0.0)]
+    pub rate: f64,
+
+    /// Stop after this many seconds. With neither --duration nor --traces the run lasts 10 s; with
+    /// both it stops at whichever comes first.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+
+    /// Stop after sending this many traces.
+    #[arg(long, value_name = "N")]
+    pub traces: Option<u64>,
+
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+
+    /// Traces per request (each trace has 3 to 12 spans, about 5 on average).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH_TRACES)]
+    pub batch_traces: usize,
+
+    /// Compress request bodies with gzip (`Content-Encoding: gzip`, or gRPC gzip compression).
+    #[arg(long)]
+    pub gzip: bool,
+
+    /// Seed of the traffic: the same seed sends the same traces with the same ids (a rerun resends
+    /// duplicates). [default: random, printed in the report]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Project to send to (the `x-sightline-project` header); the server's default project when
+    /// absent.
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
+
+    /// Append `TRACE_ID SPAN_COUNT` (32 hex digits, a space, a number) for every trace of every
+    /// fully acknowledged request to this file, one trace per line, written as each answer
+    /// arrives; used to check that nothing acknowledged was lost.
+    #[arg(long, value_name = "PATH")]
+    pub acked_log: Option<PathBuf>,
+
+    /// Distinct end users (`user.id`).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_USERS)]
+    pub users: u32,
+
+    /// Distinct conversations (`gen_ai.conversation.id`); each belongs to one user.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SESSIONS)]
+    pub sessions: u32,
+
+    /// Distinct traces built before sending and then resent with fresh ids and times, so that the
+    /// generator costs next to nothing; 0 builds every trace as it is sent (more variety, about
+    /// 100k spans/s per core at most).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TEMPLATE_POOL)]
+    pub template_pool: usize,
+
+    /// Leave out prompts, completions and tool payloads, as OpenTelemetry GenAI instrumentations
+    /// do unless content capture is turned on (spans get about five times smaller).
+    #[arg(long)]
+    pub no_content: bool,
+
+    /// Stamp traces as if they ended at random times over the last SECONDS instead of now, to
+    /// give dashboards some history.
+    #[arg(long, value_name = "SECONDS")]
+    pub backdate: Option<f64>,
+
+    /// Times a request refused as overloaded or unavailable (429/503, RESOURCE_EXHAUSTED or
+    /// UNAVAILABLE with a retry hint) is sent again, after the server's Retry-After (at most 2 s)
+    /// or an exponential backoff from 100 ms.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RETRIES)]
+    pub retries: u32,
+
+    /// Seconds to wait for an answer before counting a request as failed.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_TIMEOUT_S)]
+    pub timeout: f64,
+
+    /// Also write the final report as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub report_json: Option<PathBuf>,
+
+    /// Do not print progress lines to stderr every 5 seconds.
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// Seed of the session and user identifiers when they must not follow --seed: the demo's
+    /// live traffic continues the conversations of its back-dated history this way. Not a flag.
+    #[arg(skip)]
+    pub identity_seed: Option<u64>,
+}
+
+impl Default for LoadgenArgs {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            protocol: Protocol::HttpProtobuf,
+            rate: 0.0,
+            duration: None,
+            traces: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            batch_traces: DEFAULT_BATCH_TRACES,
+            gzip: false,
+            seed: None,
+            project: None,
+            acked_log: None,
+            users: DEFAULT_USERS,
+            sessions: DEFAULT_SESSIONS,
+            template_pool: DEFAULT_TEMPLATE_POOL,
+            no_content: false,
+            backdate: None,
+            retries: DEFAULT_RETRIES,
+            timeout: DEFAULT_TIMEOUT_S,
+            report_json: None,
+            quiet: false,
+            identity_seed: None,
+        }
+    }
+}
+
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        anyhow::anyhow!("{flag} must be a non-negative number of seconds, got {value}")
+    })
+}
+
+/// The arguments, checked.
+#[derive(Debug)]
+struct Plan {
+    endpoint: String,
+    duration: Option<Duration>,
+    traces: Option<u64>,
+    /// Time between requests when rate-limited.
+    interval: Option<Duration>,
+    timeout: Duration,
+    backdate: Option<u64>,
+}
+
+impl Plan {
+    /// `default_duration` applies when neither --duration nor --traces is set.
+    fn new(args: &LoadgenArgs, default_duration: Option<Duration>) -> anyhow::Result<Self> {
+        if args.concurrency == 0 {
+            bail!("--concurrency must be at least 1");
+        }
+        if args.batch_traces == 0 {
+            bail!("--batch-traces must be at least 1");
+        }
+        if args.users == 0 || args.sessions == 0 {
+            bail!("--users and --sessions must be at least 1");
+        }
+        if !args.rate.is_finite() || args.rate < 0.0 {
+            bail!(
+                "--rate must be 0 (flat out) or a positive number of traces per second, got {}",
+                args.rate
+            );
+        }
+        let duration = args
+            .duration
+            .map(|d| seconds(d, "--duration"))
+            .transpose()?
+            .or(match args.traces {
+                None => default_duration,
+                Some(_) => None,
+            });
+        let interval = (args.rate > 0.0)
+            .then(|| {
+                seconds(
+                    args.batch_traces as f64 / args.rate,
+                    "--batch-traces / --rate",
+                )
+            })
+            .transpose()?;
+        let backdate = args
+            .backdate
+            .map(|b| {
+                seconds(b, "--backdate").map(|d| d.as_nanos().min(u128::from(u64::MAX)) as u64)
+            })
+            .transpose()?;
+        Ok(Self {
+            endpoint: args
+                .endpoint
+                .clone()
+                .unwrap_or_else(|| args.protocol.default_endpoint().to_string()),
+            duration,
+            traces: args.traces,
+            interval,
+            timeout: seconds(args.timeout, "--timeout")?,
+            backdate,
+        })
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64)
+}
+
+/// What every in-flight request shares.
+struct Shared {
+    transport: Transport,
+    stats: Stats,
+    acked_log: Option<Mutex<std::fs::File>>,
+    retries: u32,
+}
+
+impl Shared {
+    /// Sends one batch, retrying retryable refusals, and accounts for it.
+    async fn send(&self, batch: Batch) {
+        let Batch {
+            body,
+            traces,
+            spans,
+        } = batch;
+        let spans = spans as u64;
+        add(&self.stats.requests.sent, 1);
+        add(&self.stats.spans.sent, spans);
+        let prepared = match self.transport.prepare(body) {
+            Ok(p) => p,
+            Err(e) => {
+                self.fail(spans, &format!("{e:#}"));
+                return;
+            }
+        };
+        let mut attempt = 0;
+        loop {
+            let started = Instant::now();
+            add(&self.stats.bytes_sent, prepared.len() as u64);
+            match self.transport.export(&prepared).await {
+                Outcome::Acked { rejected_spans } => {
+                    self.stats.record_latency(started.elapsed());
+                    let rejected = rejected_spans.min(spans);
+                    add(&self.stats.requests.acked, 1);
+                    add(&self.stats.spans.acked, spans - rejected);
+                    if rejected > 0 {
+                        add(&self.stats.spans.failed, rejected);
+                        self.stats
+                            .record_error("spans refused through partial_success");
+                    } else {
+                        add(&self.stats.traces_acked, traces.len() as u64);
+                        self.log_acked(&traces);
+                    }
+                    return;
+                }
+                Outcome::Retryable {
+                    retry_after,
+                    reason,
+                } => {
+                    if attempt < self.retries {
+                        attempt += 1;
+                        add(&self.stats.retries, 1);
+                        let backoff = Duration::from_millis(100 << (attempt - 1).min(4));
+                        let wait = retry_after.unwrap_or(backoff).min(Duration::from_secs(2));
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    add(&self.stats.requests.rejected, 1);
+                    add(&self.stats.spans.rejected, spans);
+                    self.stats.record_error(&reason);
+                    return;
+                }
+                Outcome::Failed { reason } => {
+                    self.fail(spans, &reason);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn fail(&self, spans: u64, reason: &str) {
+        add(&self.stats.requests.failed, 1);
+        add(&self.stats.spans.failed, spans);
+        self.stats.record_error(reason);
+    }
+
+    /// Appends the batch's traces to the acknowledged log in one write, so a line is never torn.
+    fn log_acked(&self, traces: &[Written]) {
+        let Some(log) = &self.acked_log else { return };
+        let mut lines = String::with_capacity(traces.len() * 40);
+        for t in traces {
+            for b in t.trace_id {
+                lines.push(char::from(HEX[usize::from(b >> 4)]));
+                lines.push(char::from(HEX[usize::from(b & 15)]));
+            }
+            lines.push(' ');
+            lines.push_str(&t.spans.to_string());
+            lines.push('\n');
+        }
+        let written = match log.lock() {
+            Ok(mut file) => file.write_all(lines.as_bytes()).map_err(|e| e.to_string()),
+            Err(_) => Err("lock poisoned".to_string()),
+        };
+        if let Err(e) = written {
+            self.stats
+                .record_error(&format!("cannot append to --acked-log: {e}"));
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Runs until `--duration` or `--traces` is reached (10 seconds when neither is set) and returns
+/// the report, also written to `--report-json` when set. Prints only progress lines, to stderr.
+pub async fn run(args: &LoadgenArgs) -> anyhow::Result<LoadReport> {
+    let plan = Plan::new(args, Some(Duration::from_secs_f64(DEFAULT_DURATION_S)))?;
+    drive(args, plan, std::future::pending()).await
+}
+
+/// Like [`run`], but runs until `stop` resolves when neither `--duration` nor `--traces` is set,
+/// and stops early when it resolves otherwise. Requests in flight are awaited either way.
+pub async fn run_until(
+    args: &LoadgenArgs,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<LoadReport> {
+    let plan = Plan::new(args, None)?;
+    drive(args, plan, stop).await
+}
+
+async fn drive(
+    args: &LoadgenArgs,
+    plan: Plan,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<LoadReport> {
+    let seed = args.seed.unwrap_or_else(|| rand::random::<u64>() >> 12);
+    let transport = Transport::new(
+        args.protocol,
+        &plan.endpoint,
+        args.gzip,
+        args.project.as_deref(),
+        args.concurrency,
+        plan.timeout,
+    )?;
+    let acked_log = match &args.acked_log {
+        Some(path) => Some(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open --acked-log {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let shape = traffic::Shape {
+        users: args.users,
+        sessions: args.sessions,
+        content: !args.no_content,
+        salt: traffic::mix(args.identity_seed.unwrap_or(seed)),
+    };
+    let pool = args.template_pool;
+    let mut generator = tokio::task::spawn_blocking(move || Generator::new(seed, shape, pool))
+        .await
+        .context("building the trace pool panicked")??;
+    if !args.quiet && args.template_pool > 0 {
+        eprintln!(
+            "built {} distinct traces to resend, {} bytes per span on average",
+            args.template_pool,
+            generator.mean_span_bytes()
+        );
+    }
+
+    let shared = Arc::new(Shared {
+        transport,
+        stats: Stats::new()?,
+        acked_log,
+        retries: args.retries,
+    });
+    let target = shared.transport.target();
+    let started = Instant::now();
+    let progress = (!args.quiet).then(|| tokio::spawn(progress(shared.clone(), started)));
+
+    let semaphore = Arc::new(Semaphore::new(args.concurrency));
+    let mut inflight = JoinSet::new();
+    let mut ticker = plan.interval.map(|period| {
+        let mut t = tokio::time::interval(period);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        t
+    });
+    let deadline = sleep_until(plan.duration.map(|d| started + d));
+    tokio::pin!(stop, deadline);
+    let mut remaining = plan.traces;
+    let produced: anyhow::Result<()> = async {
+        loop {
+            let n = match remaining {
+                Some(0) => break,
+                Some(r) => r.min(args.batch_traces as u64),
+                None => args.batch_traces as u64,
+            };
+            if let Some(ticker) = ticker.as_mut() {
+                tokio::select! {
+                    biased;
+                    () = &mut stop => break,
+                    () = &mut deadline => break,
+                    _ = ticker.tick() => {}
+                }
+            }
+            let permit = tokio::select! {
+                biased;
+                () = &mut stop => break,
+                () = &mut deadline => break,
+                permit = semaphore.clone().acquire_owned() => permit.context("request semaphore closed")?,
+            };
+            let stamp = match plan.backdate {
+                Some(window) => Stamp::Spread {
+                    end: now_ns(),
+                    window,
+                },
+                None => Stamp::At(now_ns()),
+            };
+            let batch = generator.next_batch(n as usize, stamp)?;
+            remaining = remaining.map(|r| r - n);
+            let shared = shared.clone();
+            inflight.spawn(async move {
+                shared.send(batch).await;
+                drop(permit);
+            });
+            while let Some(done) = inflight.try_join_next() {
+                done.context("a request task panicked")?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    while let Some(done) = inflight.join_next().await {
+        done.context("a request task panicked")?;
+    }
+    produced?;
+    let elapsed = started.elapsed();
+    if let Some(p) = progress {
+        p.abort();
+    }
+    let report = shared.stats.report(args.protocol, target, seed, elapsed);
+    if let Some(path) = &args.report_json {
+        let text = serde_json::to_string_pretty(&report.to_json())?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write --report-json {}", path.display()))?;
+    }
+    Ok(report)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn progress(shared: Arc<Shared>, started: Instant) {
+    let mut ticker = tokio::time::interval(PROGRESS_EVERY);
+    ticker.tick().await;
+    let mut last = 0;
+    loop {
+        ticker.tick().await;
+        let acked = shared.stats.spans_acked();
+        let s = &shared.stats;
+        eprintln!(
+            "{:>6.1}s  acked {} spans ({:.0}/s now), requests rejected {} failed {}",
+            started.elapsed().as_secs_f64(),
+            acked,
+            (acked - last) as f64 / PROGRESS_EVERY.as_secs_f64(),
+            s.requests.rejected.load(Ordering::Relaxed),
+            s.requests.failed.load(Ordering::Relaxed),
+        );
+        last = acked;
+    }
+}

@@ -1,0 +1,337 @@
+//! Turning a [`WriteBatch`] into rows before it reaches the writer thread.
+//!
+//! The writer thread is the one serial resource of the store, so everything that can happen in
+//! parallel happens on the caller's side: JSON encoding of attributes, events and calls, the text
+//! to index, the user/session context, and the deduplication of resource/scope pairs within the
+//! batch. The batch's own allocations are freed there too. The writer only binds ready values.
+
+use sightline_model::{Attributes, CallStatus, LlmCall, LogRecord, Scope, Span, SpanId, StatusCode};
+
+use super::codec::{encode_extra, json_err, to_i64, SpanKey};
+use crate::error::StoreError;
+use crate::WriteBatch;
+
+/// Span attributes that name the end user, highest precedence first (used for spans that are not
+/// LLM calls; a call's own `user_id` wins).
+const USER_KEYS: &[&str] = &["langfuse.user.id", "user.id", "enduser.id"];
+/// Span attributes that name the session, highest precedence first.
+const SESSION_KEYS: &[&str] = &["langfuse.session.id", "session.id", "gen_ai.conversation.id"];
+
+/// Resource/scope pairs compared by value before being serialized again.
+const RECENT_ORIGINS: usize = 8;
+
+/// A batch ready for the writer.
+pub(crate) struct EncodedBatch {
+    /// Distinct (resource JSON, scope JSON) pairs; spans and logs point into it.
+    pub origins: Vec<(String, String)>,
+    pub spans: Vec<EncodedSpan>,
+    pub logs: Vec<EncodedLog>,
+}
+
+/// What one call contributes to its trace, session and user.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CallStats {
+    pub error: bool,
+    pub input: i64,
+    pub output: i64,
+    pub cost: Option<f64>,
+    pub user: Option<String>,
+    pub session: Option<String>,
+    pub start: i64,
+}
+
+impl CallStats {
+    pub fn of(call: &LlmCall) -> Self {
+        Self {
+            error: call.status == CallStatus::Error,
+            input: call.usage.input_tokens.map_or(0, to_i64),
+            output: call.usage.output_tokens.map_or(0, to_i64),
+            cost: call.cost.as_ref().map(|c| c.total_usd),
+            user: call.user_id.clone(),
+            session: call.session_id.clone(),
+            start: to_i64(call.start_time_unix_nano),
+        }
+    }
+}
+
+/// An `llm_calls` row.
+pub(crate) struct EncodedCall {
+    pub stats: CallStats,
+    pub service: String,
+    pub provider: Option<String>,
+    pub request_model: Option<String>,
+    pub response_model: Option<String>,
+    pub operation: String,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub total_tokens: Option<i64>,
+    pub json: String,
+    /// Text for the full-text index (empty: nothing to index).
+    pub text: String,
+}
+
+impl EncodedCall {
+    pub fn new(call: &LlmCall) -> Result<Self, StoreError> {
+        Ok(Self {
+            stats: CallStats::of(call),
+            service: call.service_name.clone(),
+            provider: call.provider.clone(),
+            request_model: call.request_model.clone(),
+            response_model: call.response_model.clone(),
+            operation: call.operation.clone(),
+            input_tokens: call.usage.input_tokens.map(to_i64),
+            output_tokens: call.usage.output_tokens.map(to_i64),
+            total_tokens: call.usage.total_tokens.map(to_i64),
+            json: serde_json::to_string(call).map_err(|e| json_err("llm call", e))?,
+            text: call.searchable_text(),
+        })
+    }
+}
+
+/// A `spans` row plus what the summaries need from it.
+pub(crate) struct EncodedSpan {
+    pub key: SpanKey,
+    pub parent: Option<SpanId>,
+    pub start: i64,
+    pub end: i64,
+    pub kind: i32,
+    pub status: i32,
+    pub error: bool,
+    pub name: String,
+    pub service: String,
+    pub status_message: String,
+    pub origin: usize,
+    pub attributes: String,
+    pub extra: Option<String>,
+    /// User and session named by the span's attributes.
+    pub user: Option<String>,
+    pub session: Option<String>,
+    /// The call the pipeline normalized.
+    pub call: Option<EncodedCall>,
+}
+
+/// A `logs` row.
+pub(crate) struct EncodedLog {
+    pub project: String,
+    pub trace_id: Option<sightline_model::TraceId>,
+    pub span_id: Option<SpanId>,
+    /// A GenAI event that belongs on its span (`trace_id` and `span_id` are set).
+    pub genai: bool,
+    pub time: i64,
+    pub severity_number: i32,
+    pub service: String,
+    pub severity_text: String,
+    pub event_name: Option<String>,
+    pub origin: usize,
+    pub attributes: String,
+    pub body: Option<String>,
+}
+
+impl EncodedBatch {
+    /// Encodes (and consumes) a batch. CPU work proportional to its size.
+    pub fn new(batch: WriteBatch) -> Result<Self, StoreError> {
+        let mut origins = Origins::default();
+        let mut spans = Vec::with_capacity(batch.spans.len());
+        for item in batch.spans {
+            let call = item.llm.as_ref().map(EncodedCall::new).transpose()?;
+            spans.push(encode_span(item.span, call, &mut origins)?);
+        }
+        let mut logs = Vec::with_capacity(batch.logs.len());
+        for log in batch.logs {
+            logs.push(encode_log(log, &mut origins)?);
+        }
+        Ok(Self {
+            origins: origins.pairs,
+            spans,
+            logs,
+        })
+    }
+
+    /// Spans plus logs.
+    pub fn len(&self) -> usize {
+        self.spans.len() + self.logs.len()
+    }
+}
+
+#[derive(Default)]
+struct Origins {
+    recent: Vec<(Attributes, Scope, usize)>,
+    pairs: Vec<(String, String)>,
+}
+
+impl Origins {
+    fn index(&mut self, resource: Attributes, scope: Scope) -> Result<usize, StoreError> {
+        if let Some((_, _, i)) = self
+            .recent
+            .iter()
+            .find(|(r, s, _)| *r == resource && *s == scope)
+        {
+            return Ok(*i);
+        }
+        let pair = (
+            serde_json::to_string(&resource).map_err(|e| json_err("resource", e))?,
+            serde_json::to_string(&scope).map_err(|e| json_err("scope", e))?,
+        );
+        let i = match self.pairs.iter().position(|p| *p == pair) {
+            Some(i) => i,
+            None => {
+                self.pairs.push(pair);
+                self.pairs.len() - 1
+            }
+        };
+        if self.recent.len() >= RECENT_ORIGINS {
+            self.recent.remove(0);
+        }
+        self.recent.push((resource, scope, i));
+        Ok(i)
+    }
+}
+
+fn first_str_attr(span: &Span, keys: &[&str]) -> Option<String> {
+    keys.iter()
+        .find_map(|k| span.attr(k).and_then(|v| v.as_str()))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// Encodes one span (exposed for the writer, which re-encodes nothing but calls).
+fn encode_span(
+    span: Span,
+    call: Option<EncodedCall>,
+    origins: &mut Origins,
+) -> Result<EncodedSpan, StoreError> {
+    let attributes =
+        serde_json::to_string(&span.attributes).map_err(|e| json_err("span attributes", e))?;
+    let extra = encode_extra(&span)?;
+    let user = first_str_attr(&span, USER_KEYS);
+    let session = first_str_attr(&span, SESSION_KEYS);
+    let Span {
+        project,
+        trace_id,
+        span_id,
+        parent_span_id,
+        name,
+        kind,
+        service,
+        start_time_unix_nano,
+        end_time_unix_nano,
+        status,
+        resource,
+        scope,
+        ..
+    } = span;
+    Ok(EncodedSpan {
+        key: SpanKey {
+            project,
+            trace_id,
+            span_id,
+        },
+        parent: parent_span_id,
+        start: to_i64(start_time_unix_nano),
+        end: to_i64(end_time_unix_nano),
+        kind: kind.to_otlp(),
+        status: status.code.to_otlp(),
+        error: status.code == StatusCode::Error,
+        name,
+        service,
+        status_message: status.message,
+        origin: origins.index(resource, scope)?,
+        attributes,
+        extra,
+        user,
+        session,
+        call,
+    })
+}
+
+fn encode_log(log: LogRecord, origins: &mut Origins) -> Result<EncodedLog, StoreError> {
+    let genai = log.is_genai_event() && log.trace_id.is_some();
+    let attributes =
+        serde_json::to_string(&log.attributes).map_err(|e| json_err("log attributes", e))?;
+    let body = log
+        .body
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| json_err("log body", e))?;
+    Ok(EncodedLog {
+        genai,
+        time: to_i64(log.time_unix_nano),
+        severity_number: log.severity_number,
+        origin: origins.index(log.resource, log.scope)?,
+        project: log.project,
+        trace_id: log.trace_id,
+        span_id: log.span_id,
+        service: log.service,
+        severity_text: log.severity_text,
+        event_name: log.event_name,
+        attributes,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::SpanWithCall;
+    use serde_json::json;
+    use sightline_model::{SpanKind, SpanStatus, TraceId};
+
+    fn span(service: &str, attrs: serde_json::Value) -> Span {
+        let mut resource = Attributes::new();
+        resource.insert("service.name".into(), json!(service));
+        Span {
+            project: "p".into(),
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId([2; 8]),
+            parent_span_id: None,
+            name: "n".into(),
+            kind: SpanKind::Client,
+            service: service.into(),
+            start_time_unix_nano: 5,
+            end_time_unix_nano: 9,
+            status: SpanStatus {
+                code: StatusCode::Error,
+                message: "m".into(),
+            },
+            attributes: attrs.as_object().cloned().unwrap(),
+            resource,
+            scope: Scope::default(),
+            events: vec![],
+            links: vec![],
+        }
+    }
+
+    #[test]
+    fn shares_origins_and_reads_context() {
+        let batch = WriteBatch {
+            spans: vec![
+                SpanWithCall {
+                    span: span("a", json!({ "user.id": "u", "enduser.id": "e" })),
+                    llm: None,
+                },
+                SpanWithCall {
+                    span: span("b", json!({ "gen_ai.conversation.id": "c" })),
+                    llm: None,
+                },
+                SpanWithCall {
+                    span: span("a", json!({ "session.id": "" })),
+                    llm: None,
+                },
+            ],
+            logs: vec![],
+        };
+        let e = EncodedBatch::new(batch).unwrap();
+        assert_eq!(e.origins.len(), 2);
+        assert_eq!(
+            e.spans.iter().map(|s| s.origin).collect::<Vec<_>>(),
+            vec![0, 1, 0]
+        );
+        assert_eq!(e.spans[0].user.as_deref(), Some("u"));
+        assert_eq!(e.spans[1].session.as_deref(), Some("c"));
+        assert_eq!(e.spans[2].session, None, "empty ids are no ids");
+        assert!(e.spans[0].error);
+        assert_eq!((e.spans[0].start, e.spans[0].end), (5, 9));
+        assert_eq!(e.len(), 3);
+    }
+}

@@ -1,0 +1,657 @@
+//! Reads: a small pool of read-only connections and the queries behind every list.
+//!
+//! In WAL mode readers see the last committed state and never wait for the writer. Each query
+//! runs on a blocking thread with a connection taken from the pool. Lists are keyset-paginated
+//! newest first on `(time, id)`: each query walks a `(project, …, start_ns)` index backwards and
+//! stops after `limit + 1` matching rows, so a page costs the same at any depth.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use sightline_model::{CallStatus, LlmCall, SpanId, TraceId};
+use tokio::sync::Semaphore;
+
+use super::codec::{
+    attr_path, clamp_limit, db_err, decode_call, fts_query, read_log_event, read_span, to_u64,
+    trace_id_from, Cursor, CursorKind, OriginReader, LOG_EVENT_COLUMNS, SPAN_COLUMNS,
+};
+use super::schema::open_reader;
+use crate::error::StoreError;
+use crate::query::{
+    Filter, Page, PageRequest, SessionDetail, SessionSummary, SpanWithCall, TraceDetail,
+    TraceSummary, UserSummary,
+};
+
+/// Most traces `get_session` returns.
+pub(crate) const SESSION_TRACES_MAX: usize = 10_000;
+
+/// Read-only connections, opened lazily up to `size` and reused.
+pub(crate) struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl ReadPool {
+    pub fn new(path: PathBuf, size: usize) -> Self {
+        Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(size.max(1))),
+        }
+    }
+
+    /// Runs `f` on a pooled connection on a blocking thread.
+    pub async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.take()?;
+            let result = f(&conn);
+            pool.put(conn);
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+    }
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match idle {
+            Some(conn) => Ok(conn),
+            None => open_reader(&self.path),
+        }
+    }
+
+    fn put(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+    }
+}
+
+/// A WHERE clause under construction, with numbered parameters.
+#[derive(Default)]
+struct Sql {
+    conds: Vec<String>,
+    params: Vec<Value>,
+}
+
+impl Sql {
+    /// Adds a parameter; returns its placeholder.
+    fn param(&mut self, v: impl Into<Value>) -> String {
+        self.params.push(v.into());
+        format!("?{}", self.params.len())
+    }
+
+    fn cond(&mut self, c: String) {
+        self.conds.push(c);
+    }
+
+    fn where_clause(&self) -> String {
+        if self.conds.is_empty() {
+            "1".to_string()
+        } else {
+            self.conds.join(" AND ")
+        }
+    }
+}
+
+fn nonempty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
+}
+
+fn to_i64(v: u64) -> i64 {
+    super::codec::to_i64(v)
+}
+
+/// The full-text condition on a call row aliased `c`; `None` for an empty query.
+fn fts_cond(sql: &mut Sql, q: Option<&str>) -> Option<String> {
+    let q = q?.trim();
+    if q.is_empty() {
+        return None;
+    }
+    Some(match fts_query(q) {
+        Some(expr) => {
+            let p = sql.param(expr);
+            format!("c.id IN (SELECT rowid FROM calls_fts WHERE calls_fts MATCH {p})")
+        }
+        // Nothing searchable (only punctuation): nothing can match.
+        None => "0".to_string(),
+    })
+}
+
+/// Conditions that the span row aliased `s` matches every given attribute.
+fn attr_conds(sql: &mut Sql, attrs: &[(String, String)]) -> Result<Vec<String>, StoreError> {
+    attrs
+        .iter()
+        .map(|(k, v)| {
+            let path = sql.param(attr_path(k)?);
+            let value = sql.param(v.clone());
+            // `->>` matches strings; `->` (JSON text) matches numbers and booleans as written.
+            Ok(format!(
+                "(s.attributes ->> {path} = {value} OR s.attributes -> {path} = {value})"
+            ))
+        })
+        .collect()
+}
+
+fn cursor_cond(
+    sql: &mut Sql,
+    kind: CursorKind,
+    cursor: &Option<String>,
+    time_col: &str,
+    id_col: &str,
+) -> Result<(), StoreError> {
+    if let Some(c) = cursor.as_deref().filter(|c| !c.is_empty()) {
+        let c = Cursor::decode(kind, c)?;
+        let t = sql.param(c.time);
+        let i = sql.param(c.id);
+        sql.cond(format!("({time_col}, {id_col}) < ({t}, {i})"));
+    }
+    Ok(())
+}
+
+/// Splits `limit + 1` fetched rows into a page.
+fn page<T>(mut rows: Vec<(i64, i64, T)>, limit: usize, kind: CursorKind) -> Page<T> {
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|(time, id, _)| {
+            Cursor {
+                time: *time,
+                id: *id,
+            }
+            .encode(kind)
+        })
+    } else {
+        None
+    };
+    Page {
+        items: rows.into_iter().map(|(_, _, item)| item).collect(),
+        next_cursor,
+    }
+}
+
+fn collect<T>(
+    conn: &Connection,
+    sql: &str,
+    params: &[Value],
+    f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut st = conn.prepare_cached(sql).map_err(db_err)?;
+    let mut rows = st.query(params_from_iter(params)).map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        out.push(f(row)?);
+    }
+    Ok(out)
+}
+
+const TRACE_COLUMNS: &str = "t.start_ns, t.id, t.trace_id, t.name, t.service, t.end_ns, \
+     t.span_count, t.llm_call_count, t.input_tokens, t.output_tokens, \
+     CASE WHEN t.priced_calls > 0 THEN t.cost_usd END, t.error_count, t.user_id, t.session_id";
+
+fn read_trace_summary(row: &Row<'_>) -> Result<(i64, i64, TraceSummary), StoreError> {
+    let start: i64 = row.get(0).map_err(db_err)?;
+    let end: i64 = row.get(5).map_err(db_err)?;
+    let summary = TraceSummary {
+        trace_id: trace_id_from(&row.get::<_, Vec<u8>>(2).map_err(db_err)?)?,
+        name: row.get(3).map_err(db_err)?,
+        service: row.get(4).map_err(db_err)?,
+        start_time_unix_nano: to_u64(start),
+        duration_ms: end.saturating_sub(start).max(0) as f64 / 1e6,
+        span_count: to_u64(row.get(6).map_err(db_err)?),
+        llm_call_count: to_u64(row.get(7).map_err(db_err)?),
+        input_tokens: to_u64(row.get(8).map_err(db_err)?),
+        output_tokens: to_u64(row.get(9).map_err(db_err)?),
+        cost_usd: row.get(10).map_err(db_err)?,
+        status: if row.get::<_, i64>(11).map_err(db_err)? > 0 {
+            CallStatus::Error
+        } else {
+            CallStatus::Ok
+        },
+        user_id: row.get(12).map_err(db_err)?,
+        session_id: row.get(13).map_err(db_err)?,
+    };
+    Ok((start, row.get(1).map_err(db_err)?, summary))
+}
+
+/// The trace-list query for a filter and page (exposed for query-plan tests).
+pub(crate) fn traces_sql(
+    filter: &Filter,
+    page: &PageRequest,
+) -> Result<(String, Vec<Value>), StoreError> {
+    let mut sql = Sql::default();
+    let p = sql.param(filter.project.clone());
+    sql.cond(format!("t.project = {p}"));
+    if let Some(from) = filter.from_unix_nano {
+        let p = sql.param(to_i64(from));
+        sql.cond(format!("t.start_ns >= {p}"));
+    }
+    if let Some(to) = filter.to_unix_nano {
+        let p = sql.param(to_i64(to));
+        sql.cond(format!("t.start_ns < {p}"));
+    }
+    cursor_cond(
+        &mut sql,
+        CursorKind::Traces,
+        &page.cursor,
+        "t.start_ns",
+        "t.id",
+    )?;
+    match filter.status {
+        Some(CallStatus::Error) => sql.cond("t.error_count > 0".into()),
+        Some(CallStatus::Ok) => sql.cond("t.error_count = 0".into()),
+        None => {}
+    }
+    if let Some(service) = nonempty(&filter.service) {
+        let p = sql.param(service.to_string());
+        sql.cond(format!(
+            "(t.service = {p} OR EXISTS (SELECT 1 FROM spans s WHERE s.project = t.project \
+             AND s.trace_id = t.trace_id AND s.service = {p}))"
+        ));
+    }
+    for (value, column) in [
+        (&filter.user_id, "user_id"),
+        (&filter.session_id, "session_id"),
+    ] {
+        if let Some(v) = nonempty(value) {
+            let p = sql.param(v.to_string());
+            sql.cond(format!(
+                "(t.{column} = {p} OR EXISTS (SELECT 1 FROM llm_calls c WHERE c.project = t.project \
+                 AND c.trace_id = t.trace_id AND c.{column} = {p}))"
+            ));
+        }
+    }
+    let mut call = Vec::new();
+    if let Some(model) = nonempty(&filter.model) {
+        let p = sql.param(model.to_string());
+        call.push(format!("(c.request_model = {p} OR c.response_model = {p})"));
+    }
+    if let Some(provider) = nonempty(&filter.provider) {
+        let p = sql.param(provider.to_string());
+        call.push(format!("c.provider = {p}"));
+    }
+    if let Some(c) = fts_cond(&mut sql, filter.q.as_deref()) {
+        call.push(c);
+    }
+    if !call.is_empty() {
+        sql.cond(format!(
+            "EXISTS (SELECT 1 FROM llm_calls c WHERE c.project = t.project \
+             AND c.trace_id = t.trace_id AND {})",
+            call.join(" AND ")
+        ));
+    }
+    for attr in attr_conds(&mut sql, &filter.attrs)? {
+        sql.cond(format!(
+            "EXISTS (SELECT 1 FROM spans s WHERE s.project = t.project \
+             AND s.trace_id = t.trace_id AND {attr})"
+        ));
+    }
+    let limit = sql.param((clamp_limit(page.limit) + 1) as i64);
+    Ok((
+        format!(
+            "SELECT {TRACE_COLUMNS} FROM traces t WHERE {} \
+             ORDER BY t.start_ns DESC, t.id DESC LIMIT {limit}",
+            sql.where_clause()
+        ),
+        sql.params,
+    ))
+}
+
+pub(crate) fn list_traces(
+    conn: &Connection,
+    filter: &Filter,
+    page_req: &PageRequest,
+) -> Result<Page<TraceSummary>, StoreError> {
+    let (sql, params) = traces_sql(filter, page_req)?;
+    let rows = collect(conn, &sql, &params, read_trace_summary)?;
+    Ok(page(rows, clamp_limit(page_req.limit), CursorKind::Traces))
+}
+
+/// The call-list query for a filter and page (exposed for query-plan tests). A model filter
+/// matches the request or the response model; it runs as two index walks merged, one per column,
+/// so that neither a rare nor a common model degrades into a scan.
+pub(crate) fn calls_sql(
+    filter: &Filter,
+    page: &PageRequest,
+) -> Result<(String, Vec<Value>), StoreError> {
+    let mut sql = Sql::default();
+    let p = sql.param(filter.project.clone());
+    sql.cond(format!("c.project = {p}"));
+    if let Some(from) = filter.from_unix_nano {
+        let p = sql.param(to_i64(from));
+        sql.cond(format!("c.start_ns >= {p}"));
+    }
+    if let Some(to) = filter.to_unix_nano {
+        let p = sql.param(to_i64(to));
+        sql.cond(format!("c.start_ns < {p}"));
+    }
+    cursor_cond(
+        &mut sql,
+        CursorKind::Calls,
+        &page.cursor,
+        "c.start_ns",
+        "c.id",
+    )?;
+    if let Some(status) = filter.status {
+        let p = sql.param(i64::from(status == CallStatus::Error));
+        sql.cond(format!("c.status = {p}"));
+    }
+    for (value, column) in [
+        (&filter.service, "service"),
+        (&filter.provider, "provider"),
+        (&filter.user_id, "user_id"),
+        (&filter.session_id, "session_id"),
+    ] {
+        if let Some(v) = nonempty(value) {
+            let p = sql.param(v.to_string());
+            sql.cond(format!("c.{column} = {p}"));
+        }
+    }
+    if let Some(c) = fts_cond(&mut sql, filter.q.as_deref()) {
+        sql.cond(c);
+    }
+    let attrs = attr_conds(&mut sql, &filter.attrs)?;
+    if !attrs.is_empty() {
+        sql.cond(format!(
+            "EXISTS (SELECT 1 FROM spans s WHERE s.project = c.project \
+             AND s.trace_id = c.trace_id AND s.span_id = c.span_id AND {})",
+            attrs.join(" AND ")
+        ));
+    }
+    let limit = sql.param((clamp_limit(page.limit) + 1) as i64);
+    let order = "ORDER BY c.start_ns DESC, c.id DESC";
+    let text = match nonempty(&filter.model) {
+        None => format!(
+            "SELECT c.start_ns, c.id, c.call FROM llm_calls c WHERE {} {order} LIMIT {limit}",
+            sql.where_clause()
+        ),
+        Some(model) => {
+            let m = sql.param(model.to_string());
+            let base = sql.where_clause();
+            format!(
+                "SELECT c.start_ns, c.id, c.call FROM llm_calls c WHERE c.id IN ( \
+                   SELECT id FROM (SELECT c.id FROM llm_calls c \
+                     WHERE {base} AND c.request_model = {m} {order} LIMIT {limit}) \
+                   UNION ALL \
+                   SELECT id FROM (SELECT c.id FROM llm_calls c \
+                     WHERE {base} AND c.response_model = {m} {order} LIMIT {limit})) \
+                 {order} LIMIT {limit}"
+            )
+        }
+    };
+    Ok((text, sql.params))
+}
+
+pub(crate) fn list_calls(
+    conn: &Connection,
+    filter: &Filter,
+    page_req: &PageRequest,
+) -> Result<Page<LlmCall>, StoreError> {
+    let (sql, params) = calls_sql(filter, page_req)?;
+    let rows = collect(conn, &sql, &params, |row| {
+        let json: String = row.get(2).map_err(db_err)?;
+        Ok((
+            row.get(0).map_err(db_err)?,
+            row.get(1).map_err(db_err)?,
+            decode_call(&json)?,
+        ))
+    })?;
+    Ok(page(rows, clamp_limit(page_req.limit), CursorKind::Calls))
+}
+
+pub(crate) fn get_trace(
+    conn: &Connection,
+    project: &str,
+    trace_id: TraceId,
+) -> Result<Option<TraceDetail>, StoreError> {
+    let mut origins = OriginReader::default();
+    let key = params![project, trace_id.as_bytes()];
+    let mut spans = Vec::new();
+    {
+        let mut st = conn
+            .prepare_cached(&format!(
+                "SELECT {SPAN_COLUMNS} FROM spans s WHERE s.project = ?1 AND s.trace_id = ?2"
+            ))
+            .map_err(db_err)?;
+        let mut rows = st.query(key).map_err(db_err)?;
+        while let Some(row) = rows.next().map_err(db_err)? {
+            spans.push(read_span(conn, &mut origins, project, row)?);
+        }
+    }
+    if spans.is_empty() {
+        return Ok(None);
+    }
+    let mut calls: std::collections::HashMap<SpanId, LlmCall> = std::collections::HashMap::new();
+    {
+        let mut st = conn
+            .prepare_cached(
+                "SELECT span_id, call FROM llm_calls WHERE project = ?1 AND trace_id = ?2",
+            )
+            .map_err(db_err)?;
+        let mut rows = st.query(key).map_err(db_err)?;
+        while let Some(row) = rows.next().map_err(db_err)? {
+            let span_id = super::codec::span_id_from(&row.get::<_, Vec<u8>>(0).map_err(db_err)?)?;
+            let json: String = row.get(1).map_err(db_err)?;
+            calls.insert(span_id, decode_call(&json)?);
+        }
+    }
+    // GenAI log events show on their span, after its own events.
+    {
+        let mut st = conn
+            .prepare_cached(&format!(
+                "SELECT {LOG_EVENT_COLUMNS} FROM logs l \
+                 WHERE l.project = ?1 AND l.trace_id = ?2 AND l.genai = 1 \
+                 ORDER BY l.time_ns, l.id"
+            ))
+            .map_err(db_err)?;
+        let mut rows = st.query(key).map_err(db_err)?;
+        let index: std::collections::HashMap<SpanId, usize> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.span_id, i))
+            .collect();
+        while let Some(row) = rows.next().map_err(db_err)? {
+            let (span_id, event) = read_log_event(row)?;
+            if let Some(&i) = span_id.as_ref().and_then(|s| index.get(s)) {
+                spans[i].events.push(event);
+            }
+        }
+    }
+    let spans = spans
+        .into_iter()
+        .map(|span| SpanWithCall {
+            llm: calls.remove(&span.span_id),
+            span,
+        })
+        .collect();
+    Ok(Some(TraceDetail {
+        trace_id,
+        spans: super::codec::order_spans(spans),
+    }))
+}
+
+const SESSION_COLUMNS: &str = "x.last_seen, x.id, x.session_id, x.user_id, x.trace_count, \
+     x.call_count, x.errors, x.input_tokens, x.output_tokens, \
+     CASE WHEN x.priced_calls > 0 THEN x.cost_usd END, x.first_seen";
+
+fn read_session(row: &Row<'_>) -> Result<(i64, i64, SessionSummary), StoreError> {
+    let last: i64 = row.get(0).map_err(db_err)?;
+    Ok((
+        last,
+        row.get(1).map_err(db_err)?,
+        SessionSummary {
+            session_id: row.get(2).map_err(db_err)?,
+            user_id: row.get(3).map_err(db_err)?,
+            trace_count: to_u64(row.get(4).map_err(db_err)?),
+            call_count: to_u64(row.get(5).map_err(db_err)?),
+            errors: to_u64(row.get(6).map_err(db_err)?),
+            input_tokens: to_u64(row.get(7).map_err(db_err)?),
+            output_tokens: to_u64(row.get(8).map_err(db_err)?),
+            cost_usd: row.get(9).map_err(db_err)?,
+            first_seen_unix_nano: to_u64(row.get(10).map_err(db_err)?),
+            last_seen_unix_nano: to_u64(last),
+        },
+    ))
+}
+
+const USER_COLUMNS: &str = "x.last_seen, x.id, x.user_id, x.call_count, x.trace_count, \
+     x.session_count, x.errors, x.input_tokens, x.output_tokens, \
+     CASE WHEN x.priced_calls > 0 THEN x.cost_usd END, x.first_seen";
+
+fn read_user(row: &Row<'_>) -> Result<(i64, i64, UserSummary), StoreError> {
+    let last: i64 = row.get(0).map_err(db_err)?;
+    Ok((
+        last,
+        row.get(1).map_err(db_err)?,
+        UserSummary {
+            user_id: row.get(2).map_err(db_err)?,
+            calls: to_u64(row.get(3).map_err(db_err)?),
+            traces: to_u64(row.get(4).map_err(db_err)?),
+            sessions: to_u64(row.get(5).map_err(db_err)?),
+            errors: to_u64(row.get(6).map_err(db_err)?),
+            input_tokens: to_u64(row.get(7).map_err(db_err)?),
+            output_tokens: to_u64(row.get(8).map_err(db_err)?),
+            cost_usd: row.get(9).map_err(db_err)?,
+            first_seen_unix_nano: to_u64(row.get(10).map_err(db_err)?),
+            last_seen_unix_nano: to_u64(last),
+        },
+    ))
+}
+
+/// Session or user list: summary rows active in the window, most recently active first. Of the
+/// filter, these aggregates honour project, time window, user and session.
+fn groups_sql(
+    table: &str,
+    columns: &str,
+    kind: CursorKind,
+    filter: &Filter,
+    page: &PageRequest,
+) -> Result<(String, Vec<Value>), StoreError> {
+    let mut sql = Sql::default();
+    let p = sql.param(filter.project.clone());
+    sql.cond(format!("x.project = {p}"));
+    if let Some(from) = filter.from_unix_nano {
+        let p = sql.param(to_i64(from));
+        sql.cond(format!("x.last_seen >= {p}"));
+    }
+    if let Some(to) = filter.to_unix_nano {
+        let p = sql.param(to_i64(to));
+        sql.cond(format!("x.first_seen < {p}"));
+    }
+    cursor_cond(&mut sql, kind, &page.cursor, "x.last_seen", "x.id")?;
+    if let Some(user) = nonempty(&filter.user_id) {
+        let p = sql.param(user.to_string());
+        sql.cond(format!("x.user_id = {p}"));
+    }
+    if table == "sessions" {
+        if let Some(session) = nonempty(&filter.session_id) {
+            let p = sql.param(session.to_string());
+            sql.cond(format!("x.session_id = {p}"));
+        }
+    }
+    let limit = sql.param((clamp_limit(page.limit) + 1) as i64);
+    Ok((
+        format!(
+            "SELECT {columns} FROM {table} x WHERE {} \
+             ORDER BY x.last_seen DESC, x.id DESC LIMIT {limit}",
+            sql.where_clause()
+        ),
+        sql.params,
+    ))
+}
+
+pub(crate) fn sessions_sql(
+    filter: &Filter,
+    page: &PageRequest,
+) -> Result<(String, Vec<Value>), StoreError> {
+    groups_sql(
+        "sessions",
+        SESSION_COLUMNS,
+        CursorKind::Sessions,
+        filter,
+        page,
+    )
+}
+
+pub(crate) fn users_sql(
+    filter: &Filter,
+    page: &PageRequest,
+) -> Result<(String, Vec<Value>), StoreError> {
+    groups_sql("users", USER_COLUMNS, CursorKind::Users, filter, page)
+}
+
+pub(crate) fn list_sessions(
+    conn: &Connection,
+    filter: &Filter,
+    page_req: &PageRequest,
+) -> Result<Page<SessionSummary>, StoreError> {
+    let (sql, params) = sessions_sql(filter, page_req)?;
+    let rows = collect(conn, &sql, &params, read_session)?;
+    Ok(page(
+        rows,
+        clamp_limit(page_req.limit),
+        CursorKind::Sessions,
+    ))
+}
+
+pub(crate) fn list_users(
+    conn: &Connection,
+    filter: &Filter,
+    page_req: &PageRequest,
+) -> Result<Page<UserSummary>, StoreError> {
+    let (sql, params) = users_sql(filter, page_req)?;
+    let rows = collect(conn, &sql, &params, read_user)?;
+    Ok(page(rows, clamp_limit(page_req.limit), CursorKind::Users))
+}
+
+pub(crate) fn get_session(
+    conn: &Connection,
+    project: &str,
+    session_id: &str,
+) -> Result<Option<SessionDetail>, StoreError> {
+    let summary = conn
+        .prepare_cached(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions x WHERE x.project = ?1 AND x.session_id = ?2"
+        ))
+        .and_then(|mut st| {
+            st.query_row(params![project, session_id], |row| Ok(read_session(row)))
+                .optional()
+        })
+        .map_err(db_err)?
+        .transpose()?;
+    let Some((_, _, summary)) = summary else {
+        return Ok(None);
+    };
+    let traces = collect(
+        conn,
+        &format!(
+            "SELECT {TRACE_COLUMNS} FROM session_traces st \
+             JOIN traces t ON t.project = st.project AND t.trace_id = st.trace_id \
+             WHERE st.project = ?1 AND st.session_id = ?2 \
+             ORDER BY t.start_ns, t.id LIMIT {SESSION_TRACES_MAX}"
+        ),
+        &[
+            Value::from(project.to_string()),
+            Value::from(session_id.to_string()),
+        ],
+        read_trace_summary,
+    )?;
+    Ok(Some(SessionDetail {
+        summary,
+        traces: traces.into_iter().map(|(_, _, t)| t).collect(),
+    }))
+}

@@ -1,0 +1,1204 @@
+//! The single writer thread and its group commit.
+//!
+//! One OS thread owns the only write connection. Callers queue a batch with a oneshot reply; the
+//! thread takes everything already queued (up to `max_batch_spans` items), applies it in ONE
+//! transaction, commits, and only then answers every caller in the group. Summary rows (traces,
+//! sessions, users, counters) are accumulated in memory over the whole group and written once per
+//! key at the end of the transaction, so a trace of 50 spans costs one upsert, not 50.
+//!
+//! If a group's transaction fails, each batch is retried in a transaction of its own, so one bad
+//! batch fails only its own caller.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sightline_model::prices::PriceTable;
+use sightline_model::{
+    Attributes, CallStatus, LlmCall, LogRecord, Scope, Span, StatusCode, TraceId,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use super::codec::{
+    db_err, decode_call, encode_extra, fnv1a, json_err, read_log_event, read_span, to_i64,
+    OriginReader, SpanKey, LOG_EVENT_COLUMNS, SPAN_COLUMNS,
+};
+use crate::error::StoreError;
+use crate::{Enricher, WriteBatch, WriteReceipt};
+
+/// Work for the writer thread.
+pub(crate) enum Command {
+    /// Store a batch durably.
+    Write {
+        batch: WriteBatch,
+        reply: oneshot::Sender<Result<WriteReceipt, StoreError>>,
+    },
+    /// Recompute every call's cost.
+    Recompute {
+        prices: PriceTable,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    /// Flush, checkpoint and stop.
+    Close {
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+type WriteReply = oneshot::Sender<Result<WriteReceipt, StoreError>>;
+
+/// Calls re-priced per transaction by `recompute_costs`; writes queued meanwhile run between
+/// chunks.
+const RECOMPUTE_CHUNK: usize = 1000;
+
+/// Span attributes that name the end user, highest precedence first (used for spans that are not
+/// LLM calls; a call's own `user_id` wins).
+const USER_KEYS: &[&str] = &["langfuse.user.id", "user.id", "enduser.id"];
+/// Span attributes that name the session, highest precedence first.
+const SESSION_KEYS: &[&str] = &[
+    "langfuse.session.id",
+    "session.id",
+    "gen_ai.conversation.id",
+];
+
+pub(crate) struct Writer {
+    conn: Connection,
+    enricher: Arc<dyn Enricher>,
+    rx: mpsc::Receiver<Command>,
+    max_batch: usize,
+    /// Whether any GenAI log event was ever stored; until then new spans skip the log lookup.
+    genai_logs_exist: bool,
+    origins: OriginCache,
+    stash: VecDeque<Command>,
+}
+
+impl Writer {
+    pub fn new(
+        conn: Connection,
+        enricher: Arc<dyn Enricher>,
+        rx: mpsc::Receiver<Command>,
+        max_batch: usize,
+    ) -> Result<Self, StoreError> {
+        let genai_logs_exist: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM logs WHERE genai = 1)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db_err)?;
+        Ok(Self {
+            conn,
+            enricher,
+            rx,
+            max_batch: max_batch.max(1),
+            genai_logs_exist,
+            origins: OriginCache::default(),
+            stash: VecDeque::new(),
+        })
+    }
+
+    /// The thread body: runs until closed or until every store handle is dropped.
+    pub fn run(mut self) {
+        loop {
+            let cmd = match self.stash.pop_front() {
+                Some(cmd) => cmd,
+                None => match self.rx.blocking_recv() {
+                    Some(cmd) => cmd,
+                    None => break,
+                },
+            };
+            match cmd {
+                Command::Write { batch, reply } => {
+                    let group = self.gather(batch, reply);
+                    self.commit_group(group);
+                }
+                Command::Recompute { prices, reply } => {
+                    let result = self.recompute(&prices);
+                    let _ = reply.send(result);
+                }
+                Command::Close { reply } => {
+                    self.rx.close();
+                    let mut closers = vec![reply];
+                    // Everything queued before the close is still honoured.
+                    while let Some(cmd) = self.next_queued() {
+                        match cmd {
+                            Command::Write { batch, reply } => {
+                                let group = self.gather(batch, reply);
+                                self.commit_group(group);
+                            }
+                            Command::Recompute { prices, reply } => {
+                                let result = self.recompute(&prices);
+                                let _ = reply.send(result);
+                            }
+                            Command::Close { reply } => closers.push(reply),
+                        }
+                    }
+                    let result = self.shutdown();
+                    for closer in closers {
+                        let _ = closer.send(result.as_ref().map(|_| ()).map_err(clone_err));
+                    }
+                    return;
+                }
+            }
+        }
+        if let Err(e) = self.shutdown() {
+            tracing::warn!(error = %e, "sqlite writer stopped uncleanly");
+        }
+    }
+
+    fn next_queued(&mut self) -> Option<Command> {
+        self.stash.pop_front().or_else(|| self.rx.try_recv().ok())
+    }
+
+    /// The first batch plus every write already queued behind it, up to the item cap.
+    fn gather(&mut self, batch: WriteBatch, reply: WriteReply) -> Vec<(WriteBatch, WriteReply)> {
+        let mut total = batch.len();
+        let mut group = vec![(batch, reply)];
+        while total < self.max_batch {
+            match self.next_queued() {
+                Some(Command::Write { batch, reply }) => {
+                    total += batch.len();
+                    group.push((batch, reply));
+                }
+                Some(other) => {
+                    self.stash.push_front(other);
+                    break;
+                }
+                None => break,
+            }
+        }
+        group
+    }
+
+    fn commit_group(&mut self, group: Vec<(WriteBatch, WriteReply)>) {
+        let result = self.transaction(|tx| {
+            group
+                .iter()
+                .map(|(batch, _)| tx.apply_batch(batch))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        match result {
+            Ok(receipts) => {
+                for ((_, reply), receipt) in group.into_iter().zip(receipts) {
+                    let _ = reply.send(Ok(receipt));
+                }
+            }
+            Err(e) if group.len() > 1 => {
+                tracing::warn!(error = %e, batches = group.len(), "group commit failed; retrying batches one by one");
+                for (batch, reply) in group {
+                    let result = self.transaction(|tx| tx.apply_batch(&batch));
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                for (_, reply) in group {
+                    let _ = reply.send(Err(clone_err(&e)));
+                }
+            }
+        }
+    }
+
+    /// Runs `f` inside `BEGIN IMMEDIATE … COMMIT`, flushing the accumulated summaries first; rolls
+    /// back on any error.
+    fn transaction<T>(
+        &mut self,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+        let mut tx = Txn {
+            conn: &self.conn,
+            enricher: self.enricher.as_ref(),
+            origins: &mut self.origins,
+            genai_logs_exist: &mut self.genai_logs_exist,
+            deltas: Deltas::default(),
+        };
+        let result = f(&mut tx).and_then(|value| tx.flush().map(|()| value));
+        let result = result.and_then(|value| {
+            self.conn.execute_batch("COMMIT").map_err(db_err)?;
+            Ok(value)
+        });
+        if result.is_err() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "sqlite rollback failed");
+            }
+            // Origins inserted by the failed transaction are gone with it.
+            self.origins = OriginCache::default();
+        }
+        result
+    }
+
+    fn recompute(&mut self, prices: &PriceTable) -> Result<u64, StoreError> {
+        let mut after = 0i64;
+        let mut changed = 0u64;
+        loop {
+            let (rows, last, n) = self.transaction(|tx| tx.recompute_chunk(prices, after))?;
+            changed += n;
+            after = last;
+            if rows < RECOMPUTE_CHUNK {
+                return Ok(changed);
+            }
+            // Let queued writes through between chunks.
+            while let Some(cmd) = self.next_queued() {
+                match cmd {
+                    Command::Write { batch, reply } => {
+                        let group = self.gather(batch, reply);
+                        self.commit_group(group);
+                    }
+                    other => {
+                        self.stash.push_front(other);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn shutdown(self) -> Result<(), StoreError> {
+        let checkpoint: Result<(i64, i64, i64), _> =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                });
+        match checkpoint {
+            Ok((0, _, _)) => {}
+            Ok(_) => tracing::warn!("wal checkpoint at close was incomplete (readers active)"),
+            Err(e) => tracing::warn!(error = %e, "wal checkpoint at close failed"),
+        }
+        self.conn.close().map_err(|(_, e)| db_err(e))
+    }
+}
+
+/// StoreError is not Clone (it need not be elsewhere); the writer answers several callers with
+/// one failure.
+fn clone_err(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::InvalidInput { field, message } => StoreError::InvalidInput {
+            field,
+            message: message.clone(),
+        },
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Closed => StoreError::Closed,
+        StoreError::Database(m) => StoreError::Database(m.clone()),
+        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+    }
+}
+
+/// Resource/scope pairs already stored, so that most spans reuse an id without touching SQLite.
+#[derive(Default)]
+struct OriginCache {
+    last: Option<(Attributes, Scope, i64)>,
+    ids: HashMap<(String, String), i64>,
+}
+
+const ORIGIN_CACHE_MAX: usize = 4096;
+
+impl OriginCache {
+    fn id(
+        &mut self,
+        conn: &Connection,
+        resource: &Attributes,
+        scope: &Scope,
+    ) -> Result<i64, StoreError> {
+        if let Some((r, s, id)) = &self.last {
+            if r == resource && s == scope {
+                return Ok(*id);
+            }
+        }
+        let resource_json = serde_json::to_string(resource).map_err(|e| json_err("resource", e))?;
+        let scope_json = serde_json::to_string(scope).map_err(|e| json_err("scope", e))?;
+        let key = (resource_json, scope_json);
+        let id = match self.ids.get(&key) {
+            Some(id) => *id,
+            None => {
+                let id = Self::lookup_or_insert(conn, &key.0, &key.1)?;
+                if self.ids.len() >= ORIGIN_CACHE_MAX {
+                    self.ids.clear();
+                }
+                self.ids.insert(key, id);
+                id
+            }
+        };
+        self.last = Some((resource.clone(), scope.clone(), id));
+        Ok(id)
+    }
+
+    fn lookup_or_insert(conn: &Connection, resource: &str, scope: &str) -> Result<i64, StoreError> {
+        let hash = fnv1a(&[resource, scope]);
+        let mut select = conn
+            .prepare_cached("SELECT id, resource, scope FROM origins WHERE hash = ?1")
+            .map_err(db_err)?;
+        let mut rows = select.query([hash]).map_err(db_err)?;
+        while let Some(row) = rows.next().map_err(db_err)? {
+            let r: String = row.get(1).map_err(db_err)?;
+            let s: String = row.get(2).map_err(db_err)?;
+            if r == resource && s == scope {
+                return row.get(0).map_err(db_err);
+            }
+        }
+        conn.prepare_cached("INSERT INTO origins (hash, resource, scope) VALUES (?1, ?2, ?3)")
+            .and_then(|mut st| st.execute(params![hash, resource, scope]))
+            .map_err(db_err)?;
+        Ok(conn.last_insert_rowid())
+    }
+}
+
+/// What one call contributes to its trace, session and user.
+#[derive(Debug, Clone, PartialEq)]
+struct CallStats {
+    error: bool,
+    input: i64,
+    output: i64,
+    cost: Option<f64>,
+    user: Option<String>,
+    session: Option<String>,
+    start: i64,
+}
+
+impl CallStats {
+    fn of(call: &LlmCall) -> Self {
+        Self {
+            error: call.status == CallStatus::Error,
+            input: call.usage.input_tokens.map_or(0, to_i64),
+            output: call.usage.output_tokens.map_or(0, to_i64),
+            cost: call.cost.as_ref().map(|c| c.total_usd),
+            user: call.user_id.clone(),
+            session: call.session_id.clone(),
+            start: to_i64(call.start_time_unix_nano),
+        }
+    }
+}
+
+/// Changes to one trace row, summed over a transaction.
+#[derive(Debug)]
+struct TraceDelta {
+    start: i64,
+    end: i64,
+    root: Option<(String, String)>,
+    earliest: Option<(i64, String, String)>,
+    spans: i64,
+    calls: i64,
+    errors: i64,
+    input: i64,
+    output: i64,
+    priced: i64,
+    cost: f64,
+    user: Option<String>,
+    session: Option<String>,
+}
+
+impl Default for TraceDelta {
+    fn default() -> Self {
+        Self {
+            start: i64::MAX,
+            end: 0,
+            root: None,
+            earliest: None,
+            spans: 0,
+            calls: 0,
+            errors: 0,
+            input: 0,
+            output: 0,
+            priced: 0,
+            cost: 0.0,
+            user: None,
+            session: None,
+        }
+    }
+}
+
+/// Changes to one session or user row, summed over a transaction.
+#[derive(Debug)]
+struct GroupDelta {
+    first: i64,
+    last: i64,
+    user: Option<String>,
+    traces: i64,
+    sessions: i64,
+    calls: i64,
+    errors: i64,
+    input: i64,
+    output: i64,
+    priced: i64,
+    cost: f64,
+}
+
+impl Default for GroupDelta {
+    fn default() -> Self {
+        Self {
+            first: i64::MAX,
+            last: i64::MIN,
+            user: None,
+            traces: 0,
+            sessions: 0,
+            calls: 0,
+            errors: 0,
+            input: 0,
+            output: 0,
+            priced: 0,
+            cost: 0.0,
+        }
+    }
+}
+
+impl GroupDelta {
+    fn seen(&mut self, at: i64) {
+        self.first = self.first.min(at);
+        self.last = self.last.max(at);
+    }
+
+    fn add_call(&mut self, stats: &CallStats, sign: i64) {
+        self.calls += sign;
+        self.errors += sign * i64::from(stats.error);
+        self.input += sign * stats.input;
+        self.output += sign * stats.output;
+        if let Some(cost) = stats.cost {
+            self.priced += sign;
+            self.cost += sign as f64 * cost;
+        }
+    }
+}
+
+#[derive(Default)]
+struct Deltas {
+    traces: HashMap<(String, TraceId), TraceDelta>,
+    sessions: HashMap<(String, String), GroupDelta>,
+    users: HashMap<(String, String), GroupDelta>,
+    session_traces: HashSet<(String, String, TraceId)>,
+    user_traces: HashSet<(String, String, TraceId)>,
+    user_sessions: HashSet<(String, String, String)>,
+    spans: i64,
+    calls: i64,
+    logs: i64,
+}
+
+impl Deltas {
+    fn trace(&mut self, project: &str, trace_id: TraceId) -> &mut TraceDelta {
+        self.traces
+            .entry((project.to_string(), trace_id))
+            .or_default()
+    }
+
+    /// Records activity of a user and/or session in a trace at `at`.
+    fn context(
+        &mut self,
+        project: &str,
+        trace_id: TraceId,
+        user: Option<&str>,
+        session: Option<&str>,
+        at: i64,
+    ) {
+        if user.is_none() && session.is_none() {
+            return;
+        }
+        let t = self.trace(project, trace_id);
+        if t.user.is_none() {
+            t.user = user.map(str::to_string);
+        }
+        if t.session.is_none() {
+            t.session = session.map(str::to_string);
+        }
+        if let Some(s) = session {
+            let d = self
+                .sessions
+                .entry((project.to_string(), s.to_string()))
+                .or_default();
+            d.seen(at);
+            if let Some(u) = user {
+                d.user = Some(u.to_string());
+            }
+            self.session_traces
+                .insert((project.to_string(), s.to_string(), trace_id));
+        }
+        if let Some(u) = user {
+            self.users
+                .entry((project.to_string(), u.to_string()))
+                .or_default()
+                .seen(at);
+            self.user_traces
+                .insert((project.to_string(), u.to_string(), trace_id));
+            if let Some(s) = session {
+                self.user_sessions
+                    .insert((project.to_string(), u.to_string(), s.to_string()));
+            }
+        }
+    }
+
+    /// Adds (`sign` 1) or removes (`sign` -1) one call's contribution.
+    fn call(&mut self, project: &str, trace_id: TraceId, stats: &CallStats, sign: i64) {
+        self.calls += sign;
+        let t = self.trace(project, trace_id);
+        t.calls += sign;
+        t.errors += sign * i64::from(stats.error);
+        t.input += sign * stats.input;
+        t.output += sign * stats.output;
+        if let Some(cost) = stats.cost {
+            t.priced += sign;
+            t.cost += sign as f64 * cost;
+        }
+        if sign > 0 {
+            self.context(
+                project,
+                trace_id,
+                stats.user.as_deref(),
+                stats.session.as_deref(),
+                stats.start,
+            );
+        }
+        if let Some(s) = &stats.session {
+            self.sessions
+                .entry((project.to_string(), s.clone()))
+                .or_default()
+                .add_call(stats, sign);
+        }
+        if let Some(u) = &stats.user {
+            self.users
+                .entry((project.to_string(), u.clone()))
+                .or_default()
+                .add_call(stats, sign);
+        }
+    }
+
+    /// Adds a newly stored span (its call, if any, is added separately).
+    fn span(&mut self, span: &Span, has_call: bool) {
+        self.spans += 1;
+        let start = to_i64(span.start_time_unix_nano);
+        let end = to_i64(span.end_time_unix_nano);
+        let t = self.trace(&span.project, span.trace_id);
+        t.spans += 1;
+        t.start = t.start.min(start);
+        t.end = t.end.max(end);
+        if span.status.code == StatusCode::Error {
+            t.errors += 1;
+        }
+        if span.parent_span_id.is_none() && t.root.is_none() {
+            t.root = Some((span.name.clone(), span.service.clone()));
+        }
+        if t.earliest.as_ref().is_none_or(|(at, _, _)| start < *at) {
+            t.earliest = Some((start, span.name.clone(), span.service.clone()));
+        }
+        if !has_call {
+            let user = first_str_attr(span, USER_KEYS);
+            let session = first_str_attr(span, SESSION_KEYS);
+            self.context(&span.project, span.trace_id, user, session, start);
+        }
+    }
+}
+
+fn first_str_attr<'a>(span: &'a Span, keys: &[&str]) -> Option<&'a str> {
+    keys.iter()
+        .find_map(|k| span.attr(k).and_then(|v| v.as_str()))
+        .filter(|s| !s.is_empty())
+}
+
+/// One open transaction.
+struct Txn<'a> {
+    conn: &'a Connection,
+    enricher: &'a dyn Enricher,
+    origins: &'a mut OriginCache,
+    genai_logs_exist: &'a mut bool,
+    deltas: Deltas,
+}
+
+impl Txn<'_> {
+    fn apply_batch(&mut self, batch: &WriteBatch) -> Result<WriteReceipt, StoreError> {
+        let mut receipt = WriteReceipt::default();
+        // Logs first, so that spans of this batch see the GenAI events sent with them.
+        let mut touched: Vec<SpanKey> = Vec::new();
+        let mut touched_set: HashSet<SpanKey> = HashSet::new();
+        for log in &batch.logs {
+            if let Some(key) = self.insert_log(log)? {
+                if touched_set.insert(key.clone()) {
+                    touched.push(key);
+                }
+            }
+            receipt.logs_written += 1;
+        }
+        for item in &batch.spans {
+            let span = &item.span;
+            if !self.insert_span(span)? {
+                receipt.spans_duplicate += 1;
+                continue;
+            }
+            receipt.spans_written += 1;
+            let key = SpanKey::of(span);
+            let merged = if *self.genai_logs_exist {
+                touched_set.remove(&key);
+                self.enrich_with_logs(span, &key)?
+            } else {
+                None
+            };
+            let call = match merged {
+                Some(call) => call,
+                None => item.llm.clone(),
+            };
+            self.deltas.span(span, call.is_some());
+            if let Some(call) = call {
+                self.insert_call(&key, &call)?;
+            }
+        }
+        // GenAI events for spans stored earlier: normalize those calls again.
+        for key in touched {
+            if !touched_set.contains(&key) {
+                continue;
+            }
+            let Some(span) = self.load_span(&key)? else {
+                continue;
+            };
+            if let Some(call) = self.enrich_with_logs(&span, &key)? {
+                self.replace_call(&key, call)?;
+            }
+        }
+        Ok(receipt)
+    }
+
+    /// Stores a log; returns the span key when it is a GenAI event for a span.
+    fn insert_log(&mut self, log: &LogRecord) -> Result<Option<SpanKey>, StoreError> {
+        let origin = self.origins.id(self.conn, &log.resource, &log.scope)?;
+        let genai = log.is_genai_event() && log.trace_id.is_some();
+        let attributes =
+            serde_json::to_string(&log.attributes).map_err(|e| json_err("log attributes", e))?;
+        let body = log
+            .body
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| json_err("log body", e))?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO logs (project, trace_id, span_id, time_ns, severity_number, genai, \
+                 service, severity_text, event_name, origin, attributes, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    log.project,
+                    log.trace_id.as_ref().map(|t| t.as_bytes()),
+                    log.span_id.as_ref().map(|s| s.as_bytes()),
+                    to_i64(log.time_unix_nano),
+                    log.severity_number,
+                    genai,
+                    log.service,
+                    log.severity_text,
+                    log.event_name,
+                    origin,
+                    attributes,
+                    body,
+                ])
+            })
+            .map_err(db_err)?;
+        self.deltas.logs += 1;
+        match (genai, log.trace_id, log.span_id) {
+            (true, Some(trace_id), Some(span_id)) => {
+                *self.genai_logs_exist = true;
+                Ok(Some(SpanKey {
+                    project: log.project.clone(),
+                    trace_id,
+                    span_id,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Inserts a span unless already stored; returns whether it was new.
+    fn insert_span(&mut self, span: &Span) -> Result<bool, StoreError> {
+        let origin = self.origins.id(self.conn, &span.resource, &span.scope)?;
+        let attributes =
+            serde_json::to_string(&span.attributes).map_err(|e| json_err("span attributes", e))?;
+        let extra = encode_extra(span)?;
+        let changed = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO spans (project, trace_id, span_id, parent_span_id, \
+                 start_ns, end_ns, kind, status, service, name, status_message, origin, \
+                 attributes, extra) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    span.project,
+                    span.trace_id.as_bytes(),
+                    span.span_id.as_bytes(),
+                    span.parent_span_id.as_ref().map(|p| p.as_bytes()),
+                    to_i64(span.start_time_unix_nano),
+                    to_i64(span.end_time_unix_nano),
+                    span.kind.to_otlp(),
+                    span.status.code.to_otlp(),
+                    span.service,
+                    span.name,
+                    span.status.message,
+                    origin,
+                    attributes,
+                    extra,
+                ])
+            })
+            .map_err(db_err)?;
+        Ok(changed == 1)
+    }
+
+    fn load_span(&mut self, key: &SpanKey) -> Result<Option<Span>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SPAN_COLUMNS} FROM spans s \
+                 WHERE s.project = ?1 AND s.trace_id = ?2 AND s.span_id = ?3"
+            ))
+            .map_err(db_err)?;
+        let mut rows = st
+            .query(params![
+                key.project,
+                key.trace_id.as_bytes(),
+                key.span_id.as_bytes()
+            ])
+            .map_err(db_err)?;
+        match rows.next().map_err(db_err)? {
+            Some(row) => {
+                let mut origins = OriginReader::default();
+                read_span(self.conn, &mut origins, &key.project, row).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The span's call normalized again with its stored GenAI log events appended to its events;
+    /// `None` when it has no such events (nothing to redo). A panicking enricher keeps the call
+    /// the caller already has.
+    fn enrich_with_logs(
+        &mut self,
+        span: &Span,
+        key: &SpanKey,
+    ) -> Result<Option<Option<LlmCall>>, StoreError> {
+        let events = {
+            let mut st = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {LOG_EVENT_COLUMNS} FROM logs l \
+                     WHERE l.project = ?1 AND l.trace_id = ?2 AND l.span_id = ?3 AND l.genai = 1 \
+                     ORDER BY l.time_ns, l.id"
+                ))
+                .map_err(db_err)?;
+            let mut rows = st
+                .query(params![
+                    key.project,
+                    key.trace_id.as_bytes(),
+                    key.span_id.as_bytes()
+                ])
+                .map_err(db_err)?;
+            let mut events = Vec::new();
+            while let Some(row) = rows.next().map_err(db_err)? {
+                events.push(read_log_event(row)?.1);
+            }
+            events
+        };
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let mut merged = span.clone();
+        merged.events.extend(events);
+        let enricher = self.enricher;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| enricher.enrich(&merged))) {
+            Ok(call) => Ok(Some(call)),
+            Err(_) => {
+                tracing::error!(
+                    trace_id = %key.trace_id,
+                    span_id = %key.span_id,
+                    "enricher panicked; keeping the span's previous call"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    fn insert_call(&mut self, key: &SpanKey, call: &LlmCall) -> Result<(), StoreError> {
+        let json = serde_json::to_string(call).map_err(|e| json_err("llm call", e))?;
+        let stats = CallStats::of(call);
+        self.conn
+            .prepare_cached(
+                "INSERT INTO llm_calls (project, trace_id, span_id, start_ns, status, service, \
+                 provider, request_model, response_model, operation, user_id, session_id, \
+                 input_tokens, output_tokens, total_tokens, cost_usd, call) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    key.project,
+                    key.trace_id.as_bytes(),
+                    key.span_id.as_bytes(),
+                    stats.start,
+                    i64::from(stats.error),
+                    call.service_name,
+                    call.provider,
+                    call.request_model,
+                    call.response_model,
+                    call.operation,
+                    call.user_id,
+                    call.session_id,
+                    call.usage.input_tokens.map(to_i64),
+                    call.usage.output_tokens.map(to_i64),
+                    call.usage.total_tokens.map(to_i64),
+                    stats.cost,
+                    json,
+                ])
+            })
+            .map_err(db_err)?;
+        let id = self.conn.last_insert_rowid();
+        self.index_text(id, call, false)?;
+        self.deltas.call(&key.project, key.trace_id, &stats, 1);
+        Ok(())
+    }
+
+    fn index_text(&mut self, id: i64, call: &LlmCall, replace: bool) -> Result<(), StoreError> {
+        if replace {
+            self.conn
+                .prepare_cached("DELETE FROM calls_fts WHERE rowid = ?1")
+                .and_then(|mut st| st.execute([id]))
+                .map_err(db_err)?;
+        }
+        let text = call.searchable_text();
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached("INSERT INTO calls_fts (rowid, text) VALUES (?1, ?2)")
+            .and_then(|mut st| st.execute(params![id, text]))
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The stored call's id and contribution, if the span has one.
+    fn stored_call(&mut self, key: &SpanKey) -> Result<Option<(i64, CallStats)>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT id, status, user_id, session_id, input_tokens, output_tokens, cost_usd, \
+                 start_ns FROM llm_calls WHERE project = ?1 AND trace_id = ?2 AND span_id = ?3",
+            )
+            .and_then(|mut st| {
+                st.query_row(
+                    params![key.project, key.trace_id.as_bytes(), key.span_id.as_bytes()],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            CallStats {
+                                error: r.get::<_, i64>(1)? != 0,
+                                user: r.get(2)?,
+                                session: r.get(3)?,
+                                input: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                                output: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+                                cost: r.get(6)?,
+                                start: r.get(7)?,
+                            },
+                        ))
+                    },
+                )
+                .optional()
+            })
+            .map_err(db_err)
+    }
+
+    /// Replaces (or adds, or removes) the call of an already stored span, adjusting every summary
+    /// by the difference.
+    fn replace_call(&mut self, key: &SpanKey, call: Option<LlmCall>) -> Result<(), StoreError> {
+        let old = self.stored_call(key)?;
+        match (old, call) {
+            (None, None) => {}
+            (None, Some(call)) => self.insert_call(key, &call)?,
+            (Some((id, old)), None) => {
+                self.conn
+                    .prepare_cached("DELETE FROM llm_calls WHERE id = ?1")
+                    .and_then(|mut st| st.execute([id]))
+                    .map_err(db_err)?;
+                self.conn
+                    .prepare_cached("DELETE FROM calls_fts WHERE rowid = ?1")
+                    .and_then(|mut st| st.execute([id]))
+                    .map_err(db_err)?;
+                self.deltas.call(&key.project, key.trace_id, &old, -1);
+            }
+            (Some((id, old)), Some(call)) => {
+                let json = serde_json::to_string(&call).map_err(|e| json_err("llm call", e))?;
+                let stats = CallStats::of(&call);
+                self.conn
+                    .prepare_cached(
+                        "UPDATE llm_calls SET start_ns = ?2, status = ?3, service = ?4, \
+                         provider = ?5, request_model = ?6, response_model = ?7, operation = ?8, \
+                         user_id = ?9, session_id = ?10, input_tokens = ?11, output_tokens = ?12, \
+                         total_tokens = ?13, cost_usd = ?14, call = ?15 WHERE id = ?1",
+                    )
+                    .and_then(|mut st| {
+                        st.execute(params![
+                            id,
+                            stats.start,
+                            i64::from(stats.error),
+                            call.service_name,
+                            call.provider,
+                            call.request_model,
+                            call.response_model,
+                            call.operation,
+                            call.user_id,
+                            call.session_id,
+                            call.usage.input_tokens.map(to_i64),
+                            call.usage.output_tokens.map(to_i64),
+                            call.usage.total_tokens.map(to_i64),
+                            stats.cost,
+                            json,
+                        ])
+                    })
+                    .map_err(db_err)?;
+                self.index_text(id, &call, true)?;
+                self.deltas.call(&key.project, key.trace_id, &old, -1);
+                self.deltas.call(&key.project, key.trace_id, &stats, 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-prices up to [`RECOMPUTE_CHUNK`] calls with ids above `after`; returns (rows read, last
+    /// id, calls changed).
+    fn recompute_chunk(
+        &mut self,
+        prices: &PriceTable,
+        after: i64,
+    ) -> Result<(usize, i64, u64), StoreError> {
+        let rows: Vec<(i64, String, Vec<u8>, String)> = {
+            let mut st = self
+                .conn
+                .prepare_cached(
+                    "SELECT id, project, trace_id, call FROM llm_calls WHERE id > ?1 \
+                     ORDER BY id LIMIT ?2",
+                )
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(params![after, RECOMPUTE_CHUNK as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<_, _>>().map_err(db_err)?
+        };
+        let mut last = after;
+        let mut changed = 0;
+        for (id, project, trace_id, json) in &rows {
+            last = *id;
+            let mut call = match decode_call(json) {
+                Ok(call) => call,
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "skipping undecodable call while re-pricing");
+                    continue;
+                }
+            };
+            let cost = prices.cost(&call);
+            if cost == call.cost {
+                continue;
+            }
+            let Ok(trace_id) = TraceId::from_bytes(trace_id) else {
+                tracing::warn!(id, "skipping call with a corrupt trace id while re-pricing");
+                continue;
+            };
+            let old = CallStats::of(&call);
+            call.cost = cost;
+            let new = CallStats::of(&call);
+            let json = serde_json::to_string(&call).map_err(|e| json_err("llm call", e))?;
+            self.conn
+                .prepare_cached("UPDATE llm_calls SET cost_usd = ?2, call = ?3 WHERE id = ?1")
+                .and_then(|mut st| st.execute(params![id, new.cost, json]))
+                .map_err(db_err)?;
+            self.deltas.call(project, trace_id, &old, -1);
+            self.deltas.call(project, trace_id, &new, 1);
+            changed += 1;
+        }
+        Ok((rows.len(), last, changed))
+    }
+
+    /// Writes the summaries accumulated over the transaction.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let d = std::mem::take(&mut self.deltas);
+        let Deltas {
+            traces,
+            mut sessions,
+            mut users,
+            session_traces,
+            user_traces,
+            user_sessions,
+            spans,
+            calls,
+            logs,
+        } = d;
+        let conn = self.conn;
+        for (project, session, trace_id) in session_traces {
+            let new = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO session_traces (project, session_id, trace_id) \
+                     VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut st| st.execute(params![project, session, trace_id.as_bytes()]))
+                .map_err(db_err)?;
+            if new == 1 {
+                sessions.entry((project, session)).or_default().traces += 1;
+            }
+        }
+        for (project, user, trace_id) in user_traces {
+            let new = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO user_traces (project, user_id, trace_id) \
+                     VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut st| st.execute(params![project, user, trace_id.as_bytes()]))
+                .map_err(db_err)?;
+            if new == 1 {
+                users.entry((project, user)).or_default().traces += 1;
+            }
+        }
+        for (project, user, session) in user_sessions {
+            let new = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO user_sessions (project, user_id, session_id) \
+                     VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut st| st.execute(params![project, user, session]))
+                .map_err(db_err)?;
+            if new == 1 {
+                users.entry((project, user)).or_default().sessions += 1;
+            }
+        }
+
+        let mut new_traces = 0i64;
+        {
+            let mut st = conn
+                .prepare_cached(
+                    "INSERT INTO traces (project, trace_id, start_ns, end_ns, root_known, name, \
+                     service, span_count, llm_call_count, error_count, input_tokens, \
+                     output_tokens, priced_calls, cost_usd, user_id, session_id) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+                     ON CONFLICT (project, trace_id) DO UPDATE SET \
+                       name = CASE WHEN traces.root_known THEN traces.name \
+                                   WHEN excluded.root_known OR excluded.start_ns < traces.start_ns \
+                                   THEN excluded.name ELSE traces.name END, \
+                       service = CASE WHEN traces.root_known THEN traces.service \
+                                   WHEN excluded.root_known OR excluded.start_ns < traces.start_ns \
+                                   THEN excluded.service ELSE traces.service END, \
+                       root_known = max(traces.root_known, excluded.root_known), \
+                       start_ns = min(traces.start_ns, excluded.start_ns), \
+                       end_ns = max(traces.end_ns, excluded.end_ns), \
+                       span_count = traces.span_count + excluded.span_count, \
+                       llm_call_count = traces.llm_call_count + excluded.llm_call_count, \
+                       error_count = traces.error_count + excluded.error_count, \
+                       input_tokens = traces.input_tokens + excluded.input_tokens, \
+                       output_tokens = traces.output_tokens + excluded.output_tokens, \
+                       priced_calls = traces.priced_calls + excluded.priced_calls, \
+                       cost_usd = CASE WHEN traces.priced_calls + excluded.priced_calls = 0 THEN 0 \
+                                       ELSE traces.cost_usd + excluded.cost_usd END, \
+                       user_id = coalesce(traces.user_id, excluded.user_id), \
+                       session_id = coalesce(traces.session_id, excluded.session_id) \
+                     RETURNING span_count",
+                )
+                .map_err(db_err)?;
+            for ((project, trace_id), t) in traces {
+                let root_known = t.root.is_some();
+                let (name, service) = match (t.root, t.earliest) {
+                    (Some(root), _) => root,
+                    (None, Some((_, name, service))) => (name, service),
+                    (None, None) => (String::new(), String::new()),
+                };
+                let span_count: i64 = st
+                    .query_row(
+                        params![
+                            project,
+                            trace_id.as_bytes(),
+                            t.start,
+                            t.end,
+                            root_known,
+                            name,
+                            service,
+                            t.spans,
+                            t.calls,
+                            t.errors,
+                            t.input,
+                            t.output,
+                            t.priced,
+                            t.cost,
+                            t.user,
+                            t.session,
+                        ],
+                        |r| r.get(0),
+                    )
+                    .map_err(db_err)?;
+                if t.spans > 0 && span_count == t.spans {
+                    new_traces += 1;
+                }
+            }
+        }
+        upsert_groups(conn, "sessions", &sessions)?;
+        upsert_groups(conn, "users", &users)?;
+        let mut st = conn
+            .prepare_cached("UPDATE counters SET value = value + ?2 WHERE name = ?1")
+            .map_err(db_err)?;
+        for (name, delta) in [
+            ("spans", spans),
+            ("llm_calls", calls),
+            ("logs", logs),
+            ("traces", new_traces),
+        ] {
+            if delta != 0 {
+                st.execute(params![name, delta]).map_err(db_err)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn upsert_groups(
+    conn: &Connection,
+    table: &str,
+    deltas: &HashMap<(String, String), GroupDelta>,
+) -> Result<(), StoreError> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let sql = if table == "sessions" {
+        "INSERT INTO sessions (project, session_id, user_id, trace_count, call_count, errors, \
+         input_tokens, output_tokens, priced_calls, cost_usd, first_seen, last_seen) \
+         VALUES (?1, ?2, ?3, ?4, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+         ON CONFLICT (project, session_id) DO UPDATE SET \
+           user_id = coalesce(excluded.user_id, sessions.user_id), \
+           trace_count = sessions.trace_count + excluded.trace_count, \
+           call_count = sessions.call_count + excluded.call_count, \
+           errors = sessions.errors + excluded.errors, \
+           input_tokens = sessions.input_tokens + excluded.input_tokens, \
+           output_tokens = sessions.output_tokens + excluded.output_tokens, \
+           priced_calls = sessions.priced_calls + excluded.priced_calls, \
+           cost_usd = CASE WHEN sessions.priced_calls + excluded.priced_calls = 0 THEN 0 \
+                           ELSE sessions.cost_usd + excluded.cost_usd END, \
+           first_seen = min(sessions.first_seen, excluded.first_seen), \
+           last_seen = max(sessions.last_seen, excluded.last_seen)"
+    } else {
+        "INSERT INTO users (project, user_id, trace_count, session_count, call_count, errors, \
+         input_tokens, output_tokens, priced_calls, cost_usd, first_seen, last_seen) \
+         VALUES (?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+         ON CONFLICT (project, user_id) DO UPDATE SET \
+           trace_count = users.trace_count + excluded.trace_count, \
+           session_count = users.session_count + excluded.session_count, \
+           call_count = users.call_count + excluded.call_count, \
+           errors = users.errors + excluded.errors, \
+           input_tokens = users.input_tokens + excluded.input_tokens, \
+           output_tokens = users.output_tokens + excluded.output_tokens, \
+           priced_calls = users.priced_calls + excluded.priced_calls, \
+           cost_usd = CASE WHEN users.priced_calls + excluded.priced_calls = 0 THEN 0 \
+                           ELSE users.cost_usd + excluded.cost_usd END, \
+           first_seen = min(users.first_seen, excluded.first_seen), \
+           last_seen = max(users.last_seen, excluded.last_seen)"
+    };
+    let mut st = conn.prepare_cached(sql).map_err(db_err)?;
+    for ((project, key), d) in deltas {
+        // A delta with no activity only ever updates an existing row; keep its times neutral
+        // but valid should it ever insert one.
+        let (first, last) = if d.first <= d.last {
+            (d.first, d.last)
+        } else {
+            (i64::MAX, 0)
+        };
+        st.execute(params![
+            project, key, d.user, d.traces, d.sessions, d.calls, d.errors, d.input, d.output,
+            d.priced, d.cost, first, last,
+        ])
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
