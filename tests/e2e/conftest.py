@@ -151,12 +151,16 @@ def sightline(tmp_path_factory) -> Sightline:
                     "or set SIGHTLINE_BIN")
     server = _start(binary, tmp_path_factory.mktemp("sightline"))
     yield server
+    # Graceful shutdown flushes everything and exits 0; anything else is a failure of the run.
     server.proc.send_signal(signal.SIGTERM)
     try:
-        server.proc.wait(timeout=30)
+        code = server.proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         server.proc.kill()
         server.proc.wait()
+        pytest.fail(f"sightline did not exit within 30s of SIGTERM:\n{server.log_tail()}")
+    if code != 0:
+        pytest.fail(f"sightline exited with code {code} after SIGTERM:\n{server.log_tail()}")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@
 //! instrumentation's fixtures the way the receivers do, attaches GenAI log events to their spans
 //! the way the store does, normalizes every span and compares the calls with the manifest; it
 //! reports every mismatch of every fixture at once, naming fixture, call and field.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a fixture that cannot be read should panic
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;

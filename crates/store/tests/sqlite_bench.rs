@@ -80,10 +80,7 @@ fn trace(n: u64) -> Vec<SpanWithCall> {
                     attributes.insert("gen_ai.usage.output_tokens".into(), json!(300 + i));
                     attributes.insert("gen_ai.request.temperature".into(), json!(0.2));
                     attributes.insert("user.id".into(), json!(format!("user-{}", n % 1000)));
-                    attributes.insert(
-                        "session.id".into(),
-                        json!(format!("session-{}", n / 4)),
-                    );
+                    attributes.insert("session.id".into(), json!(format!("session-{}", n / 4)));
                     attributes.insert(
                         "test.prompt".into(),
                         json!(format!(
@@ -94,15 +91,20 @@ fn trace(n: u64) -> Vec<SpanWithCall> {
                     );
                     attributes.insert(
                         "test.completion".into(),
-                        json!("The customer was billed in EUR instead of USD for March; \
-                               issue a refund of the exchange difference and fix the profile."),
+                        json!(
+                            "The customer was billed in EUR instead of USD for March; \
+                               issue a refund of the exchange difference and fix the profile."
+                        ),
                     );
                     (format!("chat {model}"), SpanKind::Client)
                 }
                 _ => {
                     attributes.insert("db.system".into(), json!("postgresql"));
                     attributes.insert("db.operation".into(), json!("SELECT"));
-                    attributes.insert("db.statement".into(), json!("SELECT * FROM tickets WHERE id = $1"));
+                    attributes.insert(
+                        "db.statement".into(),
+                        json!("SELECT * FROM tickets WHERE id = $1"),
+                    );
                     attributes.insert("rows".into(), json!(i));
                     (format!("tool step {i}"), SpanKind::Internal)
                 }
@@ -235,42 +237,110 @@ async fn ingest_and_query_speed() {
         time("get_trace (10 spans)", 200, || {
             k = (k + 7919) % total_traces;
             let id = trace(k)[0].span.trace_id;
-            rt.block_on(store.get_trace("default", id)).expect("get_trace")
+            rt.block_on(store.get_trace("default", id))
+                .expect("get_trace")
         });
         let cases: Vec<(&str, Filter)> = vec![
             ("no filter", f()),
-            ("service", Filter { service: Some("agent".into()), ..f() }),
-            ("model", Filter { model: Some("claude-sonnet-4".into()), ..f() }),
-            ("provider", Filter { provider: Some("openai".into()), ..f() }),
-            ("user", Filter { user_id: Some("user-7".into()), ..f() }),
-            ("session", Filter { session_id: Some(format!("session-{}", total_traces / 8)), ..f() }),
-            ("status=error", Filter { status: Some(sightline_model::CallStatus::Error), ..f() }),
-            ("q=refund", Filter { q: Some("refund".into()), ..f() }),
-            ("q=ticket 17", Filter { q: Some("ticket 17".into()), ..f() }),
-            ("attr url.path", Filter { attrs: vec![("url.path".into(), "/v1/chat".into())], ..f() }),
-            ("time window", Filter {
-                from_unix_nano: Some(T0 + total_traces / 2 * 1_000_000),
-                to_unix_nano: Some(T0 + (total_traces / 2 + 1000) * 1_000_000),
-                ..f()
-            }),
+            (
+                "service",
+                Filter {
+                    service: Some("agent".into()),
+                    ..f()
+                },
+            ),
+            (
+                "model",
+                Filter {
+                    model: Some("claude-sonnet-4".into()),
+                    ..f()
+                },
+            ),
+            (
+                "provider",
+                Filter {
+                    provider: Some("openai".into()),
+                    ..f()
+                },
+            ),
+            (
+                "user",
+                Filter {
+                    user_id: Some("user-7".into()),
+                    ..f()
+                },
+            ),
+            (
+                "session",
+                Filter {
+                    session_id: Some(format!("session-{}", total_traces / 8)),
+                    ..f()
+                },
+            ),
+            (
+                "status=error",
+                Filter {
+                    status: Some(sightline_model::CallStatus::Error),
+                    ..f()
+                },
+            ),
+            (
+                "q=refund",
+                Filter {
+                    q: Some("refund".into()),
+                    ..f()
+                },
+            ),
+            (
+                "q=ticket 17",
+                Filter {
+                    q: Some("ticket 17".into()),
+                    ..f()
+                },
+            ),
+            (
+                "attr url.path",
+                Filter {
+                    attrs: vec![("url.path".into(), "/v1/chat".into())],
+                    ..f()
+                },
+            ),
+            (
+                "time window",
+                Filter {
+                    from_unix_nano: Some(T0 + total_traces / 2 * 1_000_000),
+                    to_unix_nano: Some(T0 + (total_traces / 2 + 1000) * 1_000_000),
+                    ..f()
+                },
+            ),
         ];
         for (label, filter) in &cases {
             time(&format!("list_traces {label}"), 20, || {
-                rt.block_on(store.list_traces(filter, &page)).expect("list_traces")
+                rt.block_on(store.list_traces(filter, &page))
+                    .expect("list_traces")
             });
         }
         for (label, filter) in &cases {
             time(&format!("list_calls {label}"), 20, || {
-                rt.block_on(store.list_calls(filter, &page)).expect("list_calls")
+                rt.block_on(store.list_calls(filter, &page))
+                    .expect("list_calls")
             });
         }
         let first = rt.block_on(store.list_traces(&f(), &page)).expect("page 1");
         time("list_traces page 2 (cursor)", 20, || {
-            let next = PageRequest { limit: 50, cursor: first.next_cursor.clone() };
+            let next = PageRequest {
+                limit: 50,
+                cursor: first.next_cursor.clone(),
+            };
             rt.block_on(store.list_traces(&f(), &next)).expect("page 2")
         });
-        time("list_sessions", 20, || rt.block_on(store.list_sessions(&f(), &page)).expect("sessions"));
-        time("list_users", 20, || rt.block_on(store.list_users(&f(), &page)).expect("users"));
+        time("list_sessions", 20, || {
+            rt.block_on(store.list_sessions(&f(), &page))
+                .expect("sessions")
+        });
+        time("list_users", 20, || {
+            rt.block_on(store.list_users(&f(), &page)).expect("users")
+        });
     });
     store.close().await.expect("close");
 }

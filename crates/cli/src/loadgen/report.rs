@@ -280,7 +280,7 @@ impl Stats {
             _ => Latency::default(),
         };
         let mut errors = self.errors.lock().map(|e| e.clone()).unwrap_or_default();
-        errors.sort_by(|a, b| b.count.cmp(&a.count));
+        errors.sort_by_key(|e| std::cmp::Reverse(e.count));
         LoadReport {
             protocol,
             target,

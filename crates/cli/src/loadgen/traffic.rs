@@ -215,7 +215,7 @@ fn pick<T>(rng: &mut SmallRng, items: &'static [T]) -> &'static T {
 }
 
 fn slot(rng: &mut SmallRng, name: &str) -> &'static str {
-    *pick(rng, corpus::slot_values(name))
+    pick::<&'static str>(rng, corpus::slot_values(name))
 }
 
 fn fill(rng: &mut SmallRng, template: &str) -> String {

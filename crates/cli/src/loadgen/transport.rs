@@ -498,7 +498,12 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let span = &v["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
         let trace_id = span["traceId"].as_str().unwrap();
-        assert_eq!(trace_id, hex::encode(batch.traces[0].trace_id));
+        let hex: String = batch.traces[0]
+            .trace_id
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(trace_id, hex);
         assert_eq!(span["spanId"].as_str().unwrap().len(), 16);
         assert!(span["startTimeUnixNano"].is_string());
         assert!(span["attributes"][0]["value"]["stringValue"].is_string());

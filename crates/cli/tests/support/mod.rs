@@ -204,10 +204,8 @@ pub async fn check_traces(
                     return Some(format!("trace {id}: HTTP {status}: {body}"));
                 }
                 let spans = body["spans"].as_array().cloned().unwrap_or_default();
-                let ids: HashSet<&str> = spans
-                    .iter()
-                    .filter_map(|s| s["span_id"].as_str())
-                    .collect();
+                let ids: HashSet<&str> =
+                    spans.iter().filter_map(|s| s["span_id"].as_str()).collect();
                 if spans.len() != *expected || ids.len() != *expected {
                     return Some(format!(
                         "trace {id}: sent {expected} spans, stored {} ({} distinct ids)",
@@ -230,13 +228,16 @@ pub async fn list_trace_ids(server: &Server, project: Option<&str>) -> Vec<Strin
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut url = server.url("/api/v1/traces?limit=1000");
+        let mut params = vec![("limit", "1000".to_string())];
         if let Some(p) = project {
-            url.push_str(&format!("&project={p}"));
+            params.push(("project", p.to_string()));
         }
         if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
+            params.push(("cursor", c.clone()));
         }
+        let url = reqwest::Url::parse_with_params(&server.url("/api/v1/traces"), &params)
+            .expect("trace list URL")
+            .to_string();
         let (status, body) = get_json(&client, &url).await;
         assert_eq!(status, 200, "{url}: {body}");
         let page = body["traces"].as_array().expect("traces array");

@@ -35,7 +35,21 @@ impl StandardEnricher {
 impl Enricher for StandardEnricher {
     fn enrich(&self, span: &Span) -> Option<LlmCall> {
         let mut call = semconv::normalize(span)?;
-        call.cost = self.prices.cost(&call);
+        // The table's price wins; a model it does not know keeps the cost the client reported
+        // (Langfuse `cost_details`, OpenInference `llm.cost.*`), else stays unpriced (`None`).
+        if let Some(cost) = self.prices.cost(&call) {
+            call.cost = Some(cost);
+        }
+        // Some conventions (Langfuse generations) name the model but not the provider; the price
+        // table knows which provider serves a model.
+        if call.provider.is_none() {
+            if let Some(model) = call.model() {
+                call.provider = self
+                    .prices
+                    .lookup(model, call.start_time_unix_nano)
+                    .and_then(|entry| entry.provider.clone());
+            }
+        }
         Some(call)
     }
 }
@@ -111,5 +125,19 @@ mod tests {
         let pairs = enrich_all(&e, vec![span(json!({"http.method": "GET"}))]);
         assert_eq!(pairs.len(), 1);
         assert_eq!(pairs[0].llm, None);
+    }
+
+    #[test]
+    fn provider_is_taken_from_the_price_table_when_the_span_names_none() {
+        let e = StandardEnricher::builtin();
+        let call = e
+            .enrich(&span(json!({
+                "langfuse.observation.type": "generation",
+                "langfuse.observation.model.name": "claude-sonnet-4-5",
+                "langfuse.observation.usage_details": "{\"input\": 10, \"output\": 5}",
+            })))
+            .expect("a langfuse generation is an LLM call");
+        assert_eq!(call.provider.as_deref(), Some("anthropic"));
+        assert!(call.cost.is_some());
     }
 }

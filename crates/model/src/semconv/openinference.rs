@@ -36,12 +36,10 @@ pub(crate) fn extract(span: &Span) -> Option<Partial> {
         provider: a
             .first_str(&["llm.provider", "llm.system"])
             .and_then(|s| normalize_provider(&s)),
-        request_model: a.first_str(&[
-            "llm.request.model_name",
-            "llm.model_name",
-            "embedding.model_name",
-        ]),
-        response_model: a.str("llm.response.model_name"),
+        // The OpenAI instrumentation sets `llm.model_name` from the response; the requested model
+        // is the `model` key of the invocation parameters (read below).
+        request_model: a.str("llm.request.model_name"),
+        response_model: a.first_str(&["llm.response.model_name", "llm.model_name"]),
         session_id: a.str("session.id"),
         user_id: a.str("user.id"),
         prompt_version: a.str("llm.prompt_template.version"),
@@ -64,6 +62,9 @@ pub(crate) fn extract(span: &Span) -> Option<Partial> {
         if p.request_model.is_none() {
             p.request_model = params.get("model").and_then(as_string);
         }
+    }
+    if p.request_model.is_none() {
+        p.request_model = a.first_str(&["llm.model_name", "embedding.model_name"]);
     }
 
     p.usage.input_tokens = a.u64("llm.token_count.prompt");
@@ -279,7 +280,8 @@ mod tests {
         let p = extract(&s).unwrap();
         assert!(p.recognised);
         assert_eq!(p.operation.as_deref(), Some("chat"));
-        assert_eq!(p.request_model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
+        assert_eq!(p.request_model.as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(p.response_model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
         assert_eq!(p.provider.as_deref(), Some("openai"));
         assert_eq!(p.params.temperature, Some(0.1));
         assert_eq!(p.params.max_tokens, Some(50));

@@ -66,16 +66,6 @@ pub(crate) struct SpanKey {
     pub span_id: SpanId,
 }
 
-impl SpanKey {
-    pub fn of(span: &Span) -> Self {
-        Self {
-            project: span.project.clone(),
-            trace_id: span.trace_id,
-            span_id: span.span_id,
-        }
-    }
-}
-
 /// Events and links of a span as stored (borrowed for writing).
 #[derive(Serialize)]
 pub(crate) struct ExtraRef<'a> {

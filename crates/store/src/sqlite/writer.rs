@@ -15,23 +15,22 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use sightline_model::prices::PriceTable;
-use sightline_model::{
-    Attributes, CallStatus, LlmCall, LogRecord, Scope, Span, StatusCode, TraceId,
-};
+use sightline_model::{Span, TraceId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{
-    db_err, decode_call, encode_extra, fnv1a, json_err, read_log_event, read_span, to_i64,
-    OriginReader, SpanKey, LOG_EVENT_COLUMNS, SPAN_COLUMNS,
+    db_err, decode_call, fnv1a, json_err, read_log_event, read_span, OriginReader, SpanKey,
+    LOG_EVENT_COLUMNS, SPAN_COLUMNS,
 };
+use super::encode::{CallStats, EncodedBatch, EncodedCall, EncodedLog, EncodedSpan};
 use crate::error::StoreError;
-use crate::{Enricher, WriteBatch, WriteReceipt};
+use crate::{Enricher, WriteReceipt};
 
 /// Work for the writer thread.
 pub(crate) enum Command {
     /// Store a batch durably.
     Write {
-        batch: WriteBatch,
+        batch: EncodedBatch,
         reply: oneshot::Sender<Result<WriteReceipt, StoreError>>,
     },
     /// Recompute every call's cost.
@@ -50,16 +49,6 @@ type WriteReply = oneshot::Sender<Result<WriteReceipt, StoreError>>;
 /// Calls re-priced per transaction by `recompute_costs`; writes queued meanwhile run between
 /// chunks.
 const RECOMPUTE_CHUNK: usize = 1000;
-
-/// Span attributes that name the end user, highest precedence first (used for spans that are not
-/// LLM calls; a call's own `user_id` wins).
-const USER_KEYS: &[&str] = &["langfuse.user.id", "user.id", "enduser.id"];
-/// Span attributes that name the session, highest precedence first.
-const SESSION_KEYS: &[&str] = &[
-    "langfuse.session.id",
-    "session.id",
-    "gen_ai.conversation.id",
-];
 
 pub(crate) struct Writer {
     conn: Connection,
@@ -151,7 +140,11 @@ impl Writer {
     }
 
     /// The first batch plus every write already queued behind it, up to the item cap.
-    fn gather(&mut self, batch: WriteBatch, reply: WriteReply) -> Vec<(WriteBatch, WriteReply)> {
+    fn gather(
+        &mut self,
+        batch: EncodedBatch,
+        reply: WriteReply,
+    ) -> Vec<(EncodedBatch, WriteReply)> {
         let mut total = batch.len();
         let mut group = vec![(batch, reply)];
         while total < self.max_batch {
@@ -170,7 +163,7 @@ impl Writer {
         group
     }
 
-    fn commit_group(&mut self, group: Vec<(WriteBatch, WriteReply)>) {
+    fn commit_group(&mut self, group: Vec<(EncodedBatch, WriteReply)>) {
         let result = self.transaction(|tx| {
             group
                 .iter()
@@ -283,43 +276,36 @@ fn clone_err(e: &StoreError) -> StoreError {
     }
 }
 
-/// Resource/scope pairs already stored, so that most spans reuse an id without touching SQLite.
+/// Resource/scope pairs already stored, so that most batches resolve their origins without
+/// touching SQLite.
 #[derive(Default)]
 struct OriginCache {
-    last: Option<(Attributes, Scope, i64)>,
     ids: HashMap<(String, String), i64>,
 }
 
 const ORIGIN_CACHE_MAX: usize = 4096;
 
 impl OriginCache {
-    fn id(
+    /// Row ids of a batch's origins, in order.
+    fn resolve(
         &mut self,
         conn: &Connection,
-        resource: &Attributes,
-        scope: &Scope,
-    ) -> Result<i64, StoreError> {
-        if let Some((r, s, id)) = &self.last {
-            if r == resource && s == scope {
-                return Ok(*id);
-            }
-        }
-        let resource_json = serde_json::to_string(resource).map_err(|e| json_err("resource", e))?;
-        let scope_json = serde_json::to_string(scope).map_err(|e| json_err("scope", e))?;
-        let key = (resource_json, scope_json);
-        let id = match self.ids.get(&key) {
-            Some(id) => *id,
-            None => {
-                let id = Self::lookup_or_insert(conn, &key.0, &key.1)?;
-                if self.ids.len() >= ORIGIN_CACHE_MAX {
-                    self.ids.clear();
+        pairs: &[(String, String)],
+    ) -> Result<Vec<i64>, StoreError> {
+        pairs
+            .iter()
+            .map(|pair| match self.ids.get(pair) {
+                Some(id) => Ok(*id),
+                None => {
+                    let id = Self::lookup_or_insert(conn, &pair.0, &pair.1)?;
+                    if self.ids.len() >= ORIGIN_CACHE_MAX {
+                        self.ids.clear();
+                    }
+                    self.ids.insert(pair.clone(), id);
+                    Ok(id)
                 }
-                self.ids.insert(key, id);
-                id
-            }
-        };
-        self.last = Some((resource.clone(), scope.clone(), id));
-        Ok(id)
+            })
+            .collect()
     }
 
     fn lookup_or_insert(conn: &Connection, resource: &str, scope: &str) -> Result<i64, StoreError> {
@@ -339,32 +325,6 @@ impl OriginCache {
             .and_then(|mut st| st.execute(params![hash, resource, scope]))
             .map_err(db_err)?;
         Ok(conn.last_insert_rowid())
-    }
-}
-
-/// What one call contributes to its trace, session and user.
-#[derive(Debug, Clone, PartialEq)]
-struct CallStats {
-    error: bool,
-    input: i64,
-    output: i64,
-    cost: Option<f64>,
-    user: Option<String>,
-    session: Option<String>,
-    start: i64,
-}
-
-impl CallStats {
-    fn of(call: &LlmCall) -> Self {
-        Self {
-            error: call.status == CallStatus::Error,
-            input: call.usage.input_tokens.map_or(0, to_i64),
-            output: call.usage.output_tokens.map_or(0, to_i64),
-            cost: call.cost.as_ref().map(|c| c.total_usd),
-            user: call.user_id.clone(),
-            session: call.session_id.clone(),
-            start: to_i64(call.start_time_unix_nano),
-        }
     }
 }
 
@@ -559,35 +519,35 @@ impl Deltas {
     }
 
     /// Adds a newly stored span (its call, if any, is added separately).
-    fn span(&mut self, span: &Span, has_call: bool) {
+    fn span(&mut self, span: &EncodedSpan, has_call: bool) {
         self.spans += 1;
-        let start = to_i64(span.start_time_unix_nano);
-        let end = to_i64(span.end_time_unix_nano);
-        let t = self.trace(&span.project, span.trace_id);
+        let key = &span.key;
+        let t = self.trace(&key.project, key.trace_id);
         t.spans += 1;
-        t.start = t.start.min(start);
-        t.end = t.end.max(end);
-        if span.status.code == StatusCode::Error {
+        t.start = t.start.min(span.start);
+        t.end = t.end.max(span.end);
+        if span.error {
             t.errors += 1;
         }
-        if span.parent_span_id.is_none() && t.root.is_none() {
+        if span.parent.is_none() && t.root.is_none() {
             t.root = Some((span.name.clone(), span.service.clone()));
         }
-        if t.earliest.as_ref().is_none_or(|(at, _, _)| start < *at) {
-            t.earliest = Some((start, span.name.clone(), span.service.clone()));
+        if t.earliest
+            .as_ref()
+            .is_none_or(|(at, _, _)| span.start < *at)
+        {
+            t.earliest = Some((span.start, span.name.clone(), span.service.clone()));
         }
         if !has_call {
-            let user = first_str_attr(span, USER_KEYS);
-            let session = first_str_attr(span, SESSION_KEYS);
-            self.context(&span.project, span.trace_id, user, session, start);
+            self.context(
+                &key.project,
+                key.trace_id,
+                span.user.as_deref(),
+                span.session.as_deref(),
+                span.start,
+            );
         }
     }
-}
-
-fn first_str_attr<'a>(span: &'a Span, keys: &[&str]) -> Option<&'a str> {
-    keys.iter()
-        .find_map(|k| span.attr(k).and_then(|v| v.as_str()))
-        .filter(|s| !s.is_empty())
 }
 
 /// One open transaction.
@@ -600,40 +560,45 @@ struct Txn<'a> {
 }
 
 impl Txn<'_> {
-    fn apply_batch(&mut self, batch: &WriteBatch) -> Result<WriteReceipt, StoreError> {
+    fn apply_batch(&mut self, batch: &EncodedBatch) -> Result<WriteReceipt, StoreError> {
         let mut receipt = WriteReceipt::default();
+        let origins = self.origins.resolve(self.conn, &batch.origins)?;
+        let origin = |i: usize| {
+            origins
+                .get(i)
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt(format!("batch origin {i} out of range")))
+        };
         // Logs first, so that spans of this batch see the GenAI events sent with them.
         let mut touched: Vec<SpanKey> = Vec::new();
         let mut touched_set: HashSet<SpanKey> = HashSet::new();
         for log in &batch.logs {
-            if let Some(key) = self.insert_log(log)? {
+            if let Some(key) = self.insert_log(log, origin(log.origin)?)? {
                 if touched_set.insert(key.clone()) {
                     touched.push(key);
                 }
             }
             receipt.logs_written += 1;
         }
-        for item in &batch.spans {
-            let span = &item.span;
-            if !self.insert_span(span)? {
+        for span in &batch.spans {
+            if !self.insert_span(span, origin(span.origin)?)? {
                 receipt.spans_duplicate += 1;
                 continue;
             }
             receipt.spans_written += 1;
-            let key = SpanKey::of(span);
             let merged = if *self.genai_logs_exist {
-                touched_set.remove(&key);
-                self.enrich_with_logs(span, &key)?
+                touched_set.remove(&span.key);
+                self.enrich_with_logs(&span.key)?
             } else {
                 None
             };
-            let call = match merged {
-                Some(call) => call,
-                None => item.llm.clone(),
+            let call = match &merged {
+                Some(call) => call.as_ref(),
+                None => span.call.as_ref(),
             };
             self.deltas.span(span, call.is_some());
             if let Some(call) = call {
-                self.insert_call(&key, &call)?;
+                self.insert_call(&span.key, call)?;
             }
         }
         // GenAI events for spans stored earlier: normalize those calls again.
@@ -641,10 +606,7 @@ impl Txn<'_> {
             if !touched_set.contains(&key) {
                 continue;
             }
-            let Some(span) = self.load_span(&key)? else {
-                continue;
-            };
-            if let Some(call) = self.enrich_with_logs(&span, &key)? {
+            if let Some(call) = self.enrich_with_logs(&key)? {
                 self.replace_call(&key, call)?;
             }
         }
@@ -652,17 +614,7 @@ impl Txn<'_> {
     }
 
     /// Stores a log; returns the span key when it is a GenAI event for a span.
-    fn insert_log(&mut self, log: &LogRecord) -> Result<Option<SpanKey>, StoreError> {
-        let origin = self.origins.id(self.conn, &log.resource, &log.scope)?;
-        let genai = log.is_genai_event() && log.trace_id.is_some();
-        let attributes =
-            serde_json::to_string(&log.attributes).map_err(|e| json_err("log attributes", e))?;
-        let body = log
-            .body
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| json_err("log body", e))?;
+    fn insert_log(&mut self, log: &EncodedLog, origin: i64) -> Result<Option<SpanKey>, StoreError> {
         self.conn
             .prepare_cached(
                 "INSERT INTO logs (project, trace_id, span_id, time_ns, severity_number, genai, \
@@ -674,20 +626,20 @@ impl Txn<'_> {
                     log.project,
                     log.trace_id.as_ref().map(|t| t.as_bytes()),
                     log.span_id.as_ref().map(|s| s.as_bytes()),
-                    to_i64(log.time_unix_nano),
+                    log.time,
                     log.severity_number,
-                    genai,
+                    log.genai,
                     log.service,
                     log.severity_text,
                     log.event_name,
                     origin,
-                    attributes,
-                    body,
+                    log.attributes,
+                    log.body,
                 ])
             })
             .map_err(db_err)?;
         self.deltas.logs += 1;
-        match (genai, log.trace_id, log.span_id) {
+        match (log.genai, log.trace_id, log.span_id) {
             (true, Some(trace_id), Some(span_id)) => {
                 *self.genai_logs_exist = true;
                 Ok(Some(SpanKey {
@@ -701,11 +653,7 @@ impl Txn<'_> {
     }
 
     /// Inserts a span unless already stored; returns whether it was new.
-    fn insert_span(&mut self, span: &Span) -> Result<bool, StoreError> {
-        let origin = self.origins.id(self.conn, &span.resource, &span.scope)?;
-        let attributes =
-            serde_json::to_string(&span.attributes).map_err(|e| json_err("span attributes", e))?;
-        let extra = encode_extra(span)?;
+    fn insert_span(&mut self, span: &EncodedSpan, origin: i64) -> Result<bool, StoreError> {
         let changed = self
             .conn
             .prepare_cached(
@@ -716,20 +664,20 @@ impl Txn<'_> {
             )
             .and_then(|mut st| {
                 st.execute(params![
-                    span.project,
-                    span.trace_id.as_bytes(),
-                    span.span_id.as_bytes(),
-                    span.parent_span_id.as_ref().map(|p| p.as_bytes()),
-                    to_i64(span.start_time_unix_nano),
-                    to_i64(span.end_time_unix_nano),
-                    span.kind.to_otlp(),
-                    span.status.code.to_otlp(),
+                    span.key.project,
+                    span.key.trace_id.as_bytes(),
+                    span.key.span_id.as_bytes(),
+                    span.parent.as_ref().map(|p| p.as_bytes()),
+                    span.start,
+                    span.end,
+                    span.kind,
+                    span.status,
                     span.service,
                     span.name,
-                    span.status.message,
+                    span.status_message,
                     origin,
-                    attributes,
-                    extra,
+                    span.attributes,
+                    span.extra,
                 ])
             })
             .map_err(db_err)?;
@@ -760,14 +708,13 @@ impl Txn<'_> {
         }
     }
 
-    /// The span's call normalized again with its stored GenAI log events appended to its events;
-    /// `None` when it has no such events (nothing to redo). A panicking enricher keeps the call
-    /// the caller already has.
+    /// The stored span's call normalized again with its stored GenAI log events appended to its
+    /// events; `None` when it has no such events or is not stored (nothing to redo). A panicking
+    /// enricher keeps the call the span already has.
     fn enrich_with_logs(
         &mut self,
-        span: &Span,
         key: &SpanKey,
-    ) -> Result<Option<Option<LlmCall>>, StoreError> {
+    ) -> Result<Option<Option<EncodedCall>>, StoreError> {
         let events = {
             let mut st = self
                 .conn
@@ -793,11 +740,13 @@ impl Txn<'_> {
         if events.is_empty() {
             return Ok(None);
         }
-        let mut merged = span.clone();
-        merged.events.extend(events);
+        let Some(mut span) = self.load_span(key)? else {
+            return Ok(None);
+        };
+        span.events.extend(events);
         let enricher = self.enricher;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| enricher.enrich(&merged))) {
-            Ok(call) => Ok(Some(call)),
+        match std::panic::catch_unwind(AssertUnwindSafe(|| enricher.enrich(&span))) {
+            Ok(call) => Ok(Some(call.as_ref().map(EncodedCall::new).transpose()?)),
             Err(_) => {
                 tracing::error!(
                     trace_id = %key.trace_id,
@@ -809,9 +758,8 @@ impl Txn<'_> {
         }
     }
 
-    fn insert_call(&mut self, key: &SpanKey, call: &LlmCall) -> Result<(), StoreError> {
-        let json = serde_json::to_string(call).map_err(|e| json_err("llm call", e))?;
-        let stats = CallStats::of(call);
+    fn insert_call(&mut self, key: &SpanKey, call: &EncodedCall) -> Result<(), StoreError> {
+        let stats = &call.stats;
         self.conn
             .prepare_cached(
                 "INSERT INTO llm_calls (project, trace_id, span_id, start_ns, status, service, \
@@ -826,35 +774,34 @@ impl Txn<'_> {
                     key.span_id.as_bytes(),
                     stats.start,
                     i64::from(stats.error),
-                    call.service_name,
+                    call.service,
                     call.provider,
                     call.request_model,
                     call.response_model,
                     call.operation,
-                    call.user_id,
-                    call.session_id,
-                    call.usage.input_tokens.map(to_i64),
-                    call.usage.output_tokens.map(to_i64),
-                    call.usage.total_tokens.map(to_i64),
+                    stats.user,
+                    stats.session,
+                    call.input_tokens,
+                    call.output_tokens,
+                    call.total_tokens,
                     stats.cost,
-                    json,
+                    call.json,
                 ])
             })
             .map_err(db_err)?;
         let id = self.conn.last_insert_rowid();
-        self.index_text(id, call, false)?;
-        self.deltas.call(&key.project, key.trace_id, &stats, 1);
+        self.index_text(id, &call.text, false)?;
+        self.deltas.call(&key.project, key.trace_id, stats, 1);
         Ok(())
     }
 
-    fn index_text(&mut self, id: i64, call: &LlmCall, replace: bool) -> Result<(), StoreError> {
+    fn index_text(&mut self, id: i64, text: &str, replace: bool) -> Result<(), StoreError> {
         if replace {
             self.conn
                 .prepare_cached("DELETE FROM calls_fts WHERE rowid = ?1")
                 .and_then(|mut st| st.execute([id]))
                 .map_err(db_err)?;
         }
-        let text = call.searchable_text();
         if text.trim().is_empty() {
             return Ok(());
         }
@@ -897,7 +844,7 @@ impl Txn<'_> {
 
     /// Replaces (or adds, or removes) the call of an already stored span, adjusting every summary
     /// by the difference.
-    fn replace_call(&mut self, key: &SpanKey, call: Option<LlmCall>) -> Result<(), StoreError> {
+    fn replace_call(&mut self, key: &SpanKey, call: Option<EncodedCall>) -> Result<(), StoreError> {
         let old = self.stored_call(key)?;
         match (old, call) {
             (None, None) => {}
@@ -914,8 +861,7 @@ impl Txn<'_> {
                 self.deltas.call(&key.project, key.trace_id, &old, -1);
             }
             (Some((id, old)), Some(call)) => {
-                let json = serde_json::to_string(&call).map_err(|e| json_err("llm call", e))?;
-                let stats = CallStats::of(&call);
+                let stats = &call.stats;
                 self.conn
                     .prepare_cached(
                         "UPDATE llm_calls SET start_ns = ?2, status = ?3, service = ?4, \
@@ -928,24 +874,24 @@ impl Txn<'_> {
                             id,
                             stats.start,
                             i64::from(stats.error),
-                            call.service_name,
+                            call.service,
                             call.provider,
                             call.request_model,
                             call.response_model,
                             call.operation,
-                            call.user_id,
-                            call.session_id,
-                            call.usage.input_tokens.map(to_i64),
-                            call.usage.output_tokens.map(to_i64),
-                            call.usage.total_tokens.map(to_i64),
+                            stats.user,
+                            stats.session,
+                            call.input_tokens,
+                            call.output_tokens,
+                            call.total_tokens,
                             stats.cost,
-                            json,
+                            call.json,
                         ])
                     })
                     .map_err(db_err)?;
-                self.index_text(id, &call, true)?;
+                self.index_text(id, &call.text, true)?;
                 self.deltas.call(&key.project, key.trace_id, &old, -1);
-                self.deltas.call(&key.project, key.trace_id, &stats, 1);
+                self.deltas.call(&key.project, key.trace_id, stats, 1);
             }
         }
         Ok(())

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Sustained ingest with durable acknowledgement: `sightline loadgen` flat out against a fresh
+# `sightline serve` (sync full: every ack follows an fsync'd commit), once per protocol.
+#
+# Each protocol gets its own server and empty data directory, so the second run does not start on
+# the first one's data. Everything listens on 127.0.0.1; the servers are stopped on exit.
+#
+# Environment:
+#   DURATION      seconds of load per protocol            (default 30)
+#   CONCURRENCY   requests in flight                       (default 16)
+#   BATCH         traces per request (about 7 spans each)  (default 50)
+#   PROTOCOLS     space-separated list                     (default "http-protobuf grpc")
+#   LOADGEN_ARGS  extra loadgen flags, e.g. "--gzip" or "--no-content"
+#   SERVE_ARGS    extra serve flags, e.g. "--sync normal"
+#   SEED          traffic seed                             (default 42)
+#   SIGHTLINE_BIN use this binary instead of building the release one
+#
+# Usage: benches/ingest.sh            DURATION=60 CONCURRENCY=32 benches/ingest.sh
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+DURATION="${DURATION:-30}"
+CONCURRENCY="${CONCURRENCY:-16}"
+BATCH="${BATCH:-50}"
+PROTOCOLS="${PROTOCOLS:-http-protobuf grpc}"
+SEED="${SEED:-42}"
+
+sightline_bin
+machine_notes
+work=$(bench_tmpdir ingest)
+summary=()
+
+for protocol in $PROTOCOLS; do
+    data_dir="$work/data-$protocol"
+    start_sightline "$data_dir" "$work/serve-$protocol.log"
+    case "$protocol" in
+        grpc) endpoint="$SL_GRPC" ;;
+        *) endpoint="$SL_HTTP" ;;
+    esac
+    report="$work/report-$protocol.json"
+    # shellcheck disable=SC2086
+    run_loadgen "$report" --endpoint "$endpoint" --protocol "$protocol" --rate 0 \
+        --duration "$DURATION" --concurrency "$CONCURRENCY" --batch-traces "$BATCH" \
+        --seed "$SEED" ${LOADGEN_ARGS:-}
+    stop_sightline
+    acked=$(json_get "$report" .spans.acked)
+    size_b=$(du -sb "$data_dir" | cut -f1)
+    echo "data dir after stop: $(dir_size "$data_dir"), $(( size_b / (acked > 0 ? acked : 1) )) bytes per acked span"
+    echo "server log (warnings and errors):"
+    sed 's/^/  /' "$work/serve-$protocol.log" | tail -n 10
+    echo
+    summary+=("$(jq -r --arg p "$protocol" --arg size "$(du -sh "$data_dir" | cut -f1)" \
+        '"| \($p) | \(.acked_spans_per_s | floor) | \(.spans.acked) | \(.spans.rejected + .spans.failed) | \(.latency_ms.p50 * 100 | round / 100) | \(.latency_ms.p90 * 100 | round / 100) | \(.latency_ms.p99 * 100 | round / 100) | \($size) |"' \
+        "$report")")
+    rm -rf -- "$data_dir"
+done
+
+echo "## Sustained ingest, sync full, ${DURATION} s per protocol, concurrency $CONCURRENCY, $BATCH traces per request"
+echo
+echo "| protocol | acked spans/s | spans acked | spans not acked | p50 ms | p90 ms | p99 ms | data dir |"
+echo "|---|---|---|---|---|---|---|---|"
+printf '%s\n' "${summary[@]}"
