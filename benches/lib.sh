@@ -131,8 +131,17 @@ run_loadgen() {
     log "running: sightline loadgen $*"
     echo "\$ sightline loadgen $*"
     timeout --signal=INT --kill-after=15 "$limit" \
+        /usr/bin/time -f '%U %S' -o "$report.cpu" \
         "$SIGHTLINE" --log warn loadgen "$@" --quiet --report-json "$report" \
         || die "sightline loadgen failed or ran past ${limit} s"
+}
+
+# loadgen_cpu_s REPORT_JSON: CPU seconds (user + system) the loadgen run behind REPORT_JSON used.
+loadgen_cpu_s() { awk '{printf "%.1f", $1 + $2}' "$1.cpu"; }
+
+# proc_cpu_s PID: CPU seconds (user + system) a running process has used so far.
+proc_cpu_s() {
+    awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"
 }
 
 # json_get FILE EXPR: a jq expression over a report.

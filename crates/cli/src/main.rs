@@ -88,6 +88,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let config = config::ServeConfig::load(&serve)?;
             let server = server::start(&config).await?;
             let addr = server.http_addr;
+            println!(
+                "Send your own traces too: OTLP/HTTP http://{addr}  OTLP/gRPC http://{}",
+                server.grpc_addr
+            );
             let outcome = tokio::select! {
                 r = demo::run(&demo, addr) => r,
                 _ = server::wait_for_signal() => Ok(()),

@@ -63,52 +63,54 @@ fn trace(n: u64) -> Vec<SpanWithCall> {
     (0..SPANS_PER_TRACE)
         .map(|i| {
             let mut attributes = Attributes::new();
-            let (name, kind) = match i {
-                0 => {
-                    attributes.insert("http.request.method".into(), json!("POST"));
-                    attributes.insert("url.path".into(), json!("/v1/chat"));
-                    attributes.insert("http.response.status_code".into(), json!(200));
-                    attributes.insert("user.id".into(), json!(format!("user-{}", n % 1000)));
-                    ("POST /v1/chat".to_string(), SpanKind::Server)
-                }
-                1 | 4 | 7 => {
-                    let model = MODELS[((n + i) % 4) as usize];
-                    attributes.insert("gen_ai.request.model".into(), json!(model));
-                    attributes.insert("gen_ai.provider.name".into(), json!("openai"));
-                    attributes.insert("gen_ai.operation.name".into(), json!("chat"));
-                    attributes.insert("gen_ai.usage.input_tokens".into(), json!(1200 + i));
-                    attributes.insert("gen_ai.usage.output_tokens".into(), json!(300 + i));
-                    attributes.insert("gen_ai.request.temperature".into(), json!(0.2));
-                    attributes.insert("user.id".into(), json!(format!("user-{}", n % 1000)));
-                    attributes.insert("session.id".into(), json!(format!("session-{}", n / 4)));
-                    attributes.insert(
-                        "test.prompt".into(),
-                        json!(format!(
+            let (name, kind) =
+                match i {
+                    0 => {
+                        attributes.insert("http.request.method".into(), json!("POST"));
+                        attributes.insert("url.path".into(), json!("/v1/chat"));
+                        attributes.insert("http.response.status_code".into(), json!(200));
+                        attributes.insert("user.id".into(), json!(format!("user-{}", n % 1000)));
+                        ("POST /v1/chat".to_string(), SpanKind::Server)
+                    }
+                    1 | 4 | 7 => {
+                        let model = MODELS[((n + i) % 4) as usize];
+                        attributes.insert("gen_ai.request.model".into(), json!(model));
+                        attributes.insert("gen_ai.provider.name".into(), json!("openai"));
+                        attributes.insert("gen_ai.operation.name".into(), json!("chat"));
+                        attributes.insert("gen_ai.usage.input_tokens".into(), json!(1200 + i));
+                        attributes.insert("gen_ai.usage.output_tokens".into(), json!(300 + i));
+                        attributes.insert("gen_ai.request.temperature".into(), json!(0.2));
+                        attributes.insert("user.id".into(), json!(format!("user-{}", n % 1000)));
+                        attributes.insert("session.id".into(), json!(format!("session-{}", n / 4)));
+                        attributes.insert(
+                            "test.prompt".into(),
+                            json!(format!(
                             "You are a helpful assistant. Summarize ticket {n} about the billing \
                              page: the customer reports that invoices for March show the wrong \
-                             currency and asks for a refund of the difference. Step {i}."
+                             currency and asks for a refund of the difference. Step {i}.{}",
+                            if n.is_multiple_of(100) { " Needs escalation." } else { "" }
                         )),
-                    );
-                    attributes.insert(
-                        "test.completion".into(),
-                        json!(
-                            "The customer was billed in EUR instead of USD for March; \
+                        );
+                        attributes.insert(
+                            "test.completion".into(),
+                            json!(
+                                "The customer was billed in EUR instead of USD for March; \
                                issue a refund of the exchange difference and fix the profile."
-                        ),
-                    );
-                    (format!("chat {model}"), SpanKind::Client)
-                }
-                _ => {
-                    attributes.insert("db.system".into(), json!("postgresql"));
-                    attributes.insert("db.operation".into(), json!("SELECT"));
-                    attributes.insert(
-                        "db.statement".into(),
-                        json!("SELECT * FROM tickets WHERE id = $1"),
-                    );
-                    attributes.insert("rows".into(), json!(i));
-                    (format!("tool step {i}"), SpanKind::Internal)
-                }
-            };
+                            ),
+                        );
+                        (format!("chat {model}"), SpanKind::Client)
+                    }
+                    _ => {
+                        attributes.insert("db.system".into(), json!("postgresql"));
+                        attributes.insert("db.operation".into(), json!("SELECT"));
+                        attributes.insert(
+                            "db.statement".into(),
+                            json!("SELECT * FROM tickets WHERE id = $1"),
+                        );
+                        attributes.insert("rows".into(), json!(i));
+                        (format!("tool step {i}"), SpanKind::Internal)
+                    }
+                };
             let span = Span {
                 project: "default".into(),
                 trace_id,
@@ -136,6 +138,36 @@ fn trace(n: u64) -> Vec<SpanWithCall> {
             }
         })
         .collect()
+}
+
+/// CPU seconds used so far by the threads whose name starts with `prefix` (Linux only; 0 when
+/// /proc is unavailable).
+fn thread_cpu_seconds(prefix: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut ticks = 0u64;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ... field 14 utime, 15 stime (1-based, after the parenthesised comm).
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if !stat[open + 1..close].starts_with(prefix) {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        ticks += field(11) + field(12);
+    }
+    ticks as f64 / 100.0
 }
 
 fn time<T>(label: &str, runs: u32, mut f: impl FnMut() -> T) -> Duration {
@@ -189,6 +221,7 @@ async fn ingest_and_query_speed() {
         batches[(i % tasks) as usize].push(b);
         i += 1;
     }
+    let writer_cpu_before = thread_cpu_seconds("sightline-sqlit");
     let started = Instant::now();
     let handles: Vec<_> = batches
         .into_iter()
@@ -208,12 +241,16 @@ async fn ingest_and_query_speed() {
         written += h.await.expect("task");
     }
     let elapsed = started.elapsed();
+    let writer_cpu = thread_cpu_seconds("sightline-sqlit") - writer_cpu_before;
     let stats = store.stats().await.expect("stats");
     println!(
         "ingest: {written} spans ({tasks} tasks, batches of {BATCH}, synchronous={synchronous:?}) \
-         in {:.2} s = {:.0} spans/s; store now holds {} spans, {} calls, {} traces, db {} MiB",
+         in {:.2} s = {:.0} spans/s; writer thread busy {:.2} s = {:.0} spans per writer-second; \
+         store now holds {} spans, {} calls, {} traces, db {} MiB",
         elapsed.as_secs_f64(),
         written as f64 / elapsed.as_secs_f64(),
+        writer_cpu,
+        written as f64 / writer_cpu.max(0.01),
         stats.spans,
         stats.llm_calls,
         stats.traces,
@@ -295,6 +332,13 @@ async fn ingest_and_query_speed() {
                 "q=ticket 17",
                 Filter {
                     q: Some("ticket 17".into()),
+                    ..f()
+                },
+            ),
+            (
+                "q=escalation (1% of calls)",
+                Filter {
+                    q: Some("escalation".into()),
                     ..f()
                 },
             ),

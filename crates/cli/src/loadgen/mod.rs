@@ -145,7 +145,7 @@ pub struct LoadgenArgs {
     pub template_pool: usize,
 
     /// Leave out prompts, completions and tool payloads, as OpenTelemetry GenAI instrumentations
-    /// do unless content capture is turned on (spans get about five times smaller).
+    /// do unless content capture is turned on (spans get about four times smaller).
     #[arg(long)]
     pub no_content: bool,
 
@@ -154,9 +154,9 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "SECONDS")]
     pub backdate: Option<f64>,
 
-    /// Times a request refused as overloaded or unavailable (429/503, RESOURCE_EXHAUSTED or
-    /// UNAVAILABLE with a retry hint) is sent again, after the server's Retry-After (at most 2 s)
-    /// or an exponential backoff from 100 ms.
+    /// Times a request refused as overloaded or unavailable (HTTP 429 or 503, gRPC UNAVAILABLE, or
+    /// RESOURCE_EXHAUSTED with a retry hint) is sent again, after the server's retry hint (at most
+    /// 2 s) or an exponential backoff from 100 ms.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_RETRIES)]
     pub retries: u32,
 
@@ -264,6 +264,10 @@ impl Plan {
                 seconds(b, "--backdate").map(|d| d.as_nanos().min(u128::from(u64::MAX)) as u64)
             })
             .transpose()?;
+        let timeout = seconds(args.timeout, "--timeout")?;
+        if timeout.is_zero() {
+            bail!("--timeout must be more than 0 seconds");
+        }
         Ok(Self {
             endpoint: args
                 .endpoint
@@ -272,7 +276,7 @@ impl Plan {
             duration,
             traces: args.traces,
             interval,
-            timeout: seconds(args.timeout, "--timeout")?,
+            timeout,
             backdate,
         })
     }
@@ -409,6 +413,7 @@ async fn drive(
     plan: Plan,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<LoadReport> {
+    // 52 bits, so that the seed survives the report's JSON in any reader.
     let seed = args.seed.unwrap_or_else(|| rand::random::<u64>() >> 12);
     let transport = Transport::new(
         args.protocol,
@@ -454,7 +459,11 @@ async fn drive(
     });
     let target = shared.transport.target();
     let started = Instant::now();
-    let progress = (!args.quiet).then(|| tokio::spawn(progress(shared.clone(), started)));
+    // Dropping the set when this function returns, however it returns, stops the progress task.
+    let mut background = JoinSet::new();
+    if !args.quiet {
+        background.spawn(progress(shared.clone(), started));
+    }
 
     let semaphore = Arc::new(Semaphore::new(args.concurrency));
     let mut inflight = JoinSet::new();
@@ -513,9 +522,7 @@ async fn drive(
     }
     produced?;
     let elapsed = started.elapsed();
-    if let Some(p) = progress {
-        p.abort();
-    }
+    background.abort_all();
     let report = shared.stats.report(args.protocol, target, seed, elapsed);
     if let Some(path) = &args.report_json {
         let text = serde_json::to_string_pretty(&report.to_json())?;
@@ -549,5 +556,329 @@ async fn progress(shared: Arc<Shared>, started: Instant) {
             s.requests.failed.load(Ordering::Relaxed),
         );
         last = acked;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use prost::Message;
+    use std::sync::atomic::AtomicU64;
+
+    #[derive(Clone, Copy)]
+    enum Answer {
+        Ok,
+        PartiallyRejected(i64),
+        Overloaded,
+    }
+
+    /// What a test server received.
+    #[derive(Default)]
+    struct Seen {
+        requests: AtomicU64,
+        spans: AtomicU64,
+        headers: Mutex<Vec<(String, String)>>,
+    }
+
+    impl Seen {
+        fn record(&self, body: &[u8], project: Option<&str>, content_type: Option<&str>) {
+            let request = ExportTraceServiceRequest::decode(body).unwrap();
+            let spans: usize = request
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum();
+            add(&self.requests, 1);
+            add(&self.spans, spans as u64);
+            self.headers.lock().unwrap().push((
+                project.unwrap_or_default().to_string(),
+                content_type.unwrap_or_default().to_string(),
+            ));
+        }
+    }
+
+    async fn http_sink(answer: Answer) -> (String, Arc<Seen>) {
+        async fn handler(
+            State((answer, seen)): State<(Answer, Arc<Seen>)>,
+            headers: HeaderMap,
+            body: bytes::Bytes,
+        ) -> Response {
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+            seen.record(&body, header("x-sightline-project"), header("content-type"));
+            let response = |rejected: i64| ExportTraceServiceResponse {
+                partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
+                    rejected_spans: rejected,
+                    error_message: "bad spans".into(),
+                }),
+            };
+            match answer {
+                Answer::Ok => response(0).encode_to_vec().into_response(),
+                Answer::PartiallyRejected(n) => response(n).encode_to_vec().into_response(),
+                Answer::Overloaded => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "0")],
+                    "full",
+                )
+                    .into_response(),
+            }
+        }
+        let seen = Arc::new(Seen::default());
+        let app = axum::Router::new()
+            .route("/v1/traces", axum::routing::post(handler))
+            .with_state((answer, seen.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), seen)
+    }
+
+    struct GrpcSink(Arc<Seen>);
+
+    #[tonic::async_trait]
+    impl TraceService for GrpcSink {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let project = request
+                .metadata()
+                .get("x-sightline-project")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            self.0.record(
+                &request.into_inner().encode_to_vec(),
+                project.as_deref(),
+                Some("application/grpc"),
+            );
+            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        }
+    }
+
+    async fn grpc_sink() -> (String, Arc<Seen>) {
+        let seen = Arc::new(Seen::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service = TraceServiceServer::new(GrpcSink(seen.clone()))
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        (format!("http://{addr}"), seen)
+    }
+
+    fn args(endpoint: &str, log: &std::path::Path) -> LoadgenArgs {
+        LoadgenArgs {
+            endpoint: Some(endpoint.to_string()),
+            traces: Some(50),
+            batch_traces: 20,
+            template_pool: 8,
+            seed: Some(3),
+            project: Some("team-a".into()),
+            acked_log: Some(log.to_path_buf()),
+            quiet: true,
+            ..LoadgenArgs::default()
+        }
+    }
+
+    fn logged(path: &std::path::Path) -> Vec<(String, u64)> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let (id, n) = l.split_once(' ').unwrap();
+                (id.to_string(), n.parse().unwrap())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn acknowledged_traces_are_counted_and_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("acked");
+        let (endpoint, seen) = http_sink(Answer::Ok).await;
+        let report = run(&args(&endpoint, &log)).await.unwrap();
+        assert_eq!(report.requests.sent, 3); // 20 + 20 + 10 traces
+        assert_eq!(report.requests.acked, 3);
+        assert_eq!(report.traces_acked, 50);
+        assert_eq!(report.spans.acked, seen.spans.load(Ordering::Relaxed));
+        assert_eq!(report.latency.count, 3);
+        let lines = logged(&log);
+        assert_eq!(lines.len(), 50);
+        assert_eq!(
+            lines.iter().map(|(_, n)| n).sum::<u64>(),
+            report.spans.acked
+        );
+        assert!(lines
+            .iter()
+            .all(|(id, _)| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+        let headers = seen.headers.lock().unwrap().clone();
+        assert!(headers
+            .iter()
+            .all(|(p, ct)| p == "team-a" && ct == "application/x-protobuf"));
+    }
+
+    #[tokio::test]
+    async fn refusals_are_retried_then_counted_as_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("acked");
+        let (endpoint, seen) = http_sink(Answer::Overloaded).await;
+        let report = run(&LoadgenArgs {
+            traces: Some(20),
+            retries: 2,
+            ..args(&endpoint, &log)
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen.requests.load(Ordering::Relaxed), 3);
+        assert_eq!(report.retries, 2);
+        assert_eq!(report.requests.rejected, 1);
+        assert_eq!(report.spans.rejected, report.spans.sent);
+        assert_eq!(report.spans.acked, 0);
+        assert_eq!(report.errors[0].reason, "HTTP 429: full");
+        assert!(logged(&log).is_empty());
+    }
+
+    #[tokio::test]
+    async fn partially_rejected_requests_are_not_logged_as_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("acked");
+        let (endpoint, _) = http_sink(Answer::PartiallyRejected(2)).await;
+        let report = run(&LoadgenArgs {
+            traces: Some(20),
+            ..args(&endpoint, &log)
+        })
+        .await
+        .unwrap();
+        assert_eq!(report.requests.acked, 1);
+        assert_eq!(report.spans.failed, 2);
+        assert_eq!(report.spans.acked, report.spans.sent - 2);
+        assert_eq!(report.traces_acked, 0);
+        assert!(logged(&log).is_empty());
+    }
+
+    #[tokio::test]
+    async fn grpc_sends_the_pre_encoded_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("acked");
+        let (endpoint, seen) = grpc_sink().await;
+        let report = run(&LoadgenArgs {
+            protocol: Protocol::Grpc,
+            gzip: true,
+            ..args(&endpoint, &log)
+        })
+        .await
+        .unwrap();
+        assert_eq!(report.requests.acked, 3, "{report}");
+        assert_eq!(report.spans.acked, seen.spans.load(Ordering::Relaxed));
+        assert_eq!(logged(&log).len(), 50);
+        let headers = seen.headers.lock().unwrap().clone();
+        assert!(headers.iter().all(|(p, _)| p == "team-a"));
+    }
+
+    #[tokio::test]
+    async fn the_same_seed_sends_the_same_traces() {
+        let dir = tempfile::tempdir().unwrap();
+        let (endpoint, _) = http_sink(Answer::Ok).await;
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        run(&args(&endpoint, &a)).await.unwrap();
+        run(&args(&endpoint, &b)).await.unwrap();
+        let (mut a, mut b) = (logged(&a), logged(&b));
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+    }
+
+    #[tokio::test]
+    async fn run_until_stops_when_asked_and_awaits_what_is_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let (endpoint, seen) = http_sink(Answer::Ok).await;
+        let started = Instant::now();
+        let report = run_until(
+            &LoadgenArgs {
+                traces: None,
+                rate: 50.0,
+                batch_traces: 5,
+                ..args(&endpoint, &dir.path().join("acked"))
+            },
+            tokio::time::sleep(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(report.requests.sent >= 2, "{report}");
+        assert_eq!(report.requests.sent, report.requests.acked);
+        assert_eq!(report.requests.sent, seen.requests.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn plans_check_their_numbers() {
+        let base = LoadgenArgs::default();
+        let plan = Plan::new(&base, Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(plan.duration, Some(Duration::from_secs(10)));
+        assert_eq!(plan.endpoint, "http://127.0.0.1:4318");
+        assert_eq!(plan.interval, None);
+        let grpc = LoadgenArgs {
+            protocol: Protocol::Grpc,
+            traces: Some(5),
+            rate: 40.0,
+            ..base.clone()
+        };
+        let plan = Plan::new(&grpc, Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(plan.endpoint, "http://127.0.0.1:4317");
+        assert_eq!(plan.duration, None);
+        assert_eq!(plan.interval, Some(Duration::from_millis(500)));
+        assert_eq!(Plan::new(&base, None).unwrap().duration, None);
+        for (bad, flag) in [
+            (
+                LoadgenArgs {
+                    concurrency: 0,
+                    ..base.clone()
+                },
+                "--concurrency",
+            ),
+            (
+                LoadgenArgs {
+                    rate: f64::NAN,
+                    ..base.clone()
+                },
+                "--rate",
+            ),
+            (
+                LoadgenArgs {
+                    duration: Some(-1.0),
+                    ..base.clone()
+                },
+                "--duration",
+            ),
+            (
+                LoadgenArgs {
+                    timeout: 0.0,
+                    ..base.clone()
+                },
+                "--timeout",
+            ),
+            (
+                LoadgenArgs {
+                    users: 0,
+                    ..base.clone()
+                },
+                "--users",
+            ),
+        ] {
+            let err = Plan::new(&bad, None).unwrap_err().to_string();
+            assert!(err.contains(flag), "{err}");
+        }
     }
 }

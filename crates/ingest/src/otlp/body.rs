@@ -35,7 +35,12 @@ impl Encoding {
                     .into(),
             });
         };
-        let media = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match media.as_str() {
             "application/x-protobuf" | "application/protobuf" => Ok(Self::Protobuf),
             "application/json" => Ok(Self::Json),
@@ -102,7 +107,11 @@ impl ContentEncoding {
 
 /// Decompresses `body`, refusing with [`IngestError::TooLarge`] as soon as the output passes
 /// `max` bytes. An uncompressed body is returned as it is (its size was capped while reading it).
-pub fn decompress(body: Bytes, encoding: ContentEncoding, max: usize) -> Result<Bytes, IngestError> {
+pub fn decompress(
+    body: Bytes,
+    encoding: ContentEncoding,
+    max: usize,
+) -> Result<Bytes, IngestError> {
     let out = match encoding {
         ContentEncoding::Identity => {
             if body.len() > max {
@@ -110,8 +119,18 @@ pub fn decompress(body: Bytes, encoding: ContentEncoding, max: usize) -> Result<
             }
             return Ok(body);
         }
-        ContentEncoding::Gzip => read_capped(flate2::read::MultiGzDecoder::new(&body[..]), body.len(), max, encoding)?,
-        ContentEncoding::Deflate => read_capped(flate2::read::ZlibDecoder::new(&body[..]), body.len(), max, encoding)?,
+        ContentEncoding::Gzip => read_capped(
+            flate2::read::MultiGzDecoder::new(&body[..]),
+            body.len(),
+            max,
+            encoding,
+        )?,
+        ContentEncoding::Deflate => read_capped(
+            flate2::read::ZlibDecoder::new(&body[..]),
+            body.len(),
+            max,
+            encoding,
+        )?,
         ContentEncoding::Zstd => {
             let mut decoder = zstd::stream::read::Decoder::new(&body[..])
                 .map_err(|e| decompress_error(encoding, &e))?;
@@ -270,23 +289,47 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(Encoding::from_content_type(Some("application/x-protobuf")), Ok(Encoding::Protobuf));
-        assert_eq!(Encoding::from_content_type(Some("application/protobuf")), Ok(Encoding::Protobuf));
-        assert_eq!(Encoding::from_content_type(Some("Application/JSON; charset=utf-8")), Ok(Encoding::Json));
+        assert_eq!(
+            Encoding::from_content_type(Some("application/x-protobuf")),
+            Ok(Encoding::Protobuf)
+        );
+        assert_eq!(
+            Encoding::from_content_type(Some("application/protobuf")),
+            Ok(Encoding::Protobuf)
+        );
+        assert_eq!(
+            Encoding::from_content_type(Some("Application/JSON; charset=utf-8")),
+            Ok(Encoding::Json)
+        );
         let err = Encoding::from_content_type(Some("text/plain")).unwrap_err();
         assert_eq!(
             err.to_string(),
             "unsupported content-type `text/plain`; send application/x-protobuf or application/json"
         );
-        assert!(matches!(Encoding::from_content_type(None), Err(IngestError::UnsupportedMediaType { .. })));
+        assert!(matches!(
+            Encoding::from_content_type(None),
+            Err(IngestError::UnsupportedMediaType { .. })
+        ));
     }
 
     #[test]
     fn content_encodings() {
-        assert_eq!(ContentEncoding::from_header(None), Ok(ContentEncoding::Identity));
-        assert_eq!(ContentEncoding::from_header(Some("GZIP")), Ok(ContentEncoding::Gzip));
-        assert_eq!(ContentEncoding::from_header(Some("zstd")), Ok(ContentEncoding::Zstd));
-        assert_eq!(ContentEncoding::from_header(Some("deflate")), Ok(ContentEncoding::Deflate));
+        assert_eq!(
+            ContentEncoding::from_header(None),
+            Ok(ContentEncoding::Identity)
+        );
+        assert_eq!(
+            ContentEncoding::from_header(Some("GZIP")),
+            Ok(ContentEncoding::Gzip)
+        );
+        assert_eq!(
+            ContentEncoding::from_header(Some("zstd")),
+            Ok(ContentEncoding::Zstd)
+        );
+        assert_eq!(
+            ContentEncoding::from_header(Some("deflate")),
+            Ok(ContentEncoding::Deflate)
+        );
         assert!(matches!(
             ContentEncoding::from_header(Some("br")),
             Err(IngestError::UnsupportedMediaType { message }) if message.contains("`br`")
@@ -296,31 +339,74 @@ mod tests {
     #[test]
     fn decompresses_each_encoding() {
         let data = b"hello otlp ".repeat(1000);
-        assert_eq!(decompress(gzip(&data), ContentEncoding::Gzip, 1 << 20).unwrap(), data);
+        assert_eq!(
+            decompress(gzip(&data), ContentEncoding::Gzip, 1 << 20).unwrap(),
+            data
+        );
         let z = zstd::encode_all(&data[..], 3).unwrap();
-        assert_eq!(decompress(Bytes::from(z), ContentEncoding::Zstd, 1 << 20).unwrap(), data);
+        assert_eq!(
+            decompress(Bytes::from(z), ContentEncoding::Zstd, 1 << 20).unwrap(),
+            data
+        );
         let mut d = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         d.write_all(&data).unwrap();
         let d = d.finish().unwrap();
-        assert_eq!(decompress(Bytes::from(d), ContentEncoding::Deflate, 1 << 20).unwrap(), data);
-        assert_eq!(decompress(Bytes::from(data.clone()), ContentEncoding::Identity, 1 << 20).unwrap(), data);
+        assert_eq!(
+            decompress(Bytes::from(d), ContentEncoding::Deflate, 1 << 20).unwrap(),
+            data
+        );
+        assert_eq!(
+            decompress(
+                Bytes::from(data.clone()),
+                ContentEncoding::Identity,
+                1 << 20
+            )
+            .unwrap(),
+            data
+        );
     }
 
     #[test]
     fn output_is_capped() {
         let data = vec![0u8; 10_000];
         let err = decompress(gzip(&data), ContentEncoding::Gzip, 9_999).unwrap_err();
-        assert_eq!(err, IngestError::TooLarge { message: "decompressed body exceeds 9999 bytes (max_decompressed_bytes)".into() });
-        assert_eq!(decompress(gzip(&data), ContentEncoding::Gzip, 10_000).unwrap().len(), 10_000);
+        assert_eq!(
+            err,
+            IngestError::TooLarge {
+                message: "decompressed body exceeds 9999 bytes (max_decompressed_bytes)".into()
+            }
+        );
+        assert_eq!(
+            decompress(gzip(&data), ContentEncoding::Gzip, 10_000)
+                .unwrap()
+                .len(),
+            10_000
+        );
         let z = zstd::encode_all(&data[..], 3).unwrap();
-        assert!(matches!(decompress(Bytes::from(z), ContentEncoding::Zstd, 5_000), Err(IngestError::TooLarge { .. })));
+        assert!(matches!(
+            decompress(Bytes::from(z), ContentEncoding::Zstd, 5_000),
+            Err(IngestError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn corrupt_compressed_bodies_are_invalid_input() {
-        let err = decompress(Bytes::from_static(b"not gzip at all"), ContentEncoding::Gzip, 1 << 20).unwrap_err();
-        assert!(matches!(&err, IngestError::InvalidInput { field, message } if field == "body" && message.starts_with("failed to decompress gzip body")), "{err:?}");
-        let err = decompress(Bytes::from_static(b"not zstd"), ContentEncoding::Zstd, 1 << 20).unwrap_err();
+        let err = decompress(
+            Bytes::from_static(b"not gzip at all"),
+            ContentEncoding::Gzip,
+            1 << 20,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, IngestError::InvalidInput { field, message } if field == "body" && message.starts_with("failed to decompress gzip body")),
+            "{err:?}"
+        );
+        let err = decompress(
+            Bytes::from_static(b"not zstd"),
+            ContentEncoding::Zstd,
+            1 << 20,
+        )
+        .unwrap_err();
         assert!(matches!(&err, IngestError::InvalidInput { .. }), "{err:?}");
     }
 
@@ -334,10 +420,19 @@ mod tests {
     #[test]
     fn malformed_protobuf_says_what_failed() {
         let err = parse_traces(b"\x0a\xff\xff\xff", Encoding::Protobuf).unwrap_err();
-        let IngestError::InvalidInput { field, message } = err else { panic!() };
+        let IngestError::InvalidInput { field, message } = err else {
+            panic!()
+        };
         assert_eq!(field, "body");
-        assert!(message.starts_with("failed to decode protobuf ExportTraceServiceRequest: "), "{message}");
+        assert!(
+            message.starts_with("failed to decode protobuf ExportTraceServiceRequest: "),
+            "{message}"
+        );
         let err = parse_logs(b"\x0a\x05abc", Encoding::Protobuf).unwrap_err();
-        assert!(err.to_string().contains("failed to decode protobuf ExportLogsServiceRequest"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("failed to decode protobuf ExportLogsServiceRequest"),
+            "{err}"
+        );
     }
 }

@@ -147,7 +147,10 @@ impl<T> Decoded<T> {
             .collect::<Vec<_>>()
             .join("; ");
         if self.rejected.len() > LISTED_PROBLEMS {
-            out.push_str(&format!("; and {} more", self.rejected.len() - LISTED_PROBLEMS));
+            out.push_str(&format!(
+                "; and {} more",
+                self.rejected.len() - LISTED_PROBLEMS
+            ));
         }
         out
     }
@@ -529,9 +532,9 @@ impl<'a> Converter<'a> {
                 Value::Array(a.values.into_iter().map(|v| self.value(v)).collect())
             }
             Some(V::KvlistValue(kv)) => Value::Object(self.attributes(kv.values)),
-            Some(V::BytesValue(b)) => Value::String(
-                self.truncate(base64::engine::general_purpose::STANDARD.encode(b)),
-            ),
+            Some(V::BytesValue(b)) => {
+                Value::String(self.truncate(base64::engine::general_purpose::STANDARD.encode(b)))
+            }
             // A string-table index only means something in the profiles signal, which carries
             // the table; elsewhere the number is all there is to keep.
             Some(V::StringValueStrindex(i)) => Value::from(i),
@@ -603,7 +606,9 @@ mod tests {
     use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Status};
     use serde_json::json;
 
-    const TRACE: [u8; 16] = [0x5b, 0x8e, 0xff, 0xf7, 0x98, 3, 0x81, 3, 0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f, 0xc6, 0x0c];
+    const TRACE: [u8; 16] = [
+        0x5b, 0x8e, 0xff, 0xf7, 0x98, 3, 0x81, 3, 0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f, 0xc6, 0x0c,
+    ];
     const SPAN: [u8; 8] = [0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74];
     const PARENT: [u8; 8] = [0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x73];
 
@@ -707,11 +712,17 @@ mod tests {
         assert_eq!(s.project, "proj");
         assert_eq!(s.trace_id.to_hex(), "5b8efff798038103d269b633813fc60c");
         assert_eq!(s.span_id.to_hex(), "eee19b7ec3c1b174");
-        assert_eq!(s.parent_span_id.map(|p| p.to_hex()).as_deref(), Some("eee19b7ec3c1b173"));
+        assert_eq!(
+            s.parent_span_id.map(|p| p.to_hex()).as_deref(),
+            Some("eee19b7ec3c1b173")
+        );
         assert_eq!(s.name, "chat gpt-4o");
         assert_eq!(s.kind, SpanKind::Client);
         assert_eq!(s.service, "checkout");
-        assert_eq!((s.start_time_unix_nano, s.end_time_unix_nano), (1_000, 2_000));
+        assert_eq!(
+            (s.start_time_unix_nano, s.end_time_unix_nano),
+            (1_000, 2_000)
+        );
         assert_eq!(s.status.code, StatusCode::Error);
         assert_eq!(s.status.message, "rate limited");
         assert_eq!(
@@ -728,10 +739,16 @@ mod tests {
                 "neg_inf": "-Infinity",
             })
         );
-        assert_eq!(Value::Object(s.resource.clone()), json!({"service.name": "checkout"}));
+        assert_eq!(
+            Value::Object(s.resource.clone()),
+            json!({"service.name": "checkout"})
+        );
         assert_eq!(s.scope.name, "opentelemetry.instrumentation.openai_v2");
         assert_eq!(s.scope.version, "2.1b0");
-        assert_eq!(Value::Object(s.scope.attributes.clone()), json!({"scope.attr": true}));
+        assert_eq!(
+            Value::Object(s.scope.attributes.clone()),
+            json!({"scope.attr": true})
+        );
         assert_eq!(s.events.len(), 1);
         assert_eq!(s.events[0].name, "gen_ai.user.message");
         assert_eq!(s.events[0].time_unix_nano, 1_500);
@@ -839,8 +856,14 @@ mod tests {
         assert!(prompt.starts_with("éé"));
         assert!(prompt.ends_with("…[truncated from 600 bytes]"), "{prompt}");
         assert_eq!(a["short"], json!("fits"));
-        assert!(a["nested"][0].as_str().unwrap().ends_with("…[truncated from 600 bytes]"));
-        assert!(a["blob"].as_str().unwrap().ends_with("…[truncated from 268 bytes]"));
+        assert!(a["nested"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("…[truncated from 600 bytes]"));
+        assert!(a["blob"]
+            .as_str()
+            .unwrap()
+            .ends_with("…[truncated from 268 bytes]"));
         assert_eq!(
             d.summary("spans", &limits).unwrap(),
             "truncated 3 attribute values longer than 100 bytes"
@@ -878,7 +901,10 @@ mod tests {
         let d = spans_from_request(&req, "p", &Limits::default());
         assert_eq!(d.items[0].service, UNKNOWN_SERVICE);
         assert!(d.items[0].resource.is_empty());
-        assert_eq!(d.items[0].scope.name, "opentelemetry.instrumentation.openai_v2");
+        assert_eq!(
+            d.items[0].scope.name,
+            "opentelemetry.instrumentation.openai_v2"
+        );
     }
 
     #[test]
@@ -961,8 +987,14 @@ mod tests {
         assert_eq!(l.severity_text, "INFO");
         assert_eq!(l.event_name.as_deref(), Some("gen_ai.user.message"));
         assert_eq!(l.body, Some(json!({"content": "Hello"})));
-        assert_eq!(l.trace_id.map(|t| t.to_hex()).as_deref(), Some("5b8efff798038103d269b633813fc60c"));
-        assert_eq!(l.span_id.map(|t| t.to_hex()).as_deref(), Some("eee19b7ec3c1b174"));
+        assert_eq!(
+            l.trace_id.map(|t| t.to_hex()).as_deref(),
+            Some("5b8efff798038103d269b633813fc60c")
+        );
+        assert_eq!(
+            l.span_id.map(|t| t.to_hex()).as_deref(),
+            Some("eee19b7ec3c1b174")
+        );
         assert_eq!(l.scope.name, "openai");
         assert!(l.is_genai_event());
         assert_eq!(d.items[1].event_name.as_deref(), Some("gen_ai.choice"));

@@ -6,6 +6,9 @@
 //! there is none), then decompressed, parsed and converted on a blocking thread under one of the
 //! pipeline's decode slots, so a large body never stalls the async workers.
 //!
+//! While read and until decoded, body bytes count against the pipeline's body budget
+//! (`max_inflight_body_bytes`), so many concurrent uploads get 429 rather than exhaust memory.
+//!
 //! The Langfuse SDK exports OTLP/HTTP protobuf to `/api/public/otel/v1/traces` with Basic
 //! authentication; the same handler answers there and ignores the credentials (Sightline has no
 //! authentication of its own yet; the project comes from `x-sightline-project` as everywhere).
@@ -17,16 +20,18 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prost::Message;
 
 use super::body::{self, ContentEncoding, Encoding};
 use super::decode::Limits;
-use super::json::Signal;
-use super::{export_logs, export_spans, project_from_header, status, ExportOutcome, PROJECT_HEADER};
+use super::{
+    export_logs, export_spans, project_from_header, status, ExportOutcome, Signal, PROJECT_HEADER,
+};
 use crate::error::IngestError;
+use crate::pipeline::limit::{InflightLimiter, InflightPermit};
 use crate::pipeline::Pipeline;
 
 /// OTLP/HTTP traces path.
@@ -93,7 +98,13 @@ async fn export(
     let content_encoding =
         ContentEncoding::from_header(header_str(headers, header::CONTENT_ENCODING))?;
     let project = project_from_header(headers.get(PROJECT_HEADER).map(HeaderValue::as_bytes))?;
-    let bytes = read_body(body, headers, state.limits.max_body_bytes).await?;
+    let (bytes, body_permit) = read_body(
+        body,
+        headers,
+        state.limits.max_body_bytes,
+        state.pipeline.body_budget(),
+    )
+    .await?;
     let limits = state.limits.clone();
     match signal {
         Signal::Traces => {
@@ -103,6 +114,7 @@ async fn export(
                     body::decode_trace_body(bytes, encoding, content_encoding, &project, &limits)
                 })
                 .await?;
+            drop(body_permit);
             export_spans(&state.pipeline, decoded, &state.limits).await
         }
         Signal::Logs => {
@@ -112,6 +124,7 @@ async fn export(
                     body::decode_logs_body(bytes, encoding, content_encoding, &project, &limits)
                 })
                 .await?;
+            drop(body_permit);
             export_logs(&state.pipeline, decoded, &state.limits).await
         }
     }
@@ -121,9 +134,10 @@ fn success(outcome: &ExportOutcome, encoding: Encoding, signal: Signal) -> Respo
     let body = match (encoding, signal) {
         (Encoding::Protobuf, Signal::Traces) => outcome.trace_response().encode_to_vec(),
         (Encoding::Protobuf, Signal::Logs) => outcome.logs_response().encode_to_vec(),
-        (Encoding::Json, Signal::Traces) => {
-            outcome.json_response("rejectedSpans").to_string().into_bytes()
-        }
+        (Encoding::Json, Signal::Traces) => outcome
+            .json_response("rejectedSpans")
+            .to_string()
+            .into_bytes(),
         (Encoding::Json, Signal::Logs) => outcome
             .json_response("rejectedLogRecords")
             .to_string()
@@ -143,8 +157,15 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
         .map(|v| v.to_str().unwrap_or("<non-ASCII value>"))
 }
 
-/// Reads the whole body, refusing with 413 as soon as it passes `max` bytes.
-async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, IngestError> {
+/// Reads the whole body, refusing with 413 as soon as it passes `max` bytes, and with 429 when
+/// the pipeline's body budget cannot hold it. The returned permit holds the body's bytes in that
+/// budget until it is dropped.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    max: usize,
+    budget: &InflightLimiter,
+) -> Result<(Bytes, InflightPermit), IngestError> {
     let too_large = || IngestError::TooLarge {
         message: format!("request body exceeds {max} bytes (max_body_bytes)"),
     };
@@ -152,12 +173,30 @@ async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes,
     if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(IngestError::invalid(
-            "body",
-            format!("failed to read request body: {e}"),
-        )),
+    // Reserve the declared length before allocating it, then whatever arrives beyond it.
+    let mut reserved = declared.map_or(0, |n| n as usize);
+    let mut permit = budget.try_acquire(reserved)?;
+    let mut frames = Limited::new(body, max);
+    let mut buf = BytesMut::with_capacity(reserved);
+    while let Some(frame) = frames.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+            Err(e) => {
+                return Err(IngestError::invalid(
+                    "body",
+                    format!("failed to read request body: {e}"),
+                ))
+            }
+        };
+        if let Ok(data) = frame.into_data() {
+            let needed = buf.len() + data.len();
+            if needed > reserved {
+                budget.try_grow(&mut permit, needed - reserved)?;
+                reserved = needed;
+            }
+            buf.extend_from_slice(&data);
+        }
     }
+    Ok((buf.freeze(), permit))
 }

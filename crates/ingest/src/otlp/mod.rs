@@ -24,6 +24,7 @@ use sightline_model::{LogRecord, Span, DEFAULT_PROJECT};
 use crate::error::IngestError;
 use crate::pipeline::Pipeline;
 use decode::{Decoded, Limits};
+pub use json::Signal;
 
 /// The header (HTTP) or metadata key (gRPC) naming the project; absent means
 /// [`DEFAULT_PROJECT`].
@@ -72,20 +73,24 @@ impl ExportOutcome {
     /// The trace service response: `partial_success` unset when everything was accepted as sent.
     pub fn trace_response(&self) -> ExportTraceServiceResponse {
         ExportTraceServiceResponse {
-            partial_success: self.has_partial_success().then(|| ExportTracePartialSuccess {
-                rejected_spans: self.rejected,
-                error_message: self.message.clone().unwrap_or_default(),
-            }),
+            partial_success: self
+                .has_partial_success()
+                .then(|| ExportTracePartialSuccess {
+                    rejected_spans: self.rejected,
+                    error_message: self.message.clone().unwrap_or_default(),
+                }),
         }
     }
 
     /// The logs service response.
     pub fn logs_response(&self) -> ExportLogsServiceResponse {
         ExportLogsServiceResponse {
-            partial_success: self.has_partial_success().then(|| ExportLogsPartialSuccess {
-                rejected_log_records: self.rejected,
-                error_message: self.message.clone().unwrap_or_default(),
-            }),
+            partial_success: self
+                .has_partial_success()
+                .then(|| ExportLogsPartialSuccess {
+                    rejected_log_records: self.rejected,
+                    error_message: self.message.clone().unwrap_or_default(),
+                }),
         }
     }
 
@@ -129,13 +134,21 @@ pub async fn export_logs(
     Ok(outcome)
 }
 
-fn outcome<T>(decoded: &Decoded<T>, noun: &str, limits: &Limits) -> Result<ExportOutcome, IngestError> {
+fn outcome<T>(
+    decoded: &Decoded<T>,
+    noun: &str,
+    limits: &Limits,
+) -> Result<ExportOutcome, IngestError> {
     if decoded.items.is_empty() {
         if let Some(first) = decoded.rejected.first() {
             let message = if decoded.rejected.len() == 1 {
                 first.reason.clone()
             } else {
-                format!("all {} {noun} rejected: {}", decoded.rejected.len(), decoded.problems())
+                format!(
+                    "all {} {noun} rejected: {}",
+                    decoded.rejected.len(),
+                    decoded.problems()
+                )
             };
             return Err(IngestError::invalid(
                 format!("{}.{}", first.path, first.field),
@@ -156,10 +169,16 @@ mod tests {
     #[test]
     fn project_header() {
         assert_eq!(project_from_header(None).unwrap(), DEFAULT_PROJECT);
-        assert_eq!(project_from_header(Some(b"team-a.prod_1")).unwrap(), "team-a.prod_1");
+        assert_eq!(
+            project_from_header(Some(b"team-a.prod_1")).unwrap(),
+            "team-a.prod_1"
+        );
         for bad in [&b""[..], b"has space", b"\xff\xfe", &[b'a'; 129]] {
             let err = project_from_header(Some(bad)).unwrap_err();
-            assert!(matches!(&err, IngestError::InvalidInput { field, .. } if field == PROJECT_HEADER), "{err:?}");
+            assert!(
+                matches!(&err, IngestError::InvalidInput { field, .. } if field == PROJECT_HEADER),
+                "{err:?}"
+            );
         }
     }
 
@@ -168,14 +187,41 @@ mod tests {
         let ok = ExportOutcome::default();
         assert_eq!(ok.trace_response().partial_success, None);
         assert_eq!(ok.json_response("rejectedSpans"), serde_json::json!({}));
-        let partial = ExportOutcome { rejected: 2, message: Some("rejected 2 of 3 spans: ...".into()) };
-        assert_eq!(partial.trace_response().partial_success.unwrap().rejected_spans, 2);
-        assert_eq!(partial.logs_response().partial_success.unwrap().rejected_log_records, 2);
+        let partial = ExportOutcome {
+            rejected: 2,
+            message: Some("rejected 2 of 3 spans: ...".into()),
+        };
+        assert_eq!(
+            partial
+                .trace_response()
+                .partial_success
+                .unwrap()
+                .rejected_spans,
+            2
+        );
+        assert_eq!(
+            partial
+                .logs_response()
+                .partial_success
+                .unwrap()
+                .rejected_log_records,
+            2
+        );
         assert_eq!(
             partial.json_response("rejectedSpans"),
             serde_json::json!({"partialSuccess": {"rejectedSpans": 2, "errorMessage": "rejected 2 of 3 spans: ..."}})
         );
-        let warning = ExportOutcome { rejected: 0, message: Some("truncated 1 attribute values".into()) };
-        assert_eq!(warning.trace_response().partial_success.unwrap().rejected_spans, 0);
+        let warning = ExportOutcome {
+            rejected: 0,
+            message: Some("truncated 1 attribute values".into()),
+        };
+        assert_eq!(
+            warning
+                .trace_response()
+                .partial_success
+                .unwrap()
+                .rejected_spans,
+            0
+        );
     }
 }

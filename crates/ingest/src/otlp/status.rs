@@ -126,7 +126,10 @@ pub fn http_response(err: &IngestError, encoding: Option<Encoding>) -> Response 
         HeaderValue::from_static(encoding.content_type()),
     );
     if let Some(delay) = retry_after(err) {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(delay)));
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(retry_after_secs(delay)),
+        );
     }
     response
 }
@@ -264,11 +267,22 @@ mod tests {
     fn all_errors() -> Vec<IngestError> {
         vec![
             IngestError::invalid("body", "bad"),
-            IngestError::TooLarge { message: "big".into() },
-            IngestError::UnsupportedMediaType { message: "text/plain".into() },
-            IngestError::Overloaded { retry_after: Duration::from_secs(2) },
-            IngestError::Unavailable { message: "closed".into(), retry_after: Duration::from_secs(3) },
-            IngestError::Internal { message: "bug".into() },
+            IngestError::TooLarge {
+                message: "big".into(),
+            },
+            IngestError::UnsupportedMediaType {
+                message: "text/plain".into(),
+            },
+            IngestError::Overloaded {
+                retry_after: Duration::from_secs(2),
+            },
+            IngestError::Unavailable {
+                message: "closed".into(),
+                retry_after: Duration::from_secs(3),
+            },
+            IngestError::Internal {
+                message: "bug".into(),
+            },
         ]
     }
 
@@ -293,20 +307,39 @@ mod tests {
 
     #[test]
     fn grpc_details_carry_field_and_retry_delay() {
-        let s = grpc_status(&IngestError::invalid("resourceSpans[0].scopeSpans[0].spans[0].traceId", "zero"));
+        let s = grpc_status(&IngestError::invalid(
+            "resourceSpans[0].scopeSpans[0].spans[0].traceId",
+            "zero",
+        ));
         let st = RpcStatus::decode(s.details()).unwrap();
         assert_eq!(st.code, tonic::Code::InvalidArgument as i32);
         assert_eq!(st.details[0].type_url, BAD_REQUEST_TYPE);
         let br = BadRequest::decode(&st.details[0].value[..]).unwrap();
-        assert_eq!(br.field_violations[0].field, "resourceSpans[0].scopeSpans[0].spans[0].traceId");
+        assert_eq!(
+            br.field_violations[0].field,
+            "resourceSpans[0].scopeSpans[0].spans[0].traceId"
+        );
 
-        let s = grpc_status(&IngestError::Overloaded { retry_after: Duration::from_secs(2) });
+        let s = grpc_status(&IngestError::Overloaded {
+            retry_after: Duration::from_secs(2),
+        });
         let st = RpcStatus::decode(s.details()).unwrap();
         let ri = RetryInfo::decode(&st.details[0].value[..]).unwrap();
-        assert_eq!(ri.retry_delay, Some(ProtoDuration { seconds: 2, nanos: 0 }));
+        assert_eq!(
+            ri.retry_delay,
+            Some(ProtoDuration {
+                seconds: 2,
+                nanos: 0
+            })
+        );
 
-        let s = grpc_status(&IngestError::TooLarge { message: "big".into() });
-        assert!(RpcStatus::decode(s.details()).unwrap().details.is_empty(), "no RetryInfo: do not retry");
+        let s = grpc_status(&IngestError::TooLarge {
+            message: "big".into(),
+        });
+        assert!(
+            RpcStatus::decode(s.details()).unwrap().details.is_empty(),
+            "no RetryInfo: do not retry"
+        );
     }
 
     #[tokio::test]
@@ -319,7 +352,12 @@ mod tests {
         let st = RpcStatus::decode(body).unwrap();
         assert_eq!(st.message, "invalid body: failed to decode protobuf");
 
-        let r = http_response(&IngestError::Overloaded { retry_after: Duration::from_secs(2) }, Some(Encoding::Json));
+        let r = http_response(
+            &IngestError::Overloaded {
+                retry_after: Duration::from_secs(2),
+            },
+            Some(Encoding::Json),
+        );
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()[header::RETRY_AFTER], "2");
         assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
@@ -329,7 +367,12 @@ mod tests {
         assert_eq!(v["details"][0]["@type"], RETRY_INFO_TYPE);
         assert_eq!(v["details"][0]["retryDelay"], "2s");
 
-        let r = http_response(&IngestError::UnsupportedMediaType { message: "x".into() }, None);
+        let r = http_response(
+            &IngestError::UnsupportedMediaType {
+                message: "x".into(),
+            },
+            None,
+        );
         assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
     }
 }

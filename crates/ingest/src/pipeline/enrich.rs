@@ -106,7 +106,9 @@ mod tests {
         assert_eq!(call.request_model.as_deref(), Some("gpt-4o-mini"));
         assert_eq!(call.usage.input_tokens, Some(1000));
         assert_eq!(call.cost, e.prices().cost(&call));
-        let cost = call.cost.expect("gpt-4o-mini is in the built-in price table");
+        let cost = call
+            .cost
+            .expect("gpt-4o-mini is in the built-in price table");
         assert!(cost.total_usd > 0.0);
     }
 

@@ -1,12 +1,13 @@
 //! Memory bounds of the pipeline.
 //!
-//! Two semaphores, with opposite policies on purpose:
+//! Three budgets, with two policies on purpose:
 //!
-//! - [`InflightLimiter`] counts decoded items (spans and log records) from the moment a request
-//!   is decoded until the store has committed them. A request that does not fit is refused at
-//!   once ([`IngestError::Overloaded`], 429 / `RESOURCE_EXHAUSTED` with a retry hint) rather than
+//! - [`InflightLimiter`]s count decoded items (spans and log records) from the moment a request
+//!   is decoded until the store has committed them, and request body bytes while they are read
+//!   and until they are decoded. A request that does not fit is refused at once
+//!   ([`IngestError::Overloaded`], 429 / `RESOURCE_EXHAUSTED` with a retry hint) rather than
 //!   queued: a queue of waiting requests is itself unbounded memory, and OTLP clients already
-//!   retry with backoff. So the items Sightline holds never exceed the configured number.
+//!   retry with backoff. So what Sightline holds never exceeds the configured numbers.
 //! - [`DecodeSlots`] bounds how many request bodies are decompressed and decoded at once (each
 //!   can take up to `max_decompressed_bytes` plus its decoded form). Decoding is CPU work on
 //!   blocking threads, so a request waits for a slot instead of failing: the slot count matches
@@ -60,6 +61,27 @@ impl InflightLimiter {
         }
     }
 
+    /// Reserves `more` units on top of `permit` (a body read chunk by chunk), or fails at once
+    /// with [`IngestError::Overloaded`]. One permit never holds more than the whole capacity: past
+    /// that it grows no further, so a single request is never refused forever.
+    pub fn try_grow(&self, permit: &mut InflightPermit, more: usize) -> Result<(), IngestError> {
+        let room = (self.capacity as usize).saturating_sub(permit._permit.num_permits());
+        let n = u32::try_from(more.min(room)).unwrap_or(u32::MAX);
+        if n == 0 {
+            return Ok(());
+        }
+        match self.semaphore.clone().try_acquire_many_owned(n) {
+            // Both permits come from this limiter's semaphore, as `merge` requires.
+            Ok(extra) => {
+                permit._permit.merge(extra);
+                Ok(())
+            }
+            Err(_) => Err(IngestError::Overloaded {
+                retry_after: self.retry_after,
+            }),
+        }
+    }
+
     /// Items held right now.
     pub fn in_flight(&self) -> usize {
         (self.capacity as usize).saturating_sub(self.semaphore.available_permits())
@@ -96,14 +118,14 @@ impl DecodeSlots {
         T: Send + 'static,
         F: FnOnce() -> Result<T, IngestError> + Send + 'static,
     {
-        let permit = self
-            .semaphore
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| IngestError::Internal {
-                message: "decode slots closed".into(),
-            })?;
+        let permit =
+            self.semaphore
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| IngestError::Internal {
+                    message: "decode slots closed".into(),
+                })?;
         let joined = tokio::task::spawn_blocking(move || {
             let _slot = permit;
             f()
@@ -138,6 +160,22 @@ mod tests {
         drop(a);
         assert_eq!(l.in_flight(), 4);
         drop(b);
+        assert_eq!(l.in_flight(), 0);
+    }
+
+    #[test]
+    fn permits_grow_chunk_by_chunk_up_to_the_capacity() {
+        let l = InflightLimiter::new(100, Duration::from_secs(1));
+        let mut p = l.try_acquire(0).unwrap();
+        l.try_grow(&mut p, 60).unwrap();
+        let other = l.try_acquire(30).unwrap();
+        assert_eq!(l.in_flight(), 90);
+        assert!(l.try_grow(&mut p, 20).is_err());
+        drop(other);
+        l.try_grow(&mut p, 1_000).unwrap();
+        assert_eq!(l.in_flight(), 100);
+        l.try_grow(&mut p, 5).unwrap();
+        drop(p);
         assert_eq!(l.in_flight(), 0);
     }
 

@@ -40,6 +40,10 @@ pub struct PipelineConfig {
     /// Request bodies decompressed and decoded at once, on blocking threads; 0 means one per
     /// CPU. Further requests wait for a slot.
     pub max_concurrent_decodes: usize,
+    /// Most bytes of OTLP/HTTP request bodies (as received, before decompression) held at once,
+    /// from the first byte read until the body is decoded. A body that would pass it is refused
+    /// with 429 and a retry hint, so many concurrent uploads cannot exhaust memory.
+    pub max_inflight_body_bytes: usize,
 }
 
 impl Default for PipelineConfig {
@@ -48,6 +52,7 @@ impl Default for PipelineConfig {
             max_inflight_spans: 200_000,
             retry_after_secs: 1,
             max_concurrent_decodes: 0,
+            max_inflight_body_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -79,6 +84,7 @@ pub struct Pipeline {
     enricher: Arc<dyn Enricher>,
     config: PipelineConfig,
     inflight: InflightLimiter,
+    body_bytes: InflightLimiter,
     decodes: DecodeSlots,
     counters: stats::Counters,
 }
@@ -102,6 +108,7 @@ impl Pipeline {
         let retry_after = Duration::from_secs(config.retry_after_secs);
         Arc::new(Self {
             inflight: InflightLimiter::new(config.max_inflight_spans, retry_after),
+            body_bytes: InflightLimiter::new(config.max_inflight_body_bytes, retry_after),
             decodes: DecodeSlots::new(config.max_concurrent_decodes),
             store,
             enricher,
@@ -169,6 +176,12 @@ impl Pipeline {
         Ok(receipt.into())
     }
 
+    /// The budget of request body bytes held at once; receivers reserve from it while reading a
+    /// body and release when it is decoded.
+    pub fn body_budget(&self) -> &InflightLimiter {
+        &self.body_bytes
+    }
+
     /// Runs a decoding job (decompression, parsing, conversion) on a blocking thread once one of
     /// the pipeline's decode slots is free.
     pub async fn decode<T, F>(&self, job: F) -> Result<T, IngestError>
@@ -206,7 +219,10 @@ impl Pipeline {
 
     /// A snapshot of the counters and the queue depth.
     pub fn stats(&self) -> PipelineStats {
-        self.counters
-            .snapshot(self.inflight.in_flight(), self.inflight.capacity())
+        let mut stats = self
+            .counters
+            .snapshot(self.inflight.in_flight(), self.inflight.capacity());
+        stats.inflight_body_bytes = self.body_bytes.in_flight() as u64;
+        stats
     }
 }

@@ -46,6 +46,8 @@ pub struct PipelineStats {
     pub inflight_items: u64,
     /// Most items the pipeline holds at once.
     pub max_inflight_items: u64,
+    /// Bytes of request bodies held now, read but not yet decoded.
+    pub inflight_body_bytes: u64,
 }
 
 const FAILURE_KINDS: [&str; 6] = [
@@ -117,7 +119,8 @@ impl Counters {
     fn decoded_common<T>(&self, d: &Decoded<T>) {
         self.values_truncated
             .fetch_add(d.truncated_values, Ordering::Relaxed);
-        self.links_dropped.fetch_add(d.dropped_links, Ordering::Relaxed);
+        self.links_dropped
+            .fetch_add(d.dropped_links, Ordering::Relaxed);
     }
 
     pub(crate) fn spans_stored(&self, written: usize, duplicate: usize) {
@@ -156,6 +159,7 @@ impl Counters {
             links_dropped: get(&self.links_dropped),
             inflight_items: inflight as u64,
             max_inflight_items: capacity as u64,
+            inflight_body_bytes: 0,
         }
     }
 }
@@ -205,7 +209,10 @@ mod tests {
         assert_eq!(s.spans_rejected, 2);
         assert_eq!(s.spans_rejected_by_field["traceId"], 1);
         assert_eq!(s.spans_rejected_by_field["other"], 1);
-        assert_eq!((s.spans_accepted, s.spans_written, s.spans_duplicate), (2, 1, 1));
+        assert_eq!(
+            (s.spans_accepted, s.spans_written, s.spans_duplicate),
+            (2, 1, 1)
+        );
         assert_eq!((s.values_truncated, s.links_dropped), (3, 1));
         assert_eq!((s.inflight_items, s.max_inflight_items), (5, 10));
     }

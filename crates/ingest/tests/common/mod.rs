@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests: a recording store, request builders.
-#![allow(dead_code)]
+#![allow(dead_code)] // each test binary uses its own part of these helpers
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot proceed should panic
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -123,8 +124,15 @@ impl Store for RecordingStore {
         Ok(receipt)
     }
 
-    async fn list_traces(&self, _: &Filter, _: &PageRequest) -> Result<Page<TraceSummary>, StoreError> {
-        Ok(Page { items: vec![], next_cursor: None })
+    async fn list_traces(
+        &self,
+        _: &Filter,
+        _: &PageRequest,
+    ) -> Result<Page<TraceSummary>, StoreError> {
+        Ok(Page {
+            items: vec![],
+            next_cursor: None,
+        })
     }
 
     async fn get_trace(&self, _: &str, _: TraceId) -> Result<Option<TraceDetail>, StoreError> {
@@ -132,19 +140,36 @@ impl Store for RecordingStore {
     }
 
     async fn list_calls(&self, _: &Filter, _: &PageRequest) -> Result<Page<LlmCall>, StoreError> {
-        Ok(Page { items: vec![], next_cursor: None })
+        Ok(Page {
+            items: vec![],
+            next_cursor: None,
+        })
     }
 
-    async fn list_sessions(&self, _: &Filter, _: &PageRequest) -> Result<Page<SessionSummary>, StoreError> {
-        Ok(Page { items: vec![], next_cursor: None })
+    async fn list_sessions(
+        &self,
+        _: &Filter,
+        _: &PageRequest,
+    ) -> Result<Page<SessionSummary>, StoreError> {
+        Ok(Page {
+            items: vec![],
+            next_cursor: None,
+        })
     }
 
     async fn get_session(&self, _: &str, _: &str) -> Result<Option<SessionDetail>, StoreError> {
         Ok(None)
     }
 
-    async fn list_users(&self, _: &Filter, _: &PageRequest) -> Result<Page<UserSummary>, StoreError> {
-        Ok(Page { items: vec![], next_cursor: None })
+    async fn list_users(
+        &self,
+        _: &Filter,
+        _: &PageRequest,
+    ) -> Result<Page<UserSummary>, StoreError> {
+        Ok(Page {
+            items: vec![],
+            next_cursor: None,
+        })
     }
 
     async fn recompute_costs(&self, _: &PriceTable) -> Result<u64, StoreError> {

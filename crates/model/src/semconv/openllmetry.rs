@@ -55,7 +55,9 @@ pub(crate) fn extract(span: &Span) -> Option<Partial> {
         ..Partial::default()
     };
     p.usage.total_tokens = a.u64("llm.usage.total_tokens");
-    p.params.stream = a.bool("llm.is_streaming").or_else(|| a.bool("gen_ai.is_streaming"));
+    p.params.stream = a
+        .bool("llm.is_streaming")
+        .or_else(|| a.bool("gen_ai.is_streaming"));
     p.params.top_k = a.f64("llm.top_k");
     p.params.frequency_penalty = a.f64("llm.frequency_penalty");
     p.params.presence_penalty = a.f64("llm.presence_penalty");

@@ -88,7 +88,7 @@ impl EncodedCall {
             input_tokens: call.usage.input_tokens.map(to_i64),
             output_tokens: call.usage.output_tokens.map(to_i64),
             total_tokens: call.usage.total_tokens.map(to_i64),
-            json: { let _j = serde_json::to_string(call).map_err(|e| json_err("llm call", e))?; String::new() },
+            json: serde_json::to_string(call).map_err(|e| json_err("llm call", e))?,
             text: call.searchable_text(),
         })
     }

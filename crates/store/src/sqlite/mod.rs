@@ -8,7 +8,15 @@
 //!   writes are committed together (group commit), which is what makes fsync-per-commit cheap.
 //! - **One writer.** A dedicated OS thread owns the only write connection ([`writer`]); SQLite
 //!   allows one writer anyway, and a single thread keeps the summary maintenance free of races.
-//!   Readers use their own read-only connections and never wait for it.
+//!   Since it is the one serial resource, batches are turned into ready-to-bind rows (JSON,
+//!   index text, user/session context) on the caller's side first ([`encode`]). Readers use their
+//!   own read-only connections and never wait for it.
+//! - **Every list walks an index newest first** and stops after a page ([`read`]); keyset cursors
+//!   make page *n* as cheap as page 1. The exceptions are chosen on purpose: user and session
+//!   filters start from the (few) traces of that user or session, a full-text filter with few
+//!   matches starts from the matches, and one with many matches probes the index row by row.
+//!   Attribute filters are checked row by row (attributes are arbitrary, so unindexed): combine
+//!   them with a time window on large stores.
 //! - **Summaries at write time.** `traces`, `sessions` and `users` rows are updated in the same
 //!   transaction as the spans they summarize, so lists never aggregate raw rows. A span that is
 //!   sent twice (a retrying client) is stored once and counted once: spans are inserted with

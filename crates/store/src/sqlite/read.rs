@@ -117,8 +117,51 @@ fn to_i64(v: u64) -> i64 {
     super::codec::to_i64(v)
 }
 
+/// How a full-text filter is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FtsPlan {
+    /// Collect the matching call ids once, then walk the list checking membership: best when
+    /// matches are few.
+    Set,
+    /// Walk the list and ask the index about each call: best when matches are many, since a
+    /// page fills after a few rows while collecting them all would cost more than the page.
+    Probe,
+}
+
+/// Matches beyond which [`FtsPlan::Probe`] is used.
+const FTS_SET_MAX: i64 = 50_000;
+
+/// Picks the plan for `q` by counting its matches, up to [`FTS_SET_MAX`].
+pub(crate) fn fts_plan(conn: &Connection, q: Option<&str>) -> Result<FtsPlan, StoreError> {
+    let Some(expr) = q.and_then(fts_query) else {
+        return Ok(FtsPlan::Set);
+    };
+    let matches: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT rowid FROM calls_fts WHERE calls_fts MATCH ?1 LIMIT ?2)",
+        )
+        .and_then(|mut st| st.query_row(params![expr, FTS_SET_MAX], |r| r.get(0)))
+        .map_err(db_err)?;
+    Ok(if matches >= FTS_SET_MAX {
+        FtsPlan::Probe
+    } else {
+        FtsPlan::Set
+    })
+}
+
+/// The safe FTS5 expression for `q`: `None` when there is no query, `Some(None)` when it has
+/// nothing searchable.
+fn fts_expr(q: Option<&str>) -> Option<Option<String>> {
+    let q = q?.trim();
+    if q.is_empty() {
+        None
+    } else {
+        Some(fts_query(q))
+    }
+}
+
 /// The full-text condition on a call row aliased `c`; `None` for an empty query.
-fn fts_cond(sql: &mut Sql, q: Option<&str>) -> Option<String> {
+fn fts_cond(sql: &mut Sql, q: Option<&str>, plan: FtsPlan) -> Option<String> {
     let q = q?.trim();
     if q.is_empty() {
         return None;
@@ -126,7 +169,14 @@ fn fts_cond(sql: &mut Sql, q: Option<&str>) -> Option<String> {
     Some(match fts_query(q) {
         Some(expr) => {
             let p = sql.param(expr);
-            format!("c.id IN (SELECT rowid FROM calls_fts WHERE calls_fts MATCH {p})")
+            match plan {
+                FtsPlan::Set => {
+                    format!("c.id IN (SELECT rowid FROM calls_fts WHERE calls_fts MATCH {p})")
+                }
+                FtsPlan::Probe => format!(
+                    "EXISTS (SELECT 1 FROM calls_fts WHERE calls_fts MATCH {p} AND rowid = c.id)"
+                ),
+            }
         }
         // Nothing searchable (only punctuation): nothing can match.
         None => "0".to_string(),
@@ -232,10 +282,11 @@ fn read_trace_summary(row: &Row<'_>) -> Result<(i64, i64, TraceSummary), StoreEr
 pub(crate) fn traces_sql(
     filter: &Filter,
     page: &PageRequest,
+    fts: FtsPlan,
 ) -> Result<(String, Vec<Value>), StoreError> {
     let mut sql = Sql::default();
-    let p = sql.param(filter.project.clone());
-    sql.cond(format!("t.project = {p}"));
+    let project = sql.param(filter.project.clone());
+    sql.cond(format!("t.project = {project}"));
     if let Some(from) = filter.from_unix_nano {
         let p = sql.param(to_i64(from));
         sql.cond(format!("t.start_ns >= {p}"));
@@ -251,6 +302,7 @@ pub(crate) fn traces_sql(
         "t.start_ns",
         "t.id",
     )?;
+    // Literal conditions, so that the partial index on failed traces applies.
     match filter.status {
         Some(CallStatus::Error) => sql.cond("t.error_count > 0".into()),
         Some(CallStatus::Ok) => sql.cond("t.error_count = 0".into()),
@@ -263,16 +315,29 @@ pub(crate) fn traces_sql(
              AND s.trace_id = t.trace_id AND s.service = {p}))"
         ));
     }
-    for (value, column) in [
-        (&filter.user_id, "user_id"),
-        (&filter.session_id, "session_id"),
+    // A trace belongs to a user or session when any of its spans or calls names it; the
+    // membership tables written with the summaries list exactly those traces. Such filters are
+    // selective, so the query starts from the membership rows (the session's when both are given)
+    // and sorts that user's or session's traces, instead of walking every trace newest first.
+    let mut from = "traces t".to_string();
+    for (value, table, column) in [
+        (&filter.session_id, "session_traces", "session_id"),
+        (&filter.user_id, "user_traces", "user_id"),
     ] {
         if let Some(v) = nonempty(value) {
             let p = sql.param(v.to_string());
-            sql.cond(format!(
-                "(t.{column} = {p} OR EXISTS (SELECT 1 FROM llm_calls c WHERE c.project = t.project \
-                 AND c.trace_id = t.trace_id AND c.{column} = {p}))"
-            ));
+            if from == "traces t" {
+                from = format!(
+                    "{table} m CROSS JOIN traces t \
+                     ON t.project = m.project AND t.trace_id = m.trace_id"
+                );
+                sql.cond(format!("m.project = {project} AND m.{column} = {p}"));
+            } else {
+                sql.cond(format!(
+                    "t.trace_id IN (SELECT u.trace_id FROM {table} u \
+                     WHERE u.project = {project} AND u.{column} = {p})"
+                ));
+            }
         }
     }
     let mut call = Vec::new();
@@ -284,8 +349,24 @@ pub(crate) fn traces_sql(
         let p = sql.param(provider.to_string());
         call.push(format!("c.provider = {p}"));
     }
-    if let Some(c) = fts_cond(&mut sql, filter.q.as_deref()) {
-        call.push(c);
+    match (fts_expr(filter.q.as_deref()), fts) {
+        // Few matching calls and nothing more selective: start from them.
+        (Some(Some(expr)), FtsPlan::Set) if from == "traces t" => {
+            let q = sql.param(expr);
+            call.push(format!("calls_fts MATCH {q} AND c.project = {project}"));
+            from = format!(
+                "(SELECT DISTINCT c.trace_id AS tid FROM calls_fts \
+                  CROSS JOIN llm_calls c ON c.id = calls_fts.rowid WHERE {}) fm \
+                 CROSS JOIN traces t ON t.project = {project} AND t.trace_id = fm.tid",
+                call.join(" AND ")
+            );
+            call.clear();
+        }
+        _ => {
+            if let Some(c) = fts_cond(&mut sql, filter.q.as_deref(), fts) {
+                call.push(c);
+            }
+        }
     }
     if !call.is_empty() {
         sql.cond(format!(
@@ -303,7 +384,7 @@ pub(crate) fn traces_sql(
     let limit = sql.param((clamp_limit(page.limit) + 1) as i64);
     Ok((
         format!(
-            "SELECT {TRACE_COLUMNS} FROM traces t WHERE {} \
+            "SELECT {TRACE_COLUMNS} FROM {from} WHERE {} \
              ORDER BY t.start_ns DESC, t.id DESC LIMIT {limit}",
             sql.where_clause()
         ),
@@ -316,7 +397,18 @@ pub(crate) fn list_traces(
     filter: &Filter,
     page_req: &PageRequest,
 ) -> Result<Page<TraceSummary>, StoreError> {
-    let (sql, params) = traces_sql(filter, page_req)?;
+    let fts = fts_plan(conn, filter.q.as_deref())?;
+    list_traces_with(conn, filter, page_req, fts)
+}
+
+/// [`list_traces`] with a chosen full-text plan.
+pub(crate) fn list_traces_with(
+    conn: &Connection,
+    filter: &Filter,
+    page_req: &PageRequest,
+    fts: FtsPlan,
+) -> Result<Page<TraceSummary>, StoreError> {
+    let (sql, params) = traces_sql(filter, page_req, fts)?;
     let rows = collect(conn, &sql, &params, read_trace_summary)?;
     Ok(page(rows, clamp_limit(page_req.limit), CursorKind::Traces))
 }
@@ -327,6 +419,7 @@ pub(crate) fn list_traces(
 pub(crate) fn calls_sql(
     filter: &Filter,
     page: &PageRequest,
+    fts: FtsPlan,
 ) -> Result<(String, Vec<Value>), StoreError> {
     let mut sql = Sql::default();
     let p = sql.param(filter.project.clone());
@@ -346,9 +439,11 @@ pub(crate) fn calls_sql(
         "c.start_ns",
         "c.id",
     )?;
-    if let Some(status) = filter.status {
-        let p = sql.param(i64::from(status == CallStatus::Error));
-        sql.cond(format!("c.status = {p}"));
+    // Literal conditions, so that the partial index on failed calls applies.
+    match filter.status {
+        Some(CallStatus::Error) => sql.cond("c.status = 1".into()),
+        Some(CallStatus::Ok) => sql.cond("c.status = 0".into()),
+        None => {}
     }
     for (value, column) in [
         (&filter.service, "service"),
@@ -361,8 +456,20 @@ pub(crate) fn calls_sql(
             sql.cond(format!("c.{column} = {p}"));
         }
     }
-    if let Some(c) = fts_cond(&mut sql, filter.q.as_deref()) {
-        sql.cond(c);
+    let model = nonempty(&filter.model);
+    let mut from = "llm_calls c";
+    match (fts_expr(filter.q.as_deref()), fts) {
+        // Few matching calls and no model index to walk: start from them.
+        (Some(Some(expr)), FtsPlan::Set) if model.is_none() => {
+            let q = sql.param(expr);
+            sql.cond(format!("calls_fts MATCH {q}"));
+            from = "calls_fts CROSS JOIN llm_calls c ON c.id = calls_fts.rowid";
+        }
+        _ => {
+            if let Some(c) = fts_cond(&mut sql, filter.q.as_deref(), fts) {
+                sql.cond(c);
+            }
+        }
     }
     let attrs = attr_conds(&mut sql, &filter.attrs)?;
     if !attrs.is_empty() {
@@ -374,9 +481,9 @@ pub(crate) fn calls_sql(
     }
     let limit = sql.param((clamp_limit(page.limit) + 1) as i64);
     let order = "ORDER BY c.start_ns DESC, c.id DESC";
-    let text = match nonempty(&filter.model) {
+    let text = match model {
         None => format!(
-            "SELECT c.start_ns, c.id, c.call FROM llm_calls c WHERE {} {order} LIMIT {limit}",
+            "SELECT c.start_ns, c.id, c.call FROM {from} WHERE {} {order} LIMIT {limit}",
             sql.where_clause()
         ),
         Some(model) => {
@@ -401,7 +508,18 @@ pub(crate) fn list_calls(
     filter: &Filter,
     page_req: &PageRequest,
 ) -> Result<Page<LlmCall>, StoreError> {
-    let (sql, params) = calls_sql(filter, page_req)?;
+    let fts = fts_plan(conn, filter.q.as_deref())?;
+    list_calls_with(conn, filter, page_req, fts)
+}
+
+/// [`list_calls`] with a chosen full-text plan.
+pub(crate) fn list_calls_with(
+    conn: &Connection,
+    filter: &Filter,
+    page_req: &PageRequest,
+    fts: FtsPlan,
+) -> Result<Page<LlmCall>, StoreError> {
+    let (sql, params) = calls_sql(filter, page_req, fts)?;
     let rows = collect(conn, &sql, &params, |row| {
         let json: String = row.get(2).map_err(db_err)?;
         Ok((

@@ -14,8 +14,13 @@ use super::Synchronous;
 use crate::error::StoreError;
 
 /// The migrations, in order; migration `n` (1-based) brings `user_version` to `n`.
-pub(crate) const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_init", include_str!("migrations/0001_init.sql"))];
+pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("migrations/0001_init.sql")),
+    (
+        "0002_error_indexes",
+        include_str!("migrations/0002_error_indexes.sql"),
+    ),
+];
 
 /// The schema version this build writes.
 pub(crate) fn schema_version() -> u32 {
@@ -44,7 +49,8 @@ pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Conne
          PRAGMA synchronous = {sync};
          PRAGMA foreign_keys = OFF;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -131072;
+         PRAGMA cache_size = -524288;
+         PRAGMA mmap_size = 2147483648;
          PRAGMA wal_autocheckpoint = 4000;
          PRAGMA journal_size_limit = 67108864;"
     ))

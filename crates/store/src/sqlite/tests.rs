@@ -1,1 +1,454 @@
-//! Unit tests of the SQLite backend internals.
+//! Unit tests of the SQLite backend internals: durability without `close`, query plans, stats,
+//! and a misbehaving enricher.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use serde_json::json;
+use sightline_model::{
+    Attributes, CallStatus, LlmCall, LogRecord, Scope, Span, SpanId, SpanKind, SpanStatus, TraceId,
+};
+
+use super::read::{calls_sql, sessions_sql, traces_sql, users_sql, FtsPlan};
+use super::schema::open_writer;
+use super::{SqliteConfig, SqliteStore, Synchronous, DB_FILE};
+use crate::query::{Filter, PageRequest, SpanWithCall};
+use crate::testsuite::{test_enricher, TestEnricher};
+use crate::{Enricher, Store, WriteBatch};
+
+fn span(trace: u8, id: u8, model: Option<&str>) -> Span {
+    let mut attributes = Attributes::new();
+    if let Some(m) = model {
+        attributes.insert("gen_ai.request.model".into(), json!(m));
+        attributes.insert("gen_ai.usage.input_tokens".into(), json!(3));
+    }
+    Span {
+        project: "p".into(),
+        trace_id: TraceId([trace; 16]),
+        span_id: SpanId([id; 8]),
+        parent_span_id: None,
+        name: "s".into(),
+        kind: SpanKind::Client,
+        service: "svc".into(),
+        start_time_unix_nano: 1_000 + u64::from(id),
+        end_time_unix_nano: 2_000,
+        status: SpanStatus::default(),
+        attributes,
+        resource: Attributes::new(),
+        scope: Scope::default(),
+        events: vec![],
+        links: vec![],
+    }
+}
+
+fn item(span: Span) -> SpanWithCall {
+    SpanWithCall {
+        llm: TestEnricher.enrich(&span),
+        span,
+    }
+}
+
+fn open(dir: &std::path::Path, enricher: Arc<dyn Enricher>) -> SqliteStore {
+    SqliteStore::open(
+        SqliteConfig {
+            path: dir.to_path_buf(),
+            ..SqliteConfig::default()
+        },
+        enricher,
+    )
+    .unwrap()
+}
+
+fn count(conn: &Connection, table: &str) -> i64 {
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn acknowledged_writes_are_in_the_file_before_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), test_enricher());
+    let batch = WriteBatch {
+        spans: vec![item(span(1, 1, Some("m"))), item(span(1, 2, None))],
+        logs: vec![],
+    };
+    store.write(batch).await.unwrap();
+    // The store stays open (no close, no checkpoint): a separate connection, as after a crash
+    // and restart, must find the data in the database and its WAL.
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    assert_eq!(count(&conn, "spans"), 2);
+    assert_eq!(count(&conn, "llm_calls"), 1);
+    let spans: i64 = conn
+        .query_row("SELECT span_count FROM traces", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(spans, 2);
+    drop(conn);
+    drop(store);
+
+    // Reopening migrates nothing and keeps everything.
+    let store = open(dir.path(), test_enricher());
+    let detail = store
+        .get_trace("p", TraceId([1; 16]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.spans.len(), 2);
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.spans, stats.llm_calls, stats.traces), (2, 1, 1));
+    assert!(stats.db_bytes > 0);
+    store.close().await.unwrap();
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, super::schema::schema_version());
+}
+
+#[test]
+fn normal_synchronous_mode_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open_writer(&dir.path().join("n.db"), Synchronous::Normal).unwrap();
+    let sync: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 1);
+}
+
+/// Every list query walks an index in order: no full scan of a big table, no sort of all rows.
+#[test]
+fn list_queries_use_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open_writer(&dir.path().join("plan.db"), Synchronous::Normal).unwrap();
+    let base = Filter {
+        project: "p".into(),
+        ..Filter::default()
+    };
+    let filters = vec![
+        ("none", base.clone()),
+        (
+            "window",
+            Filter {
+                from_unix_nano: Some(1),
+                to_unix_nano: Some(2),
+                ..base.clone()
+            },
+        ),
+        (
+            "service",
+            Filter {
+                service: Some("s".into()),
+                ..base.clone()
+            },
+        ),
+        (
+            "model",
+            Filter {
+                model: Some("m".into()),
+                ..base.clone()
+            },
+        ),
+        (
+            "user",
+            Filter {
+                user_id: Some("u".into()),
+                ..base.clone()
+            },
+        ),
+        (
+            "session",
+            Filter {
+                session_id: Some("s".into()),
+                ..base.clone()
+            },
+        ),
+        (
+            "user and session",
+            Filter {
+                user_id: Some("u".into()),
+                session_id: Some("s".into()),
+                ..base.clone()
+            },
+        ),
+        (
+            "error",
+            Filter {
+                status: Some(CallStatus::Error),
+                ..base.clone()
+            },
+        ),
+        (
+            "q",
+            Filter {
+                q: Some("hello".into()),
+                ..base.clone()
+            },
+        ),
+    ];
+    let cursor = PageRequest {
+        limit: 50,
+        cursor: Some(
+            super::codec::Cursor { time: 5, id: 5 }.encode(super::codec::CursorKind::Traces),
+        ),
+    };
+    let call_cursor = PageRequest {
+        limit: 50,
+        cursor: Some(
+            super::codec::Cursor { time: 5, id: 5 }.encode(super::codec::CursorKind::Calls),
+        ),
+    };
+    let plan = |sql: &str, params: &[rusqlite::types::Value]| -> String {
+        let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = st
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("\n")
+    };
+    for (name, f) in &filters {
+        for (page, fts) in [
+            (&PageRequest::default(), FtsPlan::Set),
+            (&cursor, FtsPlan::Probe),
+        ] {
+            let (sql, params) = traces_sql(f, page, fts).unwrap();
+            let p = plan(&sql, &params);
+            println!("traces/{name}:\n{p}\n");
+            if name.starts_with("user") || *name == "session" {
+                // Starts from the user's or session's traces, then sorts those.
+                assert!(
+                    p.contains("SEARCH m USING PRIMARY KEY"),
+                    "traces/{name}:\n{p}"
+                );
+            } else if *name == "q" && fts == FtsPlan::Set {
+                // Starts from the (few) matching calls, then sorts their traces.
+                assert!(
+                    p.contains("SCAN calls_fts VIRTUAL TABLE"),
+                    "traces/{name}:\n{p}"
+                );
+                assert!(
+                    p.contains("SEARCH t USING INDEX traces_key"),
+                    "traces/{name}:\n{p}"
+                );
+            } else {
+                assert!(
+                    !p.contains("TEMP B-TREE FOR ORDER BY"),
+                    "traces/{name} sorts:\n{p}"
+                );
+            }
+            assert!(
+                !p.lines()
+                    .any(|l| l.trim() == "SCAN t" || l.trim() == "SCAN traces"),
+                "traces/{name} scans:\n{p}"
+            );
+        }
+        for (page, fts) in [
+            (&PageRequest::default(), FtsPlan::Set),
+            (&call_cursor, FtsPlan::Probe),
+        ] {
+            let (sql, params) = calls_sql(f, page, fts).unwrap();
+            let p = plan(&sql, &params);
+            println!("calls/{name}:\n{p}\n");
+            assert!(
+                !p.lines()
+                    .any(|l| l.trim() == "SCAN c" || l.trim() == "SCAN llm_calls"),
+                "calls/{name} scans:\n{p}"
+            );
+            if *name == "q" && fts == FtsPlan::Set {
+                assert!(
+                    p.contains("SCAN calls_fts VIRTUAL TABLE"),
+                    "calls/{name}:\n{p}"
+                );
+            } else if *name != "model" {
+                // The model filter merges two index walks of at most `limit` rows each.
+                assert!(
+                    !p.contains("TEMP B-TREE FOR ORDER BY"),
+                    "calls/{name} sorts:\n{p}"
+                );
+            }
+        }
+    }
+    for (name, (sql, params)) in [
+        (
+            "sessions",
+            sessions_sql(&base, &PageRequest::default()).unwrap(),
+        ),
+        ("users", users_sql(&base, &PageRequest::default()).unwrap()),
+    ] {
+        let p = plan(&sql, &params);
+        println!("{name}:\n{p}\n");
+        assert!(
+            !p.contains("TEMP B-TREE FOR ORDER BY"),
+            "{name} sorts:\n{p}"
+        );
+    }
+}
+
+struct PanicOnEvents {
+    panicked: AtomicBool,
+}
+
+impl Enricher for PanicOnEvents {
+    fn enrich(&self, span: &Span) -> Option<LlmCall> {
+        if !span.events.is_empty() {
+            self.panicked.store(true, Ordering::SeqCst);
+            panic!("enricher bug");
+        }
+        TestEnricher.enrich(span)
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_enricher_keeps_the_previous_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let enricher = Arc::new(PanicOnEvents {
+        panicked: AtomicBool::new(false),
+    });
+    let store = open(dir.path(), enricher.clone());
+    let s = span(1, 1, Some("m"));
+    store
+        .write(WriteBatch {
+            spans: vec![item(s.clone())],
+            logs: vec![],
+        })
+        .await
+        .unwrap();
+    let log = LogRecord {
+        project: "p".into(),
+        service: "svc".into(),
+        time_unix_nano: 1_500,
+        severity_number: 9,
+        severity_text: "INFO".into(),
+        event_name: Some("gen_ai.choice".into()),
+        body: Some(json!({ "content": "hi" })),
+        attributes: Attributes::new(),
+        resource: Attributes::new(),
+        scope: Scope::default(),
+        trace_id: Some(s.trace_id),
+        span_id: Some(s.span_id),
+    };
+    let receipt = store
+        .write(WriteBatch {
+            spans: vec![],
+            logs: vec![log],
+        })
+        .await
+        .unwrap();
+    assert_eq!(receipt.logs_written, 1);
+    assert!(enricher.panicked.load(Ordering::SeqCst));
+    let calls = store
+        .list_calls(
+            &Filter {
+                project: "p".into(),
+                ..Filter::default()
+            },
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(calls.items.len(), 1);
+    assert!(calls.items[0].output_messages.is_empty());
+    // The writer survived: later writes still work.
+    let receipt = store
+        .write(WriteBatch {
+            spans: vec![item(span(2, 1, None))],
+            logs: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(receipt.spans_written, 1);
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn stats_count_rows_and_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), test_enricher());
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.spans, stats.traces, stats.logs), (0, 0, 0));
+    assert_eq!(stats.queued_writes, 0);
+    let log = LogRecord {
+        project: "p".into(),
+        service: "svc".into(),
+        time_unix_nano: 1,
+        severity_number: 0,
+        severity_text: String::new(),
+        event_name: None,
+        body: None,
+        attributes: Attributes::new(),
+        resource: Attributes::new(),
+        scope: Scope::default(),
+        trace_id: None,
+        span_id: None,
+    };
+    store
+        .write(WriteBatch {
+            spans: vec![item(span(1, 1, Some("m"))), item(span(2, 1, None))],
+            logs: vec![log],
+        })
+        .await
+        .unwrap();
+    let stats = store.stats().await.unwrap();
+    assert_eq!(
+        (stats.spans, stats.llm_calls, stats.traces, stats.logs),
+        (2, 1, 2, 1)
+    );
+    assert!(stats.db_bytes + stats.wal_bytes > 0);
+    assert!(store.db_path().ends_with(DB_FILE));
+}
+
+#[tokio::test]
+async fn both_full_text_plans_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), test_enricher());
+    let mut spans = Vec::new();
+    for i in 1..=20u8 {
+        let mut s = span(i, 1, Some("m"));
+        let word = if i % 3 == 0 { "needle" } else { "hay" };
+        s.attributes
+            .insert("test.prompt".into(), json!(format!("{word} number {i}")));
+        spans.push(item(s));
+    }
+    store
+        .write(WriteBatch {
+            spans,
+            logs: vec![],
+        })
+        .await
+        .unwrap();
+    let conn = super::schema::open_reader(&dir.path().join(DB_FILE)).unwrap();
+    let f = Filter {
+        project: "p".into(),
+        q: Some("needle".into()),
+        ..Filter::default()
+    };
+    assert_eq!(
+        super::read::fts_plan(&conn, f.q.as_deref()).unwrap(),
+        FtsPlan::Set
+    );
+    let mut results = Vec::new();
+    for plan in [FtsPlan::Set, FtsPlan::Probe] {
+        let page = PageRequest {
+            limit: 4,
+            cursor: None,
+        };
+        let calls = super::read::list_calls_with(&conn, &f, &page, plan).unwrap();
+        let next = PageRequest {
+            limit: 4,
+            cursor: calls.next_cursor.clone(),
+        };
+        let more = super::read::list_calls_with(&conn, &f, &next, plan).unwrap();
+        let traces =
+            super::read::list_traces_with(&conn, &f, &PageRequest::default(), plan).unwrap();
+        let ids: Vec<_> = calls
+            .items
+            .iter()
+            .chain(&more.items)
+            .map(|c| c.trace_id)
+            .collect();
+        assert_eq!(ids.len(), 6, "{plan:?}");
+        assert_eq!(traces.items.len(), 6, "{plan:?}");
+        results.push((ids, traces.items));
+    }
+    assert_eq!(results[0], results[1]);
+}
