@@ -110,9 +110,24 @@ pub(crate) fn fnv1a(parts: &[&str]) -> i64 {
 }
 
 /// The columns `read_span` expects, in order, from `spans` aliased as `s`.
-pub(crate) const SPAN_COLUMNS: &str = "s.trace_id, s.span_id, s.parent_span_id, s.start_ns, \
-     s.end_ns, s.kind, s.status, s.service, s.name, s.status_message, s.origin, s.attributes, \
-     s.extra";
+pub(crate) const SPAN_COLUMNS: &str = "s.span_id, s.parent_span_id, s.start_ns, s.end_ns, \
+     s.kind, s.status, s.service, s.name, s.status_message, s.origin, s.attributes, s.extra";
+
+/// The row id of the trace `trace_id` of `project` (its `trace_ref`), if stored.
+pub(crate) fn trace_ref(
+    conn: &Connection,
+    project: &str,
+    trace_id: TraceId,
+) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached("SELECT id FROM traces WHERE project = ?1 AND trace_id = ?2")
+        .and_then(|mut st| {
+            st.query_row(rusqlite::params![project, trace_id.as_bytes()], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+        .map_err(db_err)
+}
 
 /// Decodes resource/scope pairs once per query.
 #[derive(Default)]
@@ -142,42 +157,42 @@ impl OriginReader {
     }
 }
 
-/// A span row (columns as in [`SPAN_COLUMNS`]) decoded, for the given project.
+/// A span row (columns as in [`SPAN_COLUMNS`]) of trace `trace_id` of `project`, decoded.
 pub(crate) fn read_span(
     conn: &Connection,
     origins: &mut OriginReader,
     project: &str,
+    trace_id: TraceId,
     row: &Row<'_>,
 ) -> Result<Span, StoreError> {
     let get = |e: rusqlite::Error| db_err(e);
-    let trace_id = trace_id_from(&row.get::<_, Vec<u8>>(0).map_err(get)?)?;
-    let span_id = span_id_from(&row.get::<_, Vec<u8>>(1).map_err(get)?)?;
+    let span_id = span_id_from(&row.get::<_, Vec<u8>>(0).map_err(get)?)?;
     let parent_span_id = row
-        .get::<_, Option<Vec<u8>>>(2)
+        .get::<_, Option<Vec<u8>>>(1)
         .map_err(get)?
         .map(|b| span_id_from(&b))
         .transpose()?;
-    let attributes: String = row.get(11).map_err(get)?;
+    let attributes: String = row.get(10).map_err(get)?;
     let attributes: Attributes =
         serde_json::from_str(&attributes).map_err(|e| json_err("stored attributes", e))?;
-    let extra = match row.get::<_, Option<String>>(12).map_err(get)? {
+    let extra = match row.get::<_, Option<String>>(11).map_err(get)? {
         Some(s) => serde_json::from_str::<Extra>(&s).map_err(|e| json_err("stored events", e))?,
         None => Extra::default(),
     };
-    let (resource, scope) = origins.get(conn, row.get(10).map_err(get)?)?;
+    let (resource, scope) = origins.get(conn, row.get(9).map_err(get)?)?;
     Ok(Span {
         project: project.to_string(),
         trace_id,
         span_id,
         parent_span_id,
-        name: row.get(8).map_err(get)?,
-        kind: SpanKind::from_otlp(row.get(5).map_err(get)?),
-        service: row.get(7).map_err(get)?,
-        start_time_unix_nano: to_u64(row.get(3).map_err(get)?),
-        end_time_unix_nano: to_u64(row.get(4).map_err(get)?),
+        name: row.get(7).map_err(get)?,
+        kind: SpanKind::from_otlp(row.get(4).map_err(get)?),
+        service: row.get(6).map_err(get)?,
+        start_time_unix_nano: to_u64(row.get(2).map_err(get)?),
+        end_time_unix_nano: to_u64(row.get(3).map_err(get)?),
         status: SpanStatus {
-            code: StatusCode::from_otlp(row.get(6).map_err(get)?),
-            message: row.get(9).map_err(get)?,
+            code: StatusCode::from_otlp(row.get(5).map_err(get)?),
+            message: row.get(8).map_err(get)?,
         },
         attributes,
         resource,

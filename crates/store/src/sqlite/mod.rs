@@ -13,10 +13,10 @@
 //!   own read-only connections and never wait for it.
 //! - **Every list walks an index newest first** and stops after a page ([`read`]); keyset cursors
 //!   make page *n* as cheap as page 1. The exceptions are chosen on purpose: user and session
-//!   filters start from the (few) traces of that user or session, a full-text filter with few
-//!   matches starts from the matches, and one with many matches probes the index row by row.
-//!   Attribute filters are checked row by row (attributes are arbitrary, so unindexed): combine
-//!   them with a time window on large stores.
+//!   filters start from the (few) traces of that user or session; a rare model or a full-text
+//!   query with few matches starts from the matching calls; a full-text query with many matches
+//!   probes the index row by row. Attribute filters are checked row by row (attributes are
+//!   arbitrary, so unindexed): combine them with a time window on large stores.
 //! - **Summaries at write time.** `traces`, `sessions` and `users` rows are updated in the same
 //!   transaction as the spans they summarize, so lists never aggregate raw rows. A span that is
 //!   sent twice (a retrying client) is stored once and counted once: spans are inserted with
@@ -25,6 +25,11 @@
 //!   arrives second), the span with the events appended is passed to the [`Enricher`] again and the
 //!   call row, its full-text entry and every summary are adjusted by the difference. Reads show
 //!   the events on the span; the `spans` row keeps the span as sent.
+//! - **Time-local keys.** Trace ids are random; an index led by them takes every insert at a
+//!   random place, which at millions of spans means hundreds of scattered pages dirtied (and
+//!   written twice) per commit. So only `traces` is keyed by trace id: spans, calls and trace
+//!   memberships refer to their trace by `traces.id` (`trace_ref`), which grows with time, and
+//!   `spans` is clustered on `(trace_ref, span_id)` so a trace's spans are read together.
 //! - **Schema** changes only through numbered migrations in `migrations/`, tracked by
 //!   `PRAGMA user_version`.
 

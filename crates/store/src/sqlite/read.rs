@@ -4,6 +4,12 @@
 //! runs on a blocking thread with a connection taken from the pool. Lists are keyset-paginated
 //! newest first on `(time, id)`: each query walks a `(project, …, start_ns)` index backwards and
 //! stops after `limit + 1` matching rows, so a page costs the same at any depth.
+//!
+//! Walking newest first is cheap when matches are common and slow when they are rare. Filters
+//! that are usually rare (a user, a session) and those whose rarity is cheap to measure first (a
+//! model, counted on its index; a full-text query, counted on the FTS index up to a bound) start
+//! instead from the matching rows and sort them: the bound where that stops paying is estimated
+//! from the store's size ([`collect_bound`]). Both plans return the same rows.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -128,21 +134,37 @@ pub(crate) enum FtsPlan {
     Probe,
 }
 
-/// Matches beyond which [`FtsPlan::Probe`] is used.
-const FTS_SET_MAX: i64 = 50_000;
+/// Rows in the store's counter `name` (all projects), for plan choices.
+fn stored(conn: &Connection, name: &str) -> Result<i64, StoreError> {
+    conn.prepare_cached("SELECT value FROM counters WHERE name = ?1")
+        .and_then(|mut st| st.query_row([name], |r| r.get(0)).optional())
+        .map(|v| v.unwrap_or(0))
+        .map_err(db_err)
+}
 
-/// Picks the plan for `q` by counting its matches, up to [`FTS_SET_MAX`].
+/// The smaller of two strategies' costs, estimated: collecting `n` matching rows costs about
+/// `n * collect` microseconds; walking the list newest first checking each row costs about
+/// `page / (n / total) * check` microseconds. Collecting wins while
+/// `n < sqrt(page * check / collect * total)`; the bound is clamped to `[lo, hi]`.
+fn collect_bound(total: i64, check_over_collect: f64, lo: i64, hi: i64) -> i64 {
+    let bound = (51.0 * check_over_collect * total.max(1) as f64).sqrt();
+    (bound as i64).clamp(lo, hi)
+}
+
+/// Picks the plan for `q` by counting its matches (reading at most as many as the plan choice
+/// needs). Probing one row costs about fifty times collecting one.
 pub(crate) fn fts_plan(conn: &Connection, q: Option<&str>) -> Result<FtsPlan, StoreError> {
     let Some(expr) = q.and_then(fts_query) else {
         return Ok(FtsPlan::Set);
     };
+    let bound = collect_bound(stored(conn, "llm_calls")?, 50.0, 1_000, 200_000);
     let matches: i64 = conn
         .prepare_cached(
             "SELECT count(*) FROM (SELECT rowid FROM calls_fts WHERE calls_fts MATCH ?1 LIMIT ?2)",
         )
-        .and_then(|mut st| st.query_row(params![expr, FTS_SET_MAX], |r| r.get(0)))
+        .and_then(|mut st| st.query_row(params![expr, bound], |r| r.get(0)))
         .map_err(db_err)?;
-    Ok(if matches >= FTS_SET_MAX {
+    Ok(if matches >= bound {
         FtsPlan::Probe
     } else {
         FtsPlan::Set
@@ -158,6 +180,29 @@ fn fts_expr(q: Option<&str>) -> Option<Option<String>> {
     } else {
         Some(fts_query(q))
     }
+}
+
+/// Whether the trace list should start from `model`'s calls (few enough of them, counted on
+/// its indexes) rather than walk all traces checking each.
+pub(crate) fn model_is_rare(
+    conn: &Connection,
+    project: &str,
+    model: Option<&str>,
+) -> Result<bool, StoreError> {
+    let Some(model) = model.filter(|m| !m.is_empty()) else {
+        return Ok(false);
+    };
+    let bound = collect_bound(stored(conn, "traces")?, 1.5, 200, 50_000);
+    let calls: i64 = conn
+        .prepare_cached(
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM llm_calls \
+                      WHERE project = ?1 AND request_model = ?2 LIMIT ?3)) \
+                  + (SELECT count(*) FROM (SELECT 1 FROM llm_calls \
+                      WHERE project = ?1 AND response_model = ?2 LIMIT ?3))",
+        )
+        .and_then(|mut st| st.query_row(params![project, model, bound], |r| r.get(0)))
+        .map_err(db_err)?;
+    Ok(calls < bound)
 }
 
 /// The full-text condition on a call row aliased `c`; `None` for an empty query.
@@ -283,6 +328,7 @@ pub(crate) fn traces_sql(
     filter: &Filter,
     page: &PageRequest,
     fts: FtsPlan,
+    rare_model: bool,
 ) -> Result<(String, Vec<Value>), StoreError> {
     let mut sql = Sql::default();
     let project = sql.param(filter.project.clone());
@@ -311,8 +357,8 @@ pub(crate) fn traces_sql(
     if let Some(service) = nonempty(&filter.service) {
         let p = sql.param(service.to_string());
         sql.cond(format!(
-            "(t.service = {p} OR EXISTS (SELECT 1 FROM spans s WHERE s.project = t.project \
-             AND s.trace_id = t.trace_id AND s.service = {p}))"
+            "(t.service = {p} OR EXISTS (SELECT 1 FROM spans s \
+             WHERE s.trace_ref = t.id AND s.service = {p}))"
         ));
     }
     // A trace belongs to a user or session when any of its spans or calls names it; the
@@ -327,58 +373,75 @@ pub(crate) fn traces_sql(
         if let Some(v) = nonempty(value) {
             let p = sql.param(v.to_string());
             if from == "traces t" {
-                from = format!(
-                    "{table} m CROSS JOIN traces t \
-                     ON t.project = m.project AND t.trace_id = m.trace_id"
-                );
+                from = format!("{table} m CROSS JOIN traces t ON t.id = m.trace_ref");
                 sql.cond(format!("m.project = {project} AND m.{column} = {p}"));
             } else {
                 sql.cond(format!(
-                    "t.trace_id IN (SELECT u.trace_id FROM {table} u \
+                    "t.id IN (SELECT u.trace_ref FROM {table} u \
                      WHERE u.project = {project} AND u.{column} = {p})"
                 ));
             }
         }
     }
     let mut call = Vec::new();
+    let mut model_param = None;
     if let Some(model) = nonempty(&filter.model) {
         let p = sql.param(model.to_string());
         call.push(format!("(c.request_model = {p} OR c.response_model = {p})"));
+        model_param = Some(p);
     }
     if let Some(provider) = nonempty(&filter.provider) {
         let p = sql.param(provider.to_string());
         call.push(format!("c.provider = {p}"));
     }
-    match (fts_expr(filter.q.as_deref()), fts) {
-        // Few matching calls and nothing more selective: start from them.
-        (Some(Some(expr)), FtsPlan::Set) if from == "traces t" => {
-            let q = sql.param(expr);
-            call.push(format!("calls_fts MATCH {q} AND c.project = {project}"));
-            from = format!(
-                "(SELECT DISTINCT c.trace_id AS tid FROM calls_fts \
-                  CROSS JOIN llm_calls c ON c.id = calls_fts.rowid WHERE {}) fm \
-                 CROSS JOIN traces t ON t.project = {project} AND t.trace_id = fm.tid",
-                call.join(" AND ")
-            );
-            call.clear();
-        }
-        _ => {
-            if let Some(c) = fts_cond(&mut sql, filter.q.as_deref(), fts) {
-                call.push(c);
+    // Few matching calls (a rare model, a full-text query with few matches) and nothing more
+    // selective: start from those calls' traces and sort them, rather than walking every trace.
+    let fts_set = match (fts_expr(filter.q.as_deref()), fts) {
+        (Some(Some(expr)), FtsPlan::Set) => Some(expr),
+        _ => None,
+    };
+    let model_drives = rare_model && nonempty(&filter.model).is_some();
+    if from == "traces t" && (fts_set.is_some() || model_drives) {
+        call.push(format!("c.project = {project}"));
+        let calls = match (fts_set, &model_param) {
+            (Some(expr), _) => {
+                let q = sql.param(expr);
+                call.push(format!("calls_fts MATCH {q}"));
+                format!(
+                    "SELECT DISTINCT c.trace_ref AS tref FROM calls_fts \
+                     CROSS JOIN llm_calls c ON c.id = calls_fts.rowid WHERE {}",
+                    call.join(" AND ")
+                )
             }
-        }
+            // One walk per model index (SQLite does not OR partial indexes together).
+            (None, model) => {
+                if let Some(c) = fts_cond(&mut sql, filter.q.as_deref(), fts) {
+                    call.push(c);
+                }
+                let m = model.clone().unwrap_or_default();
+                let conds = call.join(" AND ");
+                format!(
+                    "SELECT c.trace_ref AS tref FROM llm_calls c \
+                       WHERE {conds} AND c.request_model = {m} \
+                     UNION SELECT c.trace_ref FROM llm_calls c \
+                       WHERE {conds} AND c.response_model = {m}"
+                )
+            }
+        };
+        from = format!("({calls}) fm CROSS JOIN traces t ON t.id = fm.tref");
+        call.clear();
+    } else if let Some(c) = fts_cond(&mut sql, filter.q.as_deref(), fts) {
+        call.push(c);
     }
     if !call.is_empty() {
         sql.cond(format!(
-            "EXISTS (SELECT 1 FROM llm_calls c WHERE c.project = t.project \
-             AND c.trace_id = t.trace_id AND {})",
+            "EXISTS (SELECT 1 FROM llm_calls c WHERE c.trace_ref = t.id AND {})",
             call.join(" AND ")
         ));
     }
     for attr in attr_conds(&mut sql, &filter.attrs)? {
         sql.cond(format!(
-            "EXISTS (SELECT 1 FROM spans s WHERE s.project = t.project \
-             AND s.trace_id = t.trace_id AND {attr})"
+            "EXISTS (SELECT 1 FROM spans s WHERE s.trace_ref = t.id AND {attr})"
         ));
     }
     let limit = sql.param((clamp_limit(page.limit) + 1) as i64);
@@ -398,17 +461,19 @@ pub(crate) fn list_traces(
     page_req: &PageRequest,
 ) -> Result<Page<TraceSummary>, StoreError> {
     let fts = fts_plan(conn, filter.q.as_deref())?;
-    list_traces_with(conn, filter, page_req, fts)
+    let rare_model = model_is_rare(conn, &filter.project, filter.model.as_deref())?;
+    list_traces_with(conn, filter, page_req, fts, rare_model)
 }
 
-/// [`list_traces`] with a chosen full-text plan.
+/// [`list_traces`] with a chosen plan.
 pub(crate) fn list_traces_with(
     conn: &Connection,
     filter: &Filter,
     page_req: &PageRequest,
     fts: FtsPlan,
+    rare_model: bool,
 ) -> Result<Page<TraceSummary>, StoreError> {
-    let (sql, params) = traces_sql(filter, page_req, fts)?;
+    let (sql, params) = traces_sql(filter, page_req, fts, rare_model)?;
     let rows = collect(conn, &sql, &params, read_trace_summary)?;
     Ok(page(rows, clamp_limit(page_req.limit), CursorKind::Traces))
 }
@@ -474,8 +539,8 @@ pub(crate) fn calls_sql(
     let attrs = attr_conds(&mut sql, &filter.attrs)?;
     if !attrs.is_empty() {
         sql.cond(format!(
-            "EXISTS (SELECT 1 FROM spans s WHERE s.project = c.project \
-             AND s.trace_id = c.trace_id AND s.span_id = c.span_id AND {})",
+            "EXISTS (SELECT 1 FROM spans s \
+             WHERE s.trace_ref = c.trace_ref AND s.span_id = c.span_id AND {})",
             attrs.join(" AND ")
         ));
     }
@@ -536,18 +601,20 @@ pub(crate) fn get_trace(
     project: &str,
     trace_id: TraceId,
 ) -> Result<Option<TraceDetail>, StoreError> {
+    let Some(trace_ref) = super::codec::trace_ref(conn, project, trace_id)? else {
+        return Ok(None);
+    };
     let mut origins = OriginReader::default();
-    let key = params![project, trace_id.as_bytes()];
     let mut spans = Vec::new();
     {
         let mut st = conn
             .prepare_cached(&format!(
-                "SELECT {SPAN_COLUMNS} FROM spans s WHERE s.project = ?1 AND s.trace_id = ?2"
+                "SELECT {SPAN_COLUMNS} FROM spans s WHERE s.trace_ref = ?1"
             ))
             .map_err(db_err)?;
-        let mut rows = st.query(key).map_err(db_err)?;
+        let mut rows = st.query([trace_ref]).map_err(db_err)?;
         while let Some(row) = rows.next().map_err(db_err)? {
-            spans.push(read_span(conn, &mut origins, project, row)?);
+            spans.push(read_span(conn, &mut origins, project, trace_id, row)?);
         }
     }
     if spans.is_empty() {
@@ -556,11 +623,9 @@ pub(crate) fn get_trace(
     let mut calls: std::collections::HashMap<SpanId, LlmCall> = std::collections::HashMap::new();
     {
         let mut st = conn
-            .prepare_cached(
-                "SELECT span_id, call FROM llm_calls WHERE project = ?1 AND trace_id = ?2",
-            )
+            .prepare_cached("SELECT span_id, call FROM llm_calls WHERE trace_ref = ?1")
             .map_err(db_err)?;
-        let mut rows = st.query(key).map_err(db_err)?;
+        let mut rows = st.query([trace_ref]).map_err(db_err)?;
         while let Some(row) = rows.next().map_err(db_err)? {
             let span_id = super::codec::span_id_from(&row.get::<_, Vec<u8>>(0).map_err(db_err)?)?;
             let json: String = row.get(1).map_err(db_err)?;
@@ -576,7 +641,9 @@ pub(crate) fn get_trace(
                  ORDER BY l.time_ns, l.id"
             ))
             .map_err(db_err)?;
-        let mut rows = st.query(key).map_err(db_err)?;
+        let mut rows = st
+            .query(params![project, trace_id.as_bytes()])
+            .map_err(db_err)?;
         let index: std::collections::HashMap<SpanId, usize> = spans
             .iter()
             .enumerate()
@@ -758,7 +825,7 @@ pub(crate) fn get_session(
         conn,
         &format!(
             "SELECT {TRACE_COLUMNS} FROM session_traces st \
-             JOIN traces t ON t.project = st.project AND t.trace_id = st.trace_id \
+             JOIN traces t ON t.id = st.trace_ref \
              WHERE st.project = ?1 AND st.session_id = ?2 \
              ORDER BY t.start_ns, t.id LIMIT {SESSION_TRACES_MAX}"
         ),

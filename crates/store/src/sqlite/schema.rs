@@ -20,6 +20,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0002_error_indexes",
         include_str!("migrations/0002_error_indexes.sql"),
     ),
+    (
+        "0003_trace_ref",
+        include_str!("migrations/0003_trace_ref.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
@@ -49,8 +53,7 @@ pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Conne
          PRAGMA synchronous = {sync};
          PRAGMA foreign_keys = OFF;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -524288;
-         PRAGMA mmap_size = 2147483648;
+         PRAGMA cache_size = -131072;
          PRAGMA wal_autocheckpoint = 4000;
          PRAGMA journal_size_limit = 67108864;"
     ))

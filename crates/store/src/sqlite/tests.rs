@@ -207,17 +207,24 @@ fn list_queries_use_indexes() {
         rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("\n")
     };
     for (name, f) in &filters {
-        for (page, fts) in [
-            (&PageRequest::default(), FtsPlan::Set),
-            (&cursor, FtsPlan::Probe),
+        for (page, fts, rare_model) in [
+            (&PageRequest::default(), FtsPlan::Set, true),
+            (&cursor, FtsPlan::Probe, false),
         ] {
-            let (sql, params) = traces_sql(f, page, fts).unwrap();
+            let (sql, params) = traces_sql(f, page, fts, rare_model).unwrap();
             let p = plan(&sql, &params);
             println!("traces/{name}:\n{p}\n");
             if name.starts_with("user") || *name == "session" {
                 // Starts from the user's or session's traces, then sorts those.
                 assert!(
                     p.contains("SEARCH m USING PRIMARY KEY"),
+                    "traces/{name}:\n{p}"
+                );
+            } else if *name == "model" && rare_model {
+                // Starts from the model's (few) calls, then sorts their traces.
+                assert!(p.contains("llm_calls_request_model"), "traces/{name}:\n{p}");
+                assert!(
+                    p.contains("llm_calls_response_model"),
                     "traces/{name}:\n{p}"
                 );
             } else if *name == "q" && fts == FtsPlan::Set {
@@ -227,7 +234,7 @@ fn list_queries_use_indexes() {
                     "traces/{name}:\n{p}"
                 );
                 assert!(
-                    p.contains("SEARCH t USING INDEX traces_key"),
+                    p.contains("SEARCH t USING INTEGER PRIMARY KEY"),
                     "traces/{name}:\n{p}"
                 );
             } else {
@@ -438,8 +445,46 @@ async fn both_full_text_plans_agree() {
             cursor: calls.next_cursor.clone(),
         };
         let more = super::read::list_calls_with(&conn, &f, &next, plan).unwrap();
-        let traces =
-            super::read::list_traces_with(&conn, &f, &PageRequest::default(), plan).unwrap();
+        let traces = super::read::list_traces_with(
+            &conn,
+            &f,
+            &PageRequest::default(),
+            plan,
+            plan == FtsPlan::Set,
+        )
+        .unwrap();
+        // The model filter, walked from the model's calls or from the trace list.
+        for rare_model in [true, false] {
+            let by_model = Filter {
+                model: Some("m".into()),
+                ..f.clone()
+            };
+            let other = super::read::list_traces_with(
+                &conn,
+                &by_model,
+                &PageRequest::default(),
+                plan,
+                rare_model,
+            )
+            .unwrap();
+            assert_eq!(
+                other.items, traces.items,
+                "{plan:?} rare_model={rare_model}"
+            );
+            let none = Filter {
+                model: Some("other".into()),
+                ..f.clone()
+            };
+            let empty = super::read::list_traces_with(
+                &conn,
+                &none,
+                &PageRequest::default(),
+                plan,
+                rare_model,
+            )
+            .unwrap();
+            assert!(empty.items.is_empty());
+        }
         let ids: Vec<_> = calls
             .items
             .iter()
@@ -451,4 +496,121 @@ async fn both_full_text_plans_agree() {
         results.push((ids, traces.items));
     }
     assert_eq!(results[0], results[1]);
+}
+
+/// A database written by schema 2 (spans keyed by trace id) is migrated with its data.
+#[tokio::test]
+async fn migration_to_trace_refs_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    let s = {
+        let mut s = span(9, 4, Some("m"));
+        s.attributes
+            .insert("test.prompt".into(), json!("hello old schema"));
+        s.attributes.insert("session.id".into(), json!("s1"));
+        s
+    };
+    let call = TestEnricher.enrich(&s).unwrap();
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        for (i, (_, sql)) in super::schema::MIGRATIONS.iter().take(2).enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .unwrap();
+        }
+        let t = s.trace_id.as_bytes();
+        conn.execute(
+            "INSERT INTO origins (id, hash, resource, scope) VALUES (1, 0, '{}', ?1)",
+            [serde_json::to_string(&s.scope).unwrap()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO traces (id, project, trace_id, start_ns, end_ns, root_known, name, \
+             service, span_count, llm_call_count, error_count, input_tokens, output_tokens, \
+             priced_calls, cost_usd, session_id) \
+             VALUES (5, 'p', ?1, 1004, 2000, 1, 's', 'svc', 1, 1, 0, 3, 0, 0, 0, 's1')",
+            [t],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO spans (project, trace_id, span_id, parent_span_id, start_ns, end_ns, \
+             kind, status, service, name, status_message, origin, attributes, extra) \
+             VALUES ('p', ?1, ?2, NULL, 1004, 2000, 3, 0, 'svc', 's', '', 1, ?3, NULL)",
+            rusqlite::params![
+                t,
+                s.span_id.as_bytes(),
+                serde_json::to_string(&s.attributes).unwrap()
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO llm_calls (id, project, trace_id, span_id, start_ns, status, service, \
+             request_model, operation, session_id, input_tokens, call) \
+             VALUES (7, 'p', ?1, ?2, 1004, 0, 'svc', 'm', 'chat', 's1', 3, ?3)",
+            rusqlite::params![
+                t,
+                s.span_id.as_bytes(),
+                serde_json::to_string(&call).unwrap()
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO calls_fts (rowid, text) VALUES (7, ?1)",
+            [call.searchable_text()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO session_traces (project, session_id, trace_id) VALUES ('p', 's1', ?1)",
+            [t],
+        )
+        .unwrap();
+    }
+
+    let store = open(dir.path(), test_enricher());
+    let detail = store.get_trace("p", s.trace_id).await.unwrap().unwrap();
+    assert_eq!(detail.spans.len(), 1);
+    assert_eq!(detail.spans[0].span, s);
+    assert_eq!(detail.spans[0].llm.as_ref(), Some(&call));
+    let f = Filter {
+        project: "p".into(),
+        ..Filter::default()
+    };
+    let by_text = Filter {
+        q: Some("old schema".into()),
+        ..f.clone()
+    };
+    assert_eq!(
+        store
+            .list_calls(&by_text, &PageRequest::default())
+            .await
+            .unwrap()
+            .items,
+        vec![call]
+    );
+    let by_session = Filter {
+        session_id: Some("s1".into()),
+        ..f.clone()
+    };
+    let traces = store
+        .list_traces(&by_session, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(traces.items.len(), 1);
+    // New spans of the migrated trace join it.
+    let receipt = store
+        .write(WriteBatch {
+            spans: vec![item(span(9, 5, None)), item(s.clone())],
+            logs: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!((receipt.spans_written, receipt.spans_duplicate), (1, 1));
+    let traces = store
+        .list_traces(&f, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(traces.items.len(), 1);
+    assert_eq!(traces.items[0].span_count, 2);
+    store.close().await.unwrap();
 }

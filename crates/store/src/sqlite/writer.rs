@@ -19,8 +19,8 @@ use sightline_model::{Span, TraceId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{
-    db_err, decode_call, fnv1a, json_err, read_log_event, read_span, OriginReader, SpanKey,
-    LOG_EVENT_COLUMNS, SPAN_COLUMNS,
+    db_err, decode_call, fnv1a, json_err, read_log_event, read_span, trace_ref, OriginReader,
+    SpanKey, LOG_EVENT_COLUMNS, SPAN_COLUMNS,
 };
 use super::encode::{CallStats, EncodedBatch, EncodedCall, EncodedLog, EncodedSpan};
 use crate::error::StoreError;
@@ -58,6 +58,7 @@ pub(crate) struct Writer {
     /// Whether any GenAI log event was ever stored; until then new spans skip the log lookup.
     genai_logs_exist: bool,
     origins: OriginCache,
+    refs: TraceRefs,
     stash: VecDeque<Command>,
 }
 
@@ -82,6 +83,7 @@ impl Writer {
             max_batch: max_batch.max(1),
             genai_logs_exist,
             origins: OriginCache::default(),
+            refs: TraceRefs::default(),
             stash: VecDeque::new(),
         })
     }
@@ -202,8 +204,10 @@ impl Writer {
             conn: &self.conn,
             enricher: self.enricher.as_ref(),
             origins: &mut self.origins,
+            refs: &mut self.refs,
             genai_logs_exist: &mut self.genai_logs_exist,
             deltas: Deltas::default(),
+            new_traces: 0,
         };
         let result = f(&mut tx).and_then(|value| tx.flush().map(|()| value));
         let result = result.and_then(|value| {
@@ -214,8 +218,9 @@ impl Writer {
             if let Err(e) = self.conn.execute_batch("ROLLBACK") {
                 tracing::error!(error = %e, "sqlite rollback failed");
             }
-            // Origins inserted by the failed transaction are gone with it.
+            // Origins and traces inserted by the failed transaction are gone with it.
             self.origins = OriginCache::default();
+            self.refs = TraceRefs::default();
         }
         result
     }
@@ -328,6 +333,49 @@ impl OriginCache {
     }
 }
 
+/// `traces.id` of recently written traces, so that the spans of a trace arriving over several
+/// batches look their trace up once.
+#[derive(Default)]
+struct TraceRefs {
+    ids: HashMap<(String, TraceId), i64>,
+}
+
+const TRACE_REFS_MAX: usize = 100_000;
+
+impl TraceRefs {
+    /// The trace's row id; creates the row (with neutral values the transaction's summary update
+    /// then overwrites) when the trace is new. Returns whether it was created.
+    fn get_or_create(
+        &mut self,
+        conn: &Connection,
+        project: &str,
+        trace_id: TraceId,
+    ) -> Result<(i64, bool), StoreError> {
+        if let Some(id) = self.ids.get(&(project.to_string(), trace_id)) {
+            return Ok((*id, false));
+        }
+        let (id, created) = match trace_ref(conn, project, trace_id)? {
+            Some(id) => (id, false),
+            None => {
+                conn.prepare_cached(
+                    "INSERT INTO traces (project, trace_id, start_ns, end_ns, root_known, name, \
+                     service, span_count, llm_call_count, error_count, input_tokens, \
+                     output_tokens, priced_calls, cost_usd) \
+                     VALUES (?1, ?2, ?3, 0, 0, '', '', 0, 0, 0, 0, 0, 0, 0)",
+                )
+                .and_then(|mut st| st.execute(params![project, trace_id.as_bytes(), i64::MAX]))
+                .map_err(db_err)?;
+                (conn.last_insert_rowid(), true)
+            }
+        };
+        if self.ids.len() >= TRACE_REFS_MAX {
+            self.ids.clear();
+        }
+        self.ids.insert((project.to_string(), trace_id), id);
+        Ok((id, created))
+    }
+}
+
 /// Changes to one trace row, summed over a transaction.
 #[derive(Debug)]
 struct TraceDelta {
@@ -420,11 +468,11 @@ impl GroupDelta {
 
 #[derive(Default)]
 struct Deltas {
-    traces: HashMap<(String, TraceId), TraceDelta>,
+    traces: HashMap<i64, TraceDelta>,
     sessions: HashMap<(String, String), GroupDelta>,
     users: HashMap<(String, String), GroupDelta>,
-    session_traces: HashSet<(String, String, TraceId)>,
-    user_traces: HashSet<(String, String, TraceId)>,
+    session_traces: HashSet<(String, String, i64)>,
+    user_traces: HashSet<(String, String, i64)>,
     user_sessions: HashSet<(String, String, String)>,
     spans: i64,
     calls: i64,
@@ -432,17 +480,15 @@ struct Deltas {
 }
 
 impl Deltas {
-    fn trace(&mut self, project: &str, trace_id: TraceId) -> &mut TraceDelta {
-        self.traces
-            .entry((project.to_string(), trace_id))
-            .or_default()
+    fn trace(&mut self, trace_ref: i64) -> &mut TraceDelta {
+        self.traces.entry(trace_ref).or_default()
     }
 
     /// Records activity of a user and/or session in a trace at `at`.
     fn context(
         &mut self,
         project: &str,
-        trace_id: TraceId,
+        trace_ref: i64,
         user: Option<&str>,
         session: Option<&str>,
         at: i64,
@@ -450,7 +496,7 @@ impl Deltas {
         if user.is_none() && session.is_none() {
             return;
         }
-        let t = self.trace(project, trace_id);
+        let t = self.trace(trace_ref);
         if t.user.is_none() {
             t.user = user.map(str::to_string);
         }
@@ -467,7 +513,7 @@ impl Deltas {
                 d.user = Some(u.to_string());
             }
             self.session_traces
-                .insert((project.to_string(), s.to_string(), trace_id));
+                .insert((project.to_string(), s.to_string(), trace_ref));
         }
         if let Some(u) = user {
             self.users
@@ -475,7 +521,7 @@ impl Deltas {
                 .or_default()
                 .seen(at);
             self.user_traces
-                .insert((project.to_string(), u.to_string(), trace_id));
+                .insert((project.to_string(), u.to_string(), trace_ref));
             if let Some(s) = session {
                 self.user_sessions
                     .insert((project.to_string(), u.to_string(), s.to_string()));
@@ -484,9 +530,9 @@ impl Deltas {
     }
 
     /// Adds (`sign` 1) or removes (`sign` -1) one call's contribution.
-    fn call(&mut self, project: &str, trace_id: TraceId, stats: &CallStats, sign: i64) {
+    fn call(&mut self, project: &str, trace_ref: i64, stats: &CallStats, sign: i64) {
         self.calls += sign;
-        let t = self.trace(project, trace_id);
+        let t = self.trace(trace_ref);
         t.calls += sign;
         t.errors += sign * i64::from(stats.error);
         t.input += sign * stats.input;
@@ -498,7 +544,7 @@ impl Deltas {
         if sign > 0 {
             self.context(
                 project,
-                trace_id,
+                trace_ref,
                 stats.user.as_deref(),
                 stats.session.as_deref(),
                 stats.start,
@@ -519,10 +565,10 @@ impl Deltas {
     }
 
     /// Adds a newly stored span (its call, if any, is added separately).
-    fn span(&mut self, span: &EncodedSpan, has_call: bool) {
+    fn span(&mut self, span: &EncodedSpan, trace_ref: i64, has_call: bool) {
         self.spans += 1;
         let key = &span.key;
-        let t = self.trace(&key.project, key.trace_id);
+        let t = self.trace(trace_ref);
         t.spans += 1;
         t.start = t.start.min(span.start);
         t.end = t.end.max(span.end);
@@ -541,7 +587,7 @@ impl Deltas {
         if !has_call {
             self.context(
                 &key.project,
-                key.trace_id,
+                trace_ref,
                 span.user.as_deref(),
                 span.session.as_deref(),
                 span.start,
@@ -555,8 +601,10 @@ struct Txn<'a> {
     conn: &'a Connection,
     enricher: &'a dyn Enricher,
     origins: &'a mut OriginCache,
+    refs: &'a mut TraceRefs,
     genai_logs_exist: &'a mut bool,
     deltas: Deltas,
+    new_traces: i64,
 }
 
 impl Txn<'_> {
@@ -581,7 +629,11 @@ impl Txn<'_> {
             receipt.logs_written += 1;
         }
         for span in &batch.spans {
-            if !self.insert_span(span, origin(span.origin)?)? {
+            let (trace_ref, created) =
+                self.refs
+                    .get_or_create(self.conn, &span.key.project, span.key.trace_id)?;
+            self.new_traces += i64::from(created);
+            if !self.insert_span(span, trace_ref, origin(span.origin)?)? {
                 receipt.spans_duplicate += 1;
                 continue;
             }
@@ -596,9 +648,9 @@ impl Txn<'_> {
                 Some(call) => call.as_ref(),
                 None => span.call.as_ref(),
             };
-            self.deltas.span(span, call.is_some());
+            self.deltas.span(span, trace_ref, call.is_some());
             if let Some(call) = call {
-                self.insert_call(&span.key, call)?;
+                self.insert_call(&span.key, trace_ref, call)?;
             }
         }
         // GenAI events for spans stored earlier: normalize those calls again.
@@ -606,8 +658,11 @@ impl Txn<'_> {
             if !touched_set.contains(&key) {
                 continue;
             }
+            let Some(trace_ref) = trace_ref(self.conn, &key.project, key.trace_id)? else {
+                continue;
+            };
             if let Some(call) = self.enrich_with_logs(&key)? {
-                self.replace_call(&key, call)?;
+                self.replace_call(&key, trace_ref, call)?;
             }
         }
         Ok(receipt)
@@ -653,19 +708,22 @@ impl Txn<'_> {
     }
 
     /// Inserts a span unless already stored; returns whether it was new.
-    fn insert_span(&mut self, span: &EncodedSpan, origin: i64) -> Result<bool, StoreError> {
+    fn insert_span(
+        &mut self,
+        span: &EncodedSpan,
+        trace_ref: i64,
+        origin: i64,
+    ) -> Result<bool, StoreError> {
         let changed = self
             .conn
             .prepare_cached(
-                "INSERT OR IGNORE INTO spans (project, trace_id, span_id, parent_span_id, \
-                 start_ns, end_ns, kind, status, service, name, status_message, origin, \
-                 attributes, extra) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                "INSERT OR IGNORE INTO spans (trace_ref, span_id, parent_span_id, start_ns, \
+                 end_ns, kind, status, service, name, status_message, origin, attributes, extra) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )
             .and_then(|mut st| {
                 st.execute(params![
-                    span.key.project,
-                    span.key.trace_id.as_bytes(),
+                    trace_ref,
                     span.key.span_id.as_bytes(),
                     span.parent.as_ref().map(|p| p.as_bytes()),
                     span.start,
@@ -685,24 +743,22 @@ impl Txn<'_> {
     }
 
     fn load_span(&mut self, key: &SpanKey) -> Result<Option<Span>, StoreError> {
+        let Some(trace_ref) = trace_ref(self.conn, &key.project, key.trace_id)? else {
+            return Ok(None);
+        };
         let mut st = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {SPAN_COLUMNS} FROM spans s \
-                 WHERE s.project = ?1 AND s.trace_id = ?2 AND s.span_id = ?3"
+                "SELECT {SPAN_COLUMNS} FROM spans s WHERE s.trace_ref = ?1 AND s.span_id = ?2"
             ))
             .map_err(db_err)?;
         let mut rows = st
-            .query(params![
-                key.project,
-                key.trace_id.as_bytes(),
-                key.span_id.as_bytes()
-            ])
+            .query(params![trace_ref, key.span_id.as_bytes()])
             .map_err(db_err)?;
         match rows.next().map_err(db_err)? {
             Some(row) => {
                 let mut origins = OriginReader::default();
-                read_span(self.conn, &mut origins, &key.project, row).map(Some)
+                read_span(self.conn, &mut origins, &key.project, key.trace_id, row).map(Some)
             }
             None => Ok(None),
         }
@@ -758,11 +814,16 @@ impl Txn<'_> {
         }
     }
 
-    fn insert_call(&mut self, key: &SpanKey, call: &EncodedCall) -> Result<(), StoreError> {
+    fn insert_call(
+        &mut self,
+        key: &SpanKey,
+        trace_ref: i64,
+        call: &EncodedCall,
+    ) -> Result<(), StoreError> {
         let stats = &call.stats;
         self.conn
             .prepare_cached(
-                "INSERT INTO llm_calls (project, trace_id, span_id, start_ns, status, service, \
+                "INSERT INTO llm_calls (project, trace_ref, span_id, start_ns, status, service, \
                  provider, request_model, response_model, operation, user_id, session_id, \
                  input_tokens, output_tokens, total_tokens, cost_usd, call) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
@@ -770,7 +831,7 @@ impl Txn<'_> {
             .and_then(|mut st| {
                 st.execute(params![
                     key.project,
-                    key.trace_id.as_bytes(),
+                    trace_ref,
                     key.span_id.as_bytes(),
                     stats.start,
                     i64::from(stats.error),
@@ -791,7 +852,7 @@ impl Txn<'_> {
             .map_err(db_err)?;
         let id = self.conn.last_insert_rowid();
         self.index_text(id, &call.text, false)?;
-        self.deltas.call(&key.project, key.trace_id, stats, 1);
+        self.deltas.call(&key.project, trace_ref, stats, 1);
         Ok(())
     }
 
@@ -813,30 +874,31 @@ impl Txn<'_> {
     }
 
     /// The stored call's id and contribution, if the span has one.
-    fn stored_call(&mut self, key: &SpanKey) -> Result<Option<(i64, CallStats)>, StoreError> {
+    fn stored_call(
+        &mut self,
+        trace_ref: i64,
+        key: &SpanKey,
+    ) -> Result<Option<(i64, CallStats)>, StoreError> {
         self.conn
             .prepare_cached(
                 "SELECT id, status, user_id, session_id, input_tokens, output_tokens, cost_usd, \
-                 start_ns FROM llm_calls WHERE project = ?1 AND trace_id = ?2 AND span_id = ?3",
+                 start_ns FROM llm_calls WHERE trace_ref = ?1 AND span_id = ?2",
             )
             .and_then(|mut st| {
-                st.query_row(
-                    params![key.project, key.trace_id.as_bytes(), key.span_id.as_bytes()],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            CallStats {
-                                error: r.get::<_, i64>(1)? != 0,
-                                user: r.get(2)?,
-                                session: r.get(3)?,
-                                input: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
-                                output: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
-                                cost: r.get(6)?,
-                                start: r.get(7)?,
-                            },
-                        ))
-                    },
-                )
+                st.query_row(params![trace_ref, key.span_id.as_bytes()], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        CallStats {
+                            error: r.get::<_, i64>(1)? != 0,
+                            user: r.get(2)?,
+                            session: r.get(3)?,
+                            input: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                            output: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+                            cost: r.get(6)?,
+                            start: r.get(7)?,
+                        },
+                    ))
+                })
                 .optional()
             })
             .map_err(db_err)
@@ -844,11 +906,16 @@ impl Txn<'_> {
 
     /// Replaces (or adds, or removes) the call of an already stored span, adjusting every summary
     /// by the difference.
-    fn replace_call(&mut self, key: &SpanKey, call: Option<EncodedCall>) -> Result<(), StoreError> {
-        let old = self.stored_call(key)?;
+    fn replace_call(
+        &mut self,
+        key: &SpanKey,
+        trace_ref: i64,
+        call: Option<EncodedCall>,
+    ) -> Result<(), StoreError> {
+        let old = self.stored_call(trace_ref, key)?;
         match (old, call) {
             (None, None) => {}
-            (None, Some(call)) => self.insert_call(key, &call)?,
+            (None, Some(call)) => self.insert_call(key, trace_ref, &call)?,
             (Some((id, old)), None) => {
                 self.conn
                     .prepare_cached("DELETE FROM llm_calls WHERE id = ?1")
@@ -858,7 +925,7 @@ impl Txn<'_> {
                     .prepare_cached("DELETE FROM calls_fts WHERE rowid = ?1")
                     .and_then(|mut st| st.execute([id]))
                     .map_err(db_err)?;
-                self.deltas.call(&key.project, key.trace_id, &old, -1);
+                self.deltas.call(&key.project, trace_ref, &old, -1);
             }
             (Some((id, old)), Some(call)) => {
                 let stats = &call.stats;
@@ -890,8 +957,8 @@ impl Txn<'_> {
                     })
                     .map_err(db_err)?;
                 self.index_text(id, &call.text, true)?;
-                self.deltas.call(&key.project, key.trace_id, &old, -1);
-                self.deltas.call(&key.project, key.trace_id, stats, 1);
+                self.deltas.call(&key.project, trace_ref, &old, -1);
+                self.deltas.call(&key.project, trace_ref, stats, 1);
             }
         }
         Ok(())
@@ -904,11 +971,11 @@ impl Txn<'_> {
         prices: &PriceTable,
         after: i64,
     ) -> Result<(usize, i64, u64), StoreError> {
-        let rows: Vec<(i64, String, Vec<u8>, String)> = {
+        let rows: Vec<(i64, String, i64, String)> = {
             let mut st = self
                 .conn
                 .prepare_cached(
-                    "SELECT id, project, trace_id, call FROM llm_calls WHERE id > ?1 \
+                    "SELECT id, project, trace_ref, call FROM llm_calls WHERE id > ?1 \
                      ORDER BY id LIMIT ?2",
                 )
                 .map_err(db_err)?;
@@ -921,7 +988,7 @@ impl Txn<'_> {
         };
         let mut last = after;
         let mut changed = 0;
-        for (id, project, trace_id, json) in &rows {
+        for (id, project, trace_ref, json) in &rows {
             last = *id;
             let mut call = match decode_call(json) {
                 Ok(call) => call,
@@ -934,10 +1001,6 @@ impl Txn<'_> {
             if cost == call.cost {
                 continue;
             }
-            let Ok(trace_id) = TraceId::from_bytes(trace_id) else {
-                tracing::warn!(id, "skipping call with a corrupt trace id while re-pricing");
-                continue;
-            };
             let old = CallStats::of(&call);
             call.cost = cost;
             let new = CallStats::of(&call);
@@ -946,8 +1009,8 @@ impl Txn<'_> {
                 .prepare_cached("UPDATE llm_calls SET cost_usd = ?2, call = ?3 WHERE id = ?1")
                 .and_then(|mut st| st.execute(params![id, new.cost, json]))
                 .map_err(db_err)?;
-            self.deltas.call(project, trace_id, &old, -1);
-            self.deltas.call(project, trace_id, &new, 1);
+            self.deltas.call(project, *trace_ref, &old, -1);
+            self.deltas.call(project, *trace_ref, &new, 1);
             changed += 1;
         }
         Ok((rows.len(), last, changed))
@@ -968,25 +1031,25 @@ impl Txn<'_> {
             logs,
         } = d;
         let conn = self.conn;
-        for (project, session, trace_id) in session_traces {
+        for (project, session, trace_ref) in session_traces {
             let new = conn
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO session_traces (project, session_id, trace_id) \
+                    "INSERT OR IGNORE INTO session_traces (project, session_id, trace_ref) \
                      VALUES (?1, ?2, ?3)",
                 )
-                .and_then(|mut st| st.execute(params![project, session, trace_id.as_bytes()]))
+                .and_then(|mut st| st.execute(params![project, session, trace_ref]))
                 .map_err(db_err)?;
             if new == 1 {
                 sessions.entry((project, session)).or_default().traces += 1;
             }
         }
-        for (project, user, trace_id) in user_traces {
+        for (project, user, trace_ref) in user_traces {
             let new = conn
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO user_traces (project, user_id, trace_id) \
+                    "INSERT OR IGNORE INTO user_traces (project, user_id, trace_ref) \
                      VALUES (?1, ?2, ?3)",
                 )
-                .and_then(|mut st| st.execute(params![project, user, trace_id.as_bytes()]))
+                .and_then(|mut st| st.execute(params![project, user, trace_ref]))
                 .map_err(db_err)?;
             if new == 1 {
                 users.entry((project, user)).or_default().traces += 1;
@@ -1005,72 +1068,48 @@ impl Txn<'_> {
             }
         }
 
-        let mut new_traces = 0i64;
         {
+            // Rows of new traces were created with neutral values (start i64::MAX, empty name),
+            // so one update serves new and existing traces alike.
             let mut st = conn
                 .prepare_cached(
-                    "INSERT INTO traces (project, trace_id, start_ns, end_ns, root_known, name, \
-                     service, span_count, llm_call_count, error_count, input_tokens, \
-                     output_tokens, priced_calls, cost_usd, user_id, session_id) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
-                     ON CONFLICT (project, trace_id) DO UPDATE SET \
-                       name = CASE WHEN traces.root_known THEN traces.name \
-                                   WHEN excluded.root_known OR excluded.start_ns < traces.start_ns \
-                                   THEN excluded.name ELSE traces.name END, \
-                       service = CASE WHEN traces.root_known THEN traces.service \
-                                   WHEN excluded.root_known OR excluded.start_ns < traces.start_ns \
-                                   THEN excluded.service ELSE traces.service END, \
-                       root_known = max(traces.root_known, excluded.root_known), \
-                       start_ns = min(traces.start_ns, excluded.start_ns), \
-                       end_ns = max(traces.end_ns, excluded.end_ns), \
-                       span_count = traces.span_count + excluded.span_count, \
-                       llm_call_count = traces.llm_call_count + excluded.llm_call_count, \
-                       error_count = traces.error_count + excluded.error_count, \
-                       input_tokens = traces.input_tokens + excluded.input_tokens, \
-                       output_tokens = traces.output_tokens + excluded.output_tokens, \
-                       priced_calls = traces.priced_calls + excluded.priced_calls, \
-                       cost_usd = CASE WHEN traces.priced_calls + excluded.priced_calls = 0 THEN 0 \
-                                       ELSE traces.cost_usd + excluded.cost_usd END, \
-                       user_id = coalesce(traces.user_id, excluded.user_id), \
-                       session_id = coalesce(traces.session_id, excluded.session_id) \
-                     RETURNING span_count",
+                    "UPDATE traces SET \
+                       name = CASE WHEN root_known THEN name \
+                                   WHEN ?2 OR ?3 < start_ns THEN ?4 ELSE name END, \
+                       service = CASE WHEN root_known THEN service \
+                                   WHEN ?2 OR ?3 < start_ns THEN ?5 ELSE service END, \
+                       root_known = max(root_known, ?2), \
+                       start_ns = min(start_ns, ?3), \
+                       end_ns = max(end_ns, ?6), \
+                       span_count = span_count + ?7, \
+                       llm_call_count = llm_call_count + ?8, \
+                       error_count = error_count + ?9, \
+                       input_tokens = input_tokens + ?10, \
+                       output_tokens = output_tokens + ?11, \
+                       cost_usd = CASE WHEN priced_calls + ?12 = 0 THEN 0 \
+                                       ELSE cost_usd + ?13 END, \
+                       priced_calls = priced_calls + ?12, \
+                       user_id = coalesce(user_id, ?14), \
+                       session_id = coalesce(session_id, ?15) \
+                     WHERE id = ?1",
                 )
                 .map_err(db_err)?;
-            for ((project, trace_id), t) in traces {
+            for (trace_ref, t) in traces {
                 let root_known = t.root.is_some();
                 let (name, service) = match (t.root, t.earliest) {
                     (Some(root), _) => root,
                     (None, Some((_, name, service))) => (name, service),
                     (None, None) => (String::new(), String::new()),
                 };
-                let span_count: i64 = st
-                    .query_row(
-                        params![
-                            project,
-                            trace_id.as_bytes(),
-                            t.start,
-                            t.end,
-                            root_known,
-                            name,
-                            service,
-                            t.spans,
-                            t.calls,
-                            t.errors,
-                            t.input,
-                            t.output,
-                            t.priced,
-                            t.cost,
-                            t.user,
-                            t.session,
-                        ],
-                        |r| r.get(0),
-                    )
-                    .map_err(db_err)?;
-                if t.spans > 0 && span_count == t.spans {
-                    new_traces += 1;
-                }
+                st.execute(params![
+                    trace_ref, root_known, t.start, name, service, t.end, t.spans, t.calls,
+                    t.errors, t.input, t.output, t.priced, t.cost, t.user, t.session,
+                ])
+                .map_err(db_err)?;
             }
         }
+        let new_traces = self.new_traces;
+        self.new_traces = 0;
         upsert_groups(conn, "sessions", &sessions)?;
         upsert_groups(conn, "users", &users)?;
         let mut st = conn
