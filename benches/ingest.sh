@@ -7,8 +7,8 @@
 #
 # Environment:
 #   DURATION      seconds of load per protocol            (default 30)
-#   CONCURRENCY   requests in flight                       (default 16)
-#   BATCH         traces per request (about 5 spans each)  (default 50)
+#   CONCURRENCY   requests in flight                       (default 8)
+#   BATCH         traces per request (about 5 spans each)  (default 20)
 #   PROTOCOLS     space-separated list                     (default "http-protobuf grpc")
 #   LOADGEN_ARGS  extra loadgen flags, e.g. "--gzip" or "--no-content"
 #   SERVE_ARGS    extra serve flags, e.g. "--sync normal"
@@ -23,8 +23,8 @@ trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 DURATION="${DURATION:-30}"
-CONCURRENCY="${CONCURRENCY:-16}"
-BATCH="${BATCH:-50}"
+CONCURRENCY="${CONCURRENCY:-8}"
+BATCH="${BATCH:-20}"
 PROTOCOLS="${PROTOCOLS:-http-protobuf grpc}"
 SEED="${SEED:-42}"
 RATE="${RATE:-0}"

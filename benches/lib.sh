@@ -12,7 +12,7 @@ BENCH_TMP_DIRS=()
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# Stops every process started through bench_spawn (TERM, then KILL after 20 s) and removes the
+# Stops every process recorded in BENCH_PIDS (TERM, then KILL after 20 s) and removes the
 # temporary directories registered with bench_tmpdir.
 bench_cleanup() {
     local pid
@@ -111,14 +111,20 @@ start_sightline() {
     log "sightline serve ready (pid $SL_PID, http $SL_HTTP, grpc $SL_GRPC, data $data_dir)"
 }
 
-# stop_sightline: graceful stop of the server started by start_sightline.
-stop_sightline() {
-    stop_pid "$SL_PID"
+# stop_tracked PID: stops a process started by this script and forgets it, so cleanup never
+# signals a PID the system may since have given to another process.
+stop_tracked() {
+    stop_pid "$1"
     local kept=() pid
     for pid in "${BENCH_PIDS[@]}"; do
-        [ "$pid" != "$SL_PID" ] && kept+=("$pid")
+        [ "$pid" != "$1" ] && kept+=("$pid")
     done
     BENCH_PIDS=("${kept[@]}")
+}
+
+# stop_sightline: graceful stop of the server started by start_sightline.
+stop_sightline() {
+    stop_tracked "$SL_PID"
     log "sightline serve stopped"
 }
 

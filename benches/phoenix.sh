@@ -14,8 +14,8 @@
 #
 # Environment:
 #   DURATION        seconds of load per server                  (default 30)
-#   CONCURRENCY     requests in flight                          (default 16)
-#   BATCH           traces per request (about 5 spans each)     (default 50)
+#   CONCURRENCY     requests in flight                          (default 8)
+#   BATCH           traces per request (about 5 spans each)     (default 20)
 #   PROTOCOL        http-protobuf or grpc                       (default http-protobuf)
 #   LOADGEN_ARGS    extra loadgen flags for both runs
 #   RATE            traces per second, 0 = flat out             (default 0)
@@ -31,8 +31,8 @@ trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 DURATION="${DURATION:-30}"
-CONCURRENCY="${CONCURRENCY:-16}"
-BATCH="${BATCH:-50}"
+CONCURRENCY="${CONCURRENCY:-8}"
+BATCH="${BATCH:-20}"
 PROTOCOL="${PROTOCOL:-http-protobuf}"
 SEED="${SEED:-42}"
 RATE="${RATE:-0}"
@@ -114,7 +114,7 @@ log "waiting until phoenix shows $phx_acked spans (at most $DRAIN_TIMEOUT s)"
     "$phx_load_end" "$DRAIN_TIMEOUT" >"$work/phoenix-visible.json"
 echo "visibility: $(cat "$work/phoenix-visible.json")"
 phx_rss=$(peak_rss "$phx_pid")
-stop_pid "$phx_pid"
+stop_tracked "$phx_pid"
 echo "phoenix peak RSS $phx_rss, working dir $(dir_size "$work/phoenix")"
 echo
 
