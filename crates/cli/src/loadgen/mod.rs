@@ -882,3 +882,89 @@ mod tests {
         }
     }
 }
+
+/// The server's ingest path, stage by stage, in one process: decode → normalize and price →
+/// store. Ignored by default; it is a profiling harness (run it under `perf` or
+/// `valgrind --tool=callgrind` to see where a span's cost goes):
+///
+/// ```text
+/// cargo test --release -p sightline-cli profile_ingest_path -- --ignored --nocapture
+/// ```
+#[cfg(test)]
+mod profile {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    use sightline_ingest::otlp::decode::{spans_from_owned_request, Limits};
+    use sightline_ingest::pipeline::enrich::{enrich_all, StandardEnricher};
+    use sightline_store::sqlite::{SqliteConfig, SqliteStore};
+    use sightline_store::{Enricher, Store, WriteBatch};
+
+    use super::generator::tests::shape;
+    use super::generator::{Generator, Stamp};
+
+    fn env(name: &str, default: usize) -> usize {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "profiling harness"]
+    async fn profile_ingest_path() {
+        let requests = env("PROFILE_REQUESTS", 100);
+        let traces = env("PROFILE_BATCH_TRACES", 20);
+        let content = std::env::var_os("PROFILE_NO_CONTENT").is_none();
+        let mut generator = Generator::new(42, shape(2_000, 10_000, content, 42), 1024).unwrap();
+        let bodies: Vec<Vec<u8>> = (0..requests)
+            .map(|i| {
+                generator
+                    .next_batch(traces, Stamp::At(1_760_000_000_000_000_000 + i as u64))
+                    .unwrap()
+                    .body
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let enricher: Arc<dyn Enricher> = Arc::new(StandardEnricher::builtin());
+        let store = SqliteStore::open(
+            SqliteConfig {
+                path: dir.path().to_path_buf(),
+                ..SqliteConfig::default()
+            },
+            enricher.clone(),
+        )
+        .unwrap();
+        let limits = Limits::default();
+        let (mut decode, mut enrich, mut write, mut spans) = (0.0, 0.0, 0.0, 0);
+        for body in bodies {
+            let t = Instant::now();
+            let req = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+            let decoded = spans_from_owned_request(req, "default", &limits);
+            decode += t.elapsed().as_secs_f64();
+            spans += decoded.items.len();
+            let t = Instant::now();
+            let batch = enrich_all(enricher.as_ref(), decoded.items);
+            enrich += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            store
+                .write(WriteBatch {
+                    spans: batch,
+                    logs: Vec::new(),
+                })
+                .await
+                .unwrap();
+            write += t.elapsed().as_secs_f64();
+        }
+        store.close().await.unwrap();
+        let per = |s: f64| s * 1e6 / spans as f64;
+        println!(
+            "{spans} spans: decode {:.1} µs/span, normalize+price {:.1} µs/span, store {:.1} µs/span",
+            per(decode),
+            per(enrich),
+            per(write)
+        );
+    }
+}

@@ -172,10 +172,10 @@ pub(crate) fn read_span(
         .map_err(get)?
         .map(|b| span_id_from(&b))
         .transpose()?;
-    let attributes: String = row.get(10).map_err(get)?;
+    let attributes = super::packed::required(row, 10, "attributes")?;
     let attributes: Attributes =
         serde_json::from_str(&attributes).map_err(|e| json_err("stored attributes", e))?;
-    let extra = match row.get::<_, Option<String>>(11).map_err(get)? {
+    let extra = match super::packed::column(row, 11, "events")? {
         Some(s) => serde_json::from_str::<Extra>(&s).map_err(|e| json_err("stored events", e))?,
         None => Extra::default(),
     };
@@ -214,12 +214,10 @@ pub(crate) fn read_log_event(row: &Row<'_>) -> Result<(Option<SpanId>, Event), S
         .map_err(get)?
         .map(|b| span_id_from(&b))
         .transpose()?;
-    let attributes: String = row.get(3).map_err(get)?;
+    let attributes = super::packed::required(row, 3, "log attributes")?;
     let attributes: Attributes =
         serde_json::from_str(&attributes).map_err(|e| json_err("stored log attributes", e))?;
-    let body = row
-        .get::<_, Option<String>>(4)
-        .map_err(get)?
+    let body = super::packed::column(row, 4, "log body")?
         .map(|s| serde_json::from_str(&s))
         .transpose()
         .map_err(|e| json_err("stored log body", e))?;

@@ -10,6 +10,7 @@ use sightline_model::{
 };
 
 use super::codec::{encode_extra, json_err, to_i64, SpanKey};
+use super::packed::Packed;
 use crate::error::StoreError;
 use crate::WriteBatch;
 
@@ -71,7 +72,7 @@ pub(crate) struct EncodedCall {
     pub input_tokens: Option<i64>,
     pub output_tokens: Option<i64>,
     pub total_tokens: Option<i64>,
-    pub json: String,
+    pub json: Packed,
     /// Text for the full-text index (empty: nothing to index).
     pub text: String,
 }
@@ -88,7 +89,7 @@ impl EncodedCall {
             input_tokens: call.usage.input_tokens.map(to_i64),
             output_tokens: call.usage.output_tokens.map(to_i64),
             total_tokens: call.usage.total_tokens.map(to_i64),
-            json: serde_json::to_string(call).map_err(|e| json_err("llm call", e))?,
+            json: Packed::new(serde_json::to_string(call).map_err(|e| json_err("llm call", e))?)?,
             text: call.searchable_text(),
         })
     }
@@ -107,8 +108,8 @@ pub(crate) struct EncodedSpan {
     pub service: String,
     pub status_message: String,
     pub origin: usize,
-    pub attributes: String,
-    pub extra: Option<String>,
+    pub attributes: Packed,
+    pub extra: Option<Packed>,
     /// User and session named by the span's attributes.
     pub user: Option<String>,
     pub session: Option<String>,
@@ -129,8 +130,8 @@ pub(crate) struct EncodedLog {
     pub severity_text: String,
     pub event_name: Option<String>,
     pub origin: usize,
-    pub attributes: String,
-    pub body: Option<String>,
+    pub attributes: Packed,
+    pub body: Option<Packed>,
 }
 
 impl EncodedBatch {
@@ -206,9 +207,10 @@ fn encode_span(
     call: Option<EncodedCall>,
     origins: &mut Origins,
 ) -> Result<EncodedSpan, StoreError> {
-    let attributes =
-        serde_json::to_string(&span.attributes).map_err(|e| json_err("span attributes", e))?;
-    let extra = encode_extra(&span)?;
+    let attributes = Packed::new(
+        serde_json::to_string(&span.attributes).map_err(|e| json_err("span attributes", e))?,
+    )?;
+    let extra = encode_extra(&span)?.map(Packed::new).transpose()?;
     let user = first_str_attr(&span, USER_KEYS);
     let session = first_str_attr(&span, SESSION_KEYS);
     let Span {
@@ -252,14 +254,17 @@ fn encode_span(
 
 fn encode_log(log: LogRecord, origins: &mut Origins) -> Result<EncodedLog, StoreError> {
     let genai = log.is_genai_event() && log.trace_id.is_some();
-    let attributes =
-        serde_json::to_string(&log.attributes).map_err(|e| json_err("log attributes", e))?;
+    let attributes = Packed::new(
+        serde_json::to_string(&log.attributes).map_err(|e| json_err("log attributes", e))?,
+    )?;
     let body = log
         .body
         .as_ref()
         .map(serde_json::to_string)
         .transpose()
-        .map_err(|e| json_err("log body", e))?;
+        .map_err(|e| json_err("log body", e))?
+        .map(Packed::new)
+        .transpose()?;
     Ok(EncodedLog {
         genai,
         time: to_i64(log.time_unix_nano),

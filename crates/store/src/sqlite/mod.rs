@@ -35,6 +35,7 @@
 
 mod codec;
 mod encode;
+mod packed;
 mod read;
 mod schema;
 mod writer;

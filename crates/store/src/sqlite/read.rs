@@ -237,7 +237,7 @@ fn attr_conds(sql: &mut Sql, attrs: &[(String, String)]) -> Result<Vec<String>, 
             let value = sql.param(v.clone());
             // `->>` matches strings; `->` (JSON text) matches numbers and booleans as written.
             Ok(format!(
-                "(s.attributes ->> {path} = {value} OR s.attributes -> {path} = {value})"
+                "(sl_json(s.attributes) ->> {path} = {value} OR sl_json(s.attributes) -> {path} = {value})"
             ))
         })
         .collect()
@@ -586,7 +586,7 @@ pub(crate) fn list_calls_with(
 ) -> Result<Page<LlmCall>, StoreError> {
     let (sql, params) = calls_sql(filter, page_req, fts)?;
     let rows = collect(conn, &sql, &params, |row| {
-        let json: String = row.get(2).map_err(db_err)?;
+        let json = super::packed::required(row, 2, "llm call")?;
         Ok((
             row.get(0).map_err(db_err)?,
             row.get(1).map_err(db_err)?,
@@ -628,7 +628,7 @@ pub(crate) fn get_trace(
         let mut rows = st.query([trace_ref]).map_err(db_err)?;
         while let Some(row) = rows.next().map_err(db_err)? {
             let span_id = super::codec::span_id_from(&row.get::<_, Vec<u8>>(0).map_err(db_err)?)?;
-            let json: String = row.get(1).map_err(db_err)?;
+            let json = super::packed::required(row, 1, "llm call")?;
             calls.insert(span_id, decode_call(&json)?);
         }
     }

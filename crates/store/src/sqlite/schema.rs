@@ -68,6 +68,7 @@ pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Conne
         )));
     }
     conn.set_prepared_statement_cache_capacity(64);
+    super::packed::register(&conn)?;
     migrate(&conn)?;
     Ok(conn)
 }
@@ -94,6 +95,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     )
     .map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(64);
+    super::packed::register(&conn)?;
     Ok(conn)
 }
 

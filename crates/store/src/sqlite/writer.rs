@@ -23,6 +23,7 @@ use super::codec::{
     SpanKey, LOG_EVENT_COLUMNS, SPAN_COLUMNS,
 };
 use super::encode::{CallStats, EncodedBatch, EncodedCall, EncodedLog, EncodedSpan};
+use super::packed::Packed;
 use crate::error::StoreError;
 use crate::{Enricher, WriteReceipt};
 
@@ -971,7 +972,7 @@ impl Txn<'_> {
         prices: &PriceTable,
         after: i64,
     ) -> Result<(usize, i64, u64), StoreError> {
-        let rows: Vec<(i64, String, i64, String)> = {
+        let rows: Vec<(i64, String, i64, Result<String, StoreError>)> = {
             let mut st = self
                 .conn
                 .prepare_cached(
@@ -979,18 +980,29 @@ impl Txn<'_> {
                      ORDER BY id LIMIT ?2",
                 )
                 .map_err(db_err)?;
-            let rows = st
-                .query_map(params![after, RECOMPUTE_CHUNK as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
+            let mut rows = st
+                .query(params![after, RECOMPUTE_CHUNK as i64])
                 .map_err(db_err)?;
-            rows.collect::<Result<_, _>>().map_err(db_err)?
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(db_err)? {
+                out.push((
+                    r.get(0).map_err(db_err)?,
+                    r.get(1).map_err(db_err)?,
+                    r.get(2).map_err(db_err)?,
+                    super::packed::required(r, 3, "llm call").map(|s| s.into_owned()),
+                ));
+            }
+            out
         };
         let mut last = after;
         let mut changed = 0;
         for (id, project, trace_ref, json) in &rows {
             last = *id;
-            let mut call = match decode_call(json) {
+            let decoded = match json {
+                Ok(json) => decode_call(json),
+                Err(e) => Err(StoreError::Corrupt(e.to_string())),
+            };
+            let mut call = match decoded {
                 Ok(call) => call,
                 Err(e) => {
                     tracing::warn!(id, error = %e, "skipping undecodable call while re-pricing");
@@ -1004,7 +1016,8 @@ impl Txn<'_> {
             let old = CallStats::of(&call);
             call.cost = cost;
             let new = CallStats::of(&call);
-            let json = serde_json::to_string(&call).map_err(|e| json_err("llm call", e))?;
+            let json =
+                Packed::new(serde_json::to_string(&call).map_err(|e| json_err("llm call", e))?)?;
             self.conn
                 .prepare_cached("UPDATE llm_calls SET cost_usd = ?2, call = ?3 WHERE id = ?1")
                 .and_then(|mut st| st.execute(params![id, new.cost, json]))

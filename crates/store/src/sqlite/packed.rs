@@ -1,0 +1,215 @@
+//! Large JSON documents (span attributes, events, log bodies, calls) stored compressed.
+//!
+//! Message content makes most of a span's bytes, and every byte a commit adds is written twice
+//! (WAL, then the database at checkpoint) and checksummed on the way. A document of at least
+//! [`COMPRESS_MIN`] bytes is therefore stored as a zstd frame in a BLOB; a shorter one stays JSON
+//! TEXT. The storage class tells the two apart, so rows written before compression existed read
+//! as they always did. SQL that looks inside a document (attribute filters) goes through the
+//! `sl_json(x)` function, which every connection registers and which returns the JSON text either
+//! way.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, Row};
+
+use super::codec::db_err;
+use crate::error::StoreError;
+
+/// Documents shorter than this stay uncompressed: below it zstd's frame overhead eats the gain.
+pub(crate) const COMPRESS_MIN: usize = 192;
+
+/// zstd level: the fastest standard level, which still shrinks message JSON about 2.5×.
+const LEVEL: i32 = 1;
+
+/// Most bytes one stored document may decompress to; a larger claim means a corrupt row.
+const MAX_DOCUMENT: usize = 512 * 1024 * 1024;
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// A JSON document as stored: TEXT when short, a zstd frame otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Packed {
+    Text(String),
+    Zstd(Vec<u8>),
+}
+
+impl Packed {
+    /// Packs `json`, compressing it when it is long enough to gain.
+    pub fn new(json: String) -> Result<Self, StoreError> {
+        if json.len() < COMPRESS_MIN {
+            return Ok(Self::Text(json));
+        }
+        let frame = COMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let compressor = match &mut *slot {
+                Some(c) => c,
+                None => slot.insert(zstd::bulk::Compressor::new(LEVEL)?),
+            };
+            compressor.compress(json.as_bytes())
+        });
+        match frame {
+            Ok(frame) if frame.len() < json.len() => Ok(Self::Zstd(frame)),
+            Ok(_) => Ok(Self::Text(json)),
+            Err(e) => Err(StoreError::Database(format!(
+                "cannot compress a document: {e}"
+            ))),
+        }
+    }
+
+    /// Bytes as stored.
+    #[cfg(test)]
+    pub fn stored_len(&self) -> usize {
+        match self {
+            Self::Text(s) => s.len(),
+            Self::Zstd(b) => b.len(),
+        }
+    }
+}
+
+impl ToSql for Packed {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Self::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Self::Zstd(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        })
+    }
+}
+
+/// The JSON text of a stored document (`what` names it in errors).
+pub(crate) fn unpack<'a>(value: ValueRef<'a>, what: &str) -> Result<Cow<'a, str>, StoreError> {
+    match value {
+        ValueRef::Text(t) => std::str::from_utf8(t)
+            .map(Cow::Borrowed)
+            .map_err(|e| StoreError::Corrupt(format!("stored {what} is not UTF-8: {e}"))),
+        ValueRef::Blob(b) => decompress(b, what).map(Cow::Owned),
+        other => Err(StoreError::Corrupt(format!(
+            "stored {what} has type {:?}",
+            other.data_type()
+        ))),
+    }
+}
+
+/// [`unpack`] of column `idx` of `row`; `None` for NULL.
+pub(crate) fn column<'r>(
+    row: &'r Row<'_>,
+    idx: usize,
+    what: &str,
+) -> Result<Option<Cow<'r, str>>, StoreError> {
+    match row.get_ref(idx).map_err(db_err)? {
+        ValueRef::Null => Ok(None),
+        value => unpack(value, what).map(Some),
+    }
+}
+
+/// [`column`] for a NOT NULL column.
+pub(crate) fn required<'r>(
+    row: &'r Row<'_>,
+    idx: usize,
+    what: &str,
+) -> Result<Cow<'r, str>, StoreError> {
+    column(row, idx, what)?.ok_or_else(|| StoreError::Corrupt(format!("stored {what} is NULL")))
+}
+
+fn decompress(frame: &[u8], what: &str) -> Result<String, StoreError> {
+    let size = zstd::zstd_safe::get_frame_content_size(frame)
+        .ok()
+        .flatten()
+        .ok_or_else(|| StoreError::Corrupt(format!("stored {what} is not a zstd frame")))?;
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|s| *s <= MAX_DOCUMENT)
+        .ok_or_else(|| StoreError::Corrupt(format!("stored {what} claims {size} bytes")))?;
+    let bytes = DECOMPRESSOR
+        .with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let decompressor = match &mut *slot {
+                Some(d) => d,
+                None => slot.insert(zstd::bulk::Decompressor::new()?),
+            };
+            decompressor.decompress(frame, size)
+        })
+        .map_err(|e| StoreError::Corrupt(format!("stored {what} does not decompress: {e}")))?;
+    String::from_utf8(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("stored {what} is not UTF-8: {e}")))
+}
+
+/// Registers `sl_json(x)`: the JSON text of a stored document (NULL stays NULL).
+pub(crate) fn register(conn: &Connection) -> Result<(), StoreError> {
+    conn.create_scalar_function(
+        "sl_json",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| -> rusqlite::Result<Option<String>> {
+            match ctx.get_raw(0) {
+                ValueRef::Null => Ok(None),
+                value => unpack(value, "document")
+                    .map(|s| Some(s.into_owned()))
+                    .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e))),
+            }
+        },
+    )
+    .map_err(db_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_documents_stay_text_and_long_ones_shrink() {
+        let short = Packed::new("{\"a\":1}".into()).unwrap();
+        assert_eq!(short, Packed::Text("{\"a\":1}".into()));
+        let long = format!("{{\"m\":\"{}\"}}", "hello world ".repeat(100));
+        let packed = Packed::new(long.clone()).unwrap();
+        assert!(matches!(packed, Packed::Zstd(_)));
+        assert!(packed.stored_len() < long.len() / 4);
+        let value = match &packed {
+            Packed::Zstd(b) => ValueRef::Blob(b),
+            Packed::Text(_) => unreachable!(),
+        };
+        assert_eq!(unpack(value, "x").unwrap(), long);
+    }
+
+    #[test]
+    fn corrupt_blobs_are_errors_not_panics() {
+        for bad in [
+            &b""[..],
+            b"\x28\xb5\x2f\xfd",
+            b"not zstd at all",
+            &[0xff; 64],
+        ] {
+            assert!(unpack(ValueRef::Blob(bad), "x").is_err());
+        }
+        assert!(unpack(ValueRef::Integer(3), "x").is_err());
+    }
+
+    #[test]
+    fn sql_function_reads_both_forms() {
+        let conn = Connection::open_in_memory().unwrap();
+        register(&conn).unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, doc)")
+            .unwrap();
+        let long = format!("{{\"k\":\"v\",\"pad\":\"{}\"}}", "x".repeat(500));
+        for doc in [
+            Packed::new("{\"k\":\"v\"}".into()).unwrap(),
+            Packed::new(long).unwrap(),
+        ] {
+            conn.execute("INSERT INTO t (doc) VALUES (?1)", [&doc])
+                .unwrap();
+        }
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM t WHERE sl_json(doc) ->> '$.k' = 'v'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 2);
+    }
+}
