@@ -73,7 +73,7 @@ pub(crate) struct EncodedCall {
     pub output_tokens: Option<i64>,
     pub total_tokens: Option<i64>,
     pub json: Packed,
-    /// Text for the full-text index (empty: nothing to index).
+    /// Text for the full-text index, handed to the indexer after commit.
     pub text: String,
 }
 

@@ -38,6 +38,7 @@ mod encode;
 mod packed;
 mod read;
 mod schema;
+mod search;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -54,6 +55,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::codec::db_err;
 use self::encode::EncodedBatch;
 use self::read::ReadPool;
+use self::search::{Indexer, SearchProgress, CATCH_UP_WAIT};
 use self::writer::{Command, Writer};
 use crate::error::StoreError;
 use crate::query::{
@@ -64,6 +66,8 @@ use crate::{Enricher, Store, WriteBatch, WriteReceipt};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "sightline.db";
+
+pub use self::search::SEARCH_FILE;
 
 /// Largest batch (spans plus logs) encoded on the calling task rather than the blocking pool.
 const ENCODE_INLINE_MAX: usize = 64;
@@ -134,6 +138,8 @@ pub struct SqliteStore {
     sender: mpsc::Sender<Command>,
     closed: AtomicBool,
     writer: Mutex<Option<JoinHandle<()>>>,
+    indexer: Mutex<Option<JoinHandle<()>>>,
+    search: Arc<SearchProgress>,
     readers: Arc<ReadPool>,
 }
 
@@ -143,6 +149,13 @@ impl std::fmt::Debug for SqliteStore {
             .field("db_path", &self.db_path)
             .field("closed", &self.closed.load(Ordering::Relaxed))
             .finish()
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // The writer stops when its channel closes; the indexer needs telling.
+        self.search.stop();
     }
 }
 
@@ -158,8 +171,22 @@ impl SqliteStore {
         })?;
         let db_path = config.path.join(DB_FILE);
         let conn = schema::open_writer(&db_path, config.synchronous)?;
+        let (indexer, search) = Indexer::open(&db_path)?;
+        let indexer = std::thread::Builder::new()
+            .name("sightline-search-indexer".into())
+            .spawn(move || indexer.run())
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot start the indexer thread: {e}"))
+            })?;
         let (sender, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let writer = Writer::new(conn, enricher, rx, config.max_batch_spans)?;
+        let writer = match Writer::new(conn, enricher, rx, config.max_batch_spans, search.clone()) {
+            Ok(writer) => writer,
+            Err(e) => {
+                search.stop();
+                let _ = indexer.join();
+                return Err(e);
+            }
+        };
         let handle = std::thread::Builder::new()
             .name("sightline-sqlite-writer".into())
             .spawn(move || writer.run())
@@ -170,6 +197,8 @@ impl SqliteStore {
             sender,
             closed: AtomicBool::new(false),
             writer: Mutex::new(Some(handle)),
+            indexer: Mutex::new(Some(indexer)),
+            search,
             readers,
         })
     }
@@ -211,6 +240,13 @@ impl SqliteStore {
         stats.wal_bytes = size(Path::new(&wal));
         stats.queued_writes = (self.sender.max_capacity() - self.sender.capacity()) as u64;
         Ok(stats)
+    }
+
+    /// Before a full-text query: lets the index catch up with what was committed before it.
+    async fn search_caught_up(&self, filter: &Filter) {
+        if filter.q.as_deref().is_some_and(|q| !q.trim().is_empty()) {
+            self.search.caught_up(CATCH_UP_WAIT).await;
+        }
     }
 
     async fn send<T>(
@@ -258,6 +294,7 @@ impl Store for SqliteStore {
         filter: &Filter,
         page: &PageRequest,
     ) -> Result<Page<TraceSummary>, StoreError> {
+        self.search_caught_up(filter).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_traces(conn, &filter, &page))
@@ -280,6 +317,7 @@ impl Store for SqliteStore {
         filter: &Filter,
         page: &PageRequest,
     ) -> Result<Page<LlmCall>, StoreError> {
+        self.search_caught_up(filter).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_calls(conn, &filter, &page))
@@ -291,6 +329,7 @@ impl Store for SqliteStore {
         filter: &Filter,
         page: &PageRequest,
     ) -> Result<Page<SessionSummary>, StoreError> {
+        self.search_caught_up(filter).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_sessions(conn, &filter, &page))
@@ -313,6 +352,7 @@ impl Store for SqliteStore {
         filter: &Filter,
         page: &PageRequest,
     ) -> Result<Page<UserSummary>, StoreError> {
+        self.search_caught_up(filter).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_users(conn, &filter, &page))
@@ -341,6 +381,12 @@ impl Store for SqliteStore {
         if let Some(handle) = handle {
             // The writer has answered and is returning; joining only reaps the thread.
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        // The indexer finishes the queue (what it leaves is taken up at the next start).
+        self.search.stop();
+        let indexer = self.indexer.lock().ok().and_then(|mut h| h.take());
+        if let Some(indexer) = indexer {
+            let _ = tokio::task::spawn_blocking(move || indexer.join()).await;
         }
         result
     }

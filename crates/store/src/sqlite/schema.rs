@@ -24,6 +24,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0003_trace_ref",
         include_str!("migrations/0003_trace_ref.sql"),
     ),
+    (
+        "0004_search_file",
+        include_str!("migrations/0004_search_file.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
@@ -96,6 +100,15 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     .map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(64);
     super::packed::register(&conn)?;
+    // The full-text index lives in its own file (see `search`); `calls_fts` resolves there.
+    let search = path
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(super::search::SEARCH_FILE);
+    if search.exists() {
+        conn.execute("ATTACH DATABASE ?1 AS search", [search.to_string_lossy()])
+            .map_err(db_err)?;
+    }
     Ok(conn)
 }
 

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rusqlite::Connection;
 use serde_json::json;
@@ -120,6 +121,7 @@ fn normal_synchronous_mode_opens() {
 fn list_queries_use_indexes() {
     let dir = tempfile::tempdir().unwrap();
     let conn = open_writer(&dir.path().join("plan.db"), Synchronous::Normal).unwrap();
+    super::search::attach_new(&conn, &dir.path().join("plan.db")).unwrap();
     let base = Filter {
         project: "p".into(),
         ..Filter::default()
@@ -423,6 +425,7 @@ async fn both_full_text_plans_agree() {
         })
         .await
         .unwrap();
+    store.search.caught_up(Duration::from_secs(30)).await;
     let conn = super::schema::open_reader(&dir.path().join(DB_FILE)).unwrap();
     let f = Filter {
         project: "p".into(),
@@ -612,5 +615,73 @@ async fn migration_to_trace_refs_keeps_data() {
         .unwrap();
     assert_eq!(traces.items.len(), 1);
     assert_eq!(traces.items[0].span_count, 2);
+    store.close().await.unwrap();
+}
+
+async fn write_word(store: &SqliteStore, trace: u8, word: &str) {
+    let mut s = span(trace, 1, Some("m"));
+    s.attributes.insert(
+        "test.prompt".into(),
+        json!(format!("{word} in trace {trace}")),
+    );
+    let batch = WriteBatch {
+        spans: vec![item(s)],
+        logs: vec![],
+    };
+    store.write(batch).await.unwrap();
+}
+
+async fn hits(store: &SqliteStore, word: &str) -> usize {
+    let f = Filter {
+        project: "p".into(),
+        q: Some(word.into()),
+        ..Filter::default()
+    };
+    store
+        .list_calls(&f, &PageRequest::default())
+        .await
+        .unwrap()
+        .items
+        .len()
+}
+
+/// The full-text index is derived data: a lost `search.db` is rebuilt from the calls, an index
+/// that fell behind (or lost its last commits) takes the queue up where its progress says, and a
+/// search waits for both.
+#[tokio::test]
+async fn full_text_index_is_rebuilt_and_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), test_enricher());
+    for t in 1..=3 {
+        write_word(&store, t, "alpha").await;
+    }
+    assert_eq!(
+        hits(&store, "alpha").await,
+        3,
+        "searches see acknowledged writes"
+    );
+    store.close().await.unwrap();
+
+    // The index file is lost: the next start rebuilds it from the calls.
+    for name in [super::SEARCH_FILE, "search.db-wal", "search.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(name));
+    }
+    let store = open(dir.path(), test_enricher());
+    write_word(&store, 4, "beta").await;
+    assert_eq!(hits(&store, "alpha").await, 3, "rebuilt from llm_calls");
+    assert_eq!(hits(&store, "beta").await, 1, "queued while rebuilding");
+    store.close().await.unwrap();
+
+    // The index lost its last commits (its progress went back): the queue is taken up again
+    // from there, and nothing is indexed twice.
+    {
+        let index = Connection::open(dir.path().join(super::SEARCH_FILE)).unwrap();
+        index.execute("UPDATE progress SET seq = 0", []).unwrap();
+    }
+    let store = open(dir.path(), test_enricher());
+    write_word(&store, 5, "gamma").await;
+    assert_eq!(hits(&store, "gamma").await, 1);
+    assert_eq!(hits(&store, "beta").await, 1);
+    assert_eq!(hits(&store, "alpha").await, 3);
     store.close().await.unwrap();
 }

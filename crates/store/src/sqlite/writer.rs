@@ -24,6 +24,7 @@ use super::codec::{
 };
 use super::encode::{CallStats, EncodedBatch, EncodedCall, EncodedLog, EncodedSpan};
 use super::packed::Packed;
+use super::search::{QueueOp, SearchProgress};
 use crate::error::StoreError;
 use crate::{Enricher, WriteReceipt};
 
@@ -51,6 +52,9 @@ type WriteReply = oneshot::Sender<Result<WriteReceipt, StoreError>>;
 /// chunks.
 const RECOMPUTE_CHUNK: usize = 1000;
 
+/// Indexed full-text queue entries are deleted once at least this many have piled up.
+const SEARCH_PRUNE_EVERY: i64 = 10_000;
+
 pub(crate) struct Writer {
     conn: Connection,
     enricher: Arc<dyn Enricher>,
@@ -61,6 +65,9 @@ pub(crate) struct Writer {
     origins: OriginCache,
     refs: TraceRefs,
     stash: VecDeque<Command>,
+    search: Arc<SearchProgress>,
+    /// Queue entries up to this sequence number have been deleted.
+    search_pruned: i64,
 }
 
 impl Writer {
@@ -69,6 +76,7 @@ impl Writer {
         enricher: Arc<dyn Enricher>,
         rx: mpsc::Receiver<Command>,
         max_batch: usize,
+        search: Arc<SearchProgress>,
     ) -> Result<Self, StoreError> {
         let genai_logs_exist: bool = conn
             .query_row(
@@ -86,6 +94,8 @@ impl Writer {
             origins: OriginCache::default(),
             refs: TraceRefs::default(),
             stash: VecDeque::new(),
+            search_pruned: 0,
+            search,
         })
     }
 
@@ -209,12 +219,31 @@ impl Writer {
             genai_logs_exist: &mut self.genai_logs_exist,
             deltas: Deltas::default(),
             new_traces: 0,
+            queued: 0,
+            texts: Vec::new(),
         };
         let result = f(&mut tx).and_then(|value| tx.flush().map(|()| value));
+        let queued = tx.queued;
+        let texts = std::mem::take(&mut tx.texts);
+        let indexed = self.search.indexed();
         let result = result.and_then(|value| {
+            if indexed >= self.search_pruned + SEARCH_PRUNE_EVERY {
+                self.conn
+                    .prepare_cached("DELETE FROM search_queue WHERE seq <= ?1")
+                    .and_then(|mut st| st.execute([indexed]))
+                    .map_err(db_err)?;
+            }
             self.conn.execute_batch("COMMIT").map_err(db_err)?;
             Ok(value)
         });
+        if result.is_ok() {
+            if indexed >= self.search_pruned + SEARCH_PRUNE_EVERY {
+                self.search_pruned = indexed;
+            }
+            if queued > 0 {
+                self.search.committed(queued, texts);
+            }
+        }
         if result.is_err() {
             if let Err(e) = self.conn.execute_batch("ROLLBACK") {
                 tracing::error!(error = %e, "sqlite rollback failed");
@@ -606,6 +635,10 @@ struct Txn<'a> {
     genai_logs_exist: &'a mut bool,
     deltas: Deltas,
     new_traces: i64,
+    /// The last full-text queue entry added (0: none yet).
+    queued: i64,
+    /// Texts of the queue entries added, by sequence number.
+    texts: Vec<(i64, String)>,
 }
 
 impl Txn<'_> {
@@ -852,25 +885,22 @@ impl Txn<'_> {
             })
             .map_err(db_err)?;
         let id = self.conn.last_insert_rowid();
-        self.index_text(id, &call.text, false)?;
+        self.queue_search(id, QueueOp::Insert, Some(&call.text))?;
         self.deltas.call(&key.project, trace_ref, stats, 1);
         Ok(())
     }
 
-    fn index_text(&mut self, id: i64, text: &str, replace: bool) -> Result<(), StoreError> {
-        if replace {
-            self.conn
-                .prepare_cached("DELETE FROM calls_fts WHERE rowid = ?1")
-                .and_then(|mut st| st.execute([id]))
-                .map_err(db_err)?;
-        }
-        if text.trim().is_empty() {
-            return Ok(());
-        }
+    /// Asks the full-text indexer to (re)index or drop call `id` once this transaction commits;
+    /// `text` goes to the indexer in memory, which spares it reading the call back.
+    fn queue_search(&mut self, id: i64, op: QueueOp, text: Option<&str>) -> Result<(), StoreError> {
         self.conn
-            .prepare_cached("INSERT INTO calls_fts (rowid, text) VALUES (?1, ?2)")
-            .and_then(|mut st| st.execute(params![id, text]))
+            .prepare_cached("INSERT INTO search_queue (call_id, op) VALUES (?1, ?2)")
+            .and_then(|mut st| st.execute(params![id, op as i64]))
             .map_err(db_err)?;
+        self.queued = self.conn.last_insert_rowid();
+        if let Some(text) = text {
+            self.texts.push((self.queued, text.to_string()));
+        }
         Ok(())
     }
 
@@ -922,10 +952,7 @@ impl Txn<'_> {
                     .prepare_cached("DELETE FROM llm_calls WHERE id = ?1")
                     .and_then(|mut st| st.execute([id]))
                     .map_err(db_err)?;
-                self.conn
-                    .prepare_cached("DELETE FROM calls_fts WHERE rowid = ?1")
-                    .and_then(|mut st| st.execute([id]))
-                    .map_err(db_err)?;
+                self.queue_search(id, QueueOp::Delete, None)?;
                 self.deltas.call(&key.project, trace_ref, &old, -1);
             }
             (Some((id, old)), Some(call)) => {
@@ -957,7 +984,7 @@ impl Txn<'_> {
                         ])
                     })
                     .map_err(db_err)?;
-                self.index_text(id, &call.text, true)?;
+                self.queue_search(id, QueueOp::Replace, Some(&call.text))?;
                 self.deltas.call(&key.project, trace_ref, &old, -1);
                 self.deltas.call(&key.project, trace_ref, stats, 1);
             }
