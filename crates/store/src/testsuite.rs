@@ -1588,5 +1588,11 @@ pub async fn write_after_close_fails(store: Arc<dyn Store>) {
     assert_eq!(err.kind(), ErrorKind::Retryable);
     let err = store.write(WriteBatch::default()).await.unwrap_err();
     assert!(matches!(err, StoreError::Closed), "{err}");
+    // A closed store answers no query either, so readiness probes see it as down.
+    let err = store
+        .list_traces(&filter(), &PageRequest::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Closed), "{err}");
     store.close().await.unwrap();
 }

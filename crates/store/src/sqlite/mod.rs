@@ -242,6 +242,15 @@ impl SqliteStore {
         Ok(stats)
     }
 
+    /// Fails with [`StoreError::Closed`] once the store is closed.
+    fn check_open(&self) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Before a full-text query: lets the index catch up with what was committed before it.
     async fn search_caught_up(&self, filter: &Filter) {
         if filter.q.as_deref().is_some_and(|q| !q.trim().is_empty()) {
@@ -294,6 +303,7 @@ impl Store for SqliteStore {
         filter: &Filter,
         page: &PageRequest,
     ) -> Result<Page<TraceSummary>, StoreError> {
+        self.check_open()?;
         self.search_caught_up(filter).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
@@ -306,6 +316,7 @@ impl Store for SqliteStore {
         project: &str,
         trace_id: TraceId,
     ) -> Result<Option<TraceDetail>, StoreError> {
+        self.check_open()?;
         let project = project.to_string();
         self.readers
             .run(move |conn| read::get_trace(conn, &project, trace_id))
@@ -317,6 +328,7 @@ impl Store for SqliteStore {
         filter: &Filter,
         page: &PageRequest,
     ) -> Result<Page<LlmCall>, StoreError> {
+        self.check_open()?;
         self.search_caught_up(filter).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
@@ -329,6 +341,7 @@ impl Store for SqliteStore {
         filter: &Filter,
         page: &PageRequest,
     ) -> Result<Page<SessionSummary>, StoreError> {
+        self.check_open()?;
         self.search_caught_up(filter).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
@@ -341,6 +354,7 @@ impl Store for SqliteStore {
         project: &str,
         session_id: &str,
     ) -> Result<Option<SessionDetail>, StoreError> {
+        self.check_open()?;
         let (project, session_id) = (project.to_string(), session_id.to_string());
         self.readers
             .run(move |conn| read::get_session(conn, &project, &session_id))
@@ -352,6 +366,7 @@ impl Store for SqliteStore {
         filter: &Filter,
         page: &PageRequest,
     ) -> Result<Page<UserSummary>, StoreError> {
+        self.check_open()?;
         self.search_caught_up(filter).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
