@@ -967,4 +967,89 @@ mod profile {
             per(write)
         );
     }
+
+    /// Fills a data directory through the same stages, without HTTP: `FILL_DIR` (required),
+    /// `FILL_SPANS` spans (default 10,000,000) of traces ending over the last `FILL_DAYS` days
+    /// (default 7), `FILL_TASKS` concurrent writers (default 4), no message content unless
+    /// `FILL_CONTENT` is set. For query benchmarks over stores too big to fill over the network
+    /// in reasonable time (`benches/query.sh` with `FILL=direct`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "fills a data directory for benchmarks"]
+    async fn fill_data_dir() {
+        let Some(dir) = std::env::var_os("FILL_DIR") else {
+            panic!("set FILL_DIR");
+        };
+        let target = env("FILL_SPANS", 10_000_000);
+        let days = env("FILL_DAYS", 7) as u64;
+        let tasks = env("FILL_TASKS", 4);
+        let content = std::env::var_os("FILL_CONTENT").is_some();
+        let enricher: Arc<dyn Enricher> = Arc::new(StandardEnricher::builtin());
+        let store = Arc::new(
+            SqliteStore::open(
+                SqliteConfig {
+                    path: dir.into(),
+                    ..SqliteConfig::default()
+                },
+                enricher.clone(),
+            )
+            .unwrap(),
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let stored = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut workers = Vec::new();
+        for task in 0..tasks {
+            let (store, enricher, stored) = (store.clone(), enricher.clone(), stored.clone());
+            workers.push(tokio::spawn(async move {
+                let seed = 1_000 + task as u64;
+                let mut generator =
+                    Generator::new(seed, shape(20_000, 100_000, content, seed), 4096).unwrap();
+                let limits = Arc::new(Limits::default());
+                while stored.load(std::sync::atomic::Ordering::Relaxed) < target {
+                    let stamp = Stamp::Spread {
+                        end: now,
+                        window: days * 86_400 * 1_000_000_000,
+                    };
+                    let body = generator.next_batch(100, stamp).unwrap().body;
+                    let (enricher, limits) = (enricher.clone(), limits.clone());
+                    let batch = tokio::task::spawn_blocking(move || {
+                        let req = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+                        let decoded = spans_from_owned_request(req, "default", &limits);
+                        enrich_all(enricher.as_ref(), decoded.items)
+                    })
+                    .await
+                    .unwrap();
+                    let receipt = store
+                        .write(WriteBatch {
+                            spans: batch,
+                            logs: Vec::new(),
+                        })
+                        .await
+                        .unwrap();
+                    let n = stored
+                        .fetch_add(receipt.spans_written, std::sync::atomic::Ordering::Relaxed)
+                        + receipt.spans_written;
+                    if n / 500_000 != (n - receipt.spans_written) / 500_000 {
+                        println!(
+                            "{n} spans stored, {:.0} spans/s",
+                            n as f64 / started.elapsed().as_secs_f64()
+                        );
+                    }
+                }
+            }));
+        }
+        for w in workers {
+            w.await.unwrap();
+        }
+        store.close().await.unwrap();
+        let n = stored.load(std::sync::atomic::Ordering::Relaxed);
+        println!(
+            "filled: {n} spans in {:.0} s ({:.0} spans/s)",
+            started.elapsed().as_secs_f64(),
+            n as f64 / started.elapsed().as_secs_f64()
+        );
+    }
 }
