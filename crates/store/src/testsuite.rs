@@ -31,8 +31,8 @@ use sightline_model::{
 };
 
 use crate::{
-    Enricher, ErrorKind, Filter, PageRequest, SpanWithCall, Store, StoreError, TraceSummary,
-    WriteBatch,
+    Enricher, ErrorKind, Filter, Page, PageRequest, SessionSummary, SpanWithCall, Store,
+    StoreError, TraceSummary, UserSummary, WriteBatch,
 };
 
 /// Expands to a module of `#[tokio::test]`s running every conformance check against the store
@@ -1257,6 +1257,85 @@ pub async fn sessions_and_users(store: Arc<dyn Store>) {
             .collect::<Vec<_>>(),
         vec!["u1"]
     );
+
+    // Every call filter narrows both lists to the groups with a matching call.
+    write(
+        &store,
+        vec![with(
+            llm(
+                with(call(5, 1, 5000, "u3", Some("s3")), "tier", json!("gold")),
+                "gpt-b",
+                1,
+                1,
+            ),
+            "test.prompt",
+            json!("zebra crossing"),
+        )],
+    )
+    .await;
+    let session_names = |p: Page<SessionSummary>| {
+        p.items
+            .into_iter()
+            .map(|s| s.session_id)
+            .collect::<Vec<_>>()
+    };
+    let user_names =
+        |p: Page<UserSummary>| p.items.into_iter().map(|u| u.user_id).collect::<Vec<_>>();
+    for (f, sessions, users) in [
+        (
+            Filter {
+                status: Some(CallStatus::Error),
+                ..filter()
+            },
+            vec!["s1"],
+            vec!["u1"],
+        ),
+        (
+            Filter {
+                model: Some("gpt-b".into()),
+                ..filter()
+            },
+            vec!["s3"],
+            vec!["u3"],
+        ),
+        (
+            Filter {
+                q: Some("zebra".into()),
+                ..filter()
+            },
+            vec!["s3"],
+            vec!["u3"],
+        ),
+        (
+            Filter {
+                attrs: vec![("tier".into(), "gold".into())],
+                ..filter()
+            },
+            vec!["s3"],
+            vec!["u3"],
+        ),
+        (
+            Filter {
+                service: Some("elsewhere".into()),
+                ..filter()
+            },
+            vec![],
+            vec![],
+        ),
+        (
+            Filter {
+                session_id: Some("s2".into()),
+                ..filter()
+            },
+            vec!["s2"],
+            vec!["u2"],
+        ),
+    ] {
+        let got = store.list_sessions(&f, &page(50)).await.unwrap();
+        assert_eq!(session_names(got), sessions, "{f:?}");
+        let got = store.list_users(&f, &page(50)).await.unwrap();
+        assert_eq!(user_names(got), users, "{f:?}");
+    }
 }
 
 /// GenAI events that arrive after their span are merged into its call (messages, search) and

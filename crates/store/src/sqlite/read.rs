@@ -748,6 +748,14 @@ fn groups_sql(
             sql.cond(format!("x.session_id = {p}"));
         }
     }
+    let key = if table == "sessions" {
+        "session_id"
+    } else {
+        "user_id"
+    };
+    for cond in group_member_conds(&mut sql, filter, key)? {
+        sql.cond(cond);
+    }
     let limit = sql.param((clamp_limit(page.limit) + 1) as i64);
     Ok((
         format!(
@@ -757,6 +765,72 @@ fn groups_sql(
         ),
         sql.params,
     ))
+}
+
+/// For the session and user lists: conditions that the group aliased `x` (keyed by column `key`)
+/// has a call matching the call filters (time window, service, model, provider, status, session,
+/// full text) and a span matching the attribute filters. Each walks the group's own calls or
+/// traces through the `(project, key, …)` indexes, so it costs what the group holds.
+fn group_member_conds(
+    sql: &mut Sql,
+    filter: &Filter,
+    key: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    let mut call = Vec::new();
+    for (value, column) in [(&filter.service, "service"), (&filter.provider, "provider")] {
+        if let Some(v) = nonempty(value) {
+            let p = sql.param(v.to_string());
+            call.push(format!("c.{column} = {p}"));
+        }
+    }
+    if key == "user_id" {
+        if let Some(session) = nonempty(&filter.session_id) {
+            let p = sql.param(session.to_string());
+            call.push(format!("c.session_id = {p}"));
+        }
+    }
+    if let Some(model) = nonempty(&filter.model) {
+        let p = sql.param(model.to_string());
+        call.push(format!("(c.request_model = {p} OR c.response_model = {p})"));
+    }
+    match filter.status {
+        Some(CallStatus::Error) => call.push("c.status = 1".into()),
+        Some(CallStatus::Ok) => call.push("c.status = 0".into()),
+        None => {}
+    }
+    if let Some(c) = fts_cond(sql, filter.q.as_deref(), FtsPlan::Probe) {
+        call.push(c);
+    }
+    if !call.is_empty() {
+        if let Some(from) = filter.from_unix_nano {
+            let p = sql.param(to_i64(from));
+            call.push(format!("c.start_ns >= {p}"));
+        }
+        if let Some(to) = filter.to_unix_nano {
+            let p = sql.param(to_i64(to));
+            call.push(format!("c.start_ns < {p}"));
+        }
+        out.push(format!(
+            "EXISTS (SELECT 1 FROM llm_calls c WHERE c.project = x.project AND c.{key} = x.{key} \
+             AND {})",
+            call.join(" AND ")
+        ));
+    }
+    let attrs = attr_conds(sql, &filter.attrs)?;
+    if !attrs.is_empty() {
+        let members = if key == "session_id" {
+            "session_traces"
+        } else {
+            "user_traces"
+        };
+        out.push(format!(
+            "EXISTS (SELECT 1 FROM {members} m JOIN spans s ON s.trace_ref = m.trace_ref \
+             WHERE m.project = x.project AND m.{key} = x.{key} AND {})",
+            attrs.join(" AND ")
+        ));
+    }
+    Ok(out)
 }
 
 pub(crate) fn sessions_sql(
