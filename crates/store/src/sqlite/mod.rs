@@ -35,7 +35,10 @@
 
 mod codec;
 mod encode;
+mod metric_points;
 mod read;
+mod rollup;
+mod rollup_read;
 mod schema;
 mod writer;
 
@@ -59,6 +62,7 @@ use crate::query::{
     Filter, Page, PageRequest, SessionDetail, SessionSummary, TraceDetail, TraceSummary,
     UserSummary,
 };
+use crate::metrics::{MetricPoint, MetricQuery, MetricSeries, RollupQuery, RollupRow};
 use crate::{Enricher, Store, WriteBatch, WriteReceipt};
 
 /// File name of the database inside the data directory.
@@ -315,6 +319,52 @@ impl Store for SqliteStore {
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_users(conn, &filter, &page))
+            .await
+    }
+
+    async fn rollups(&self, query: &RollupQuery) -> Result<Vec<RollupRow>, StoreError> {
+        let query = query.clone();
+        self.readers
+            .run(move |conn| rollup_read::read(conn, &query))
+            .await
+    }
+
+    async fn write_metrics(&self, points: Vec<MetricPoint>) -> Result<usize, StoreError> {
+        if points.is_empty() {
+            return if self.closed.load(Ordering::Acquire) {
+                Err(StoreError::Closed)
+            } else {
+                Ok(0)
+            };
+        }
+        let n = points.len();
+        let encode = move || {
+            points
+                .into_iter()
+                .map(metric_points::EncodedPoint::new)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let metrics = if n > ENCODE_INLINE_MAX {
+            tokio::task::spawn_blocking(encode)
+                .await
+                .map_err(|e| StoreError::Database(format!("encoding task failed: {e}")))??
+        } else {
+            encode()?
+        };
+        let batch = EncodedBatch {
+            origins: Vec::new(),
+            spans: Vec::new(),
+            logs: Vec::new(),
+            metrics,
+        };
+        self.send(|reply| Command::Write { batch, reply }).await?;
+        Ok(n)
+    }
+
+    async fn metric_series(&self, query: &MetricQuery) -> Result<Vec<MetricSeries>, StoreError> {
+        let query = query.clone();
+        self.readers
+            .run(move |conn| metric_points::read(conn, &query))
             .await
     }
 

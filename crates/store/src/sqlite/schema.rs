@@ -24,6 +24,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0003_trace_ref",
         include_str!("migrations/0003_trace_ref.sql"),
     ),
+    (
+        "0004_rollups_metrics",
+        include_str!("migrations/0004_rollups_metrics.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
