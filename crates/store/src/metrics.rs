@@ -39,11 +39,13 @@ pub enum RollupDimension {
     Status,
     /// End user (read from the per-user rollup).
     UserId,
+    /// Project (meaningful when the query's project is empty: every project).
+    Project,
 }
 
 impl RollupDimension {
     /// Every dimension with its parameter name.
-    pub const ALL: [(&'static str, RollupDimension); 9] = [
+    pub const ALL: [(&'static str, RollupDimension); 10] = [
         ("model", Self::Model),
         ("request_model", Self::RequestModel),
         ("response_model", Self::ResponseModel),
@@ -53,6 +55,7 @@ impl RollupDimension {
         ("operation", Self::Operation),
         ("status", Self::Status),
         ("user_id", Self::UserId),
+        ("project", Self::Project),
     ];
 
     /// The dimension a parameter value names.
@@ -95,7 +98,7 @@ impl SketchSet {
 /// A read of rollups.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RollupQuery {
-    /// Project, time range and filters. `from`/`to` are taken to the minute (`from` rounded
+    /// Project (empty: every project), time range and filters. `from`/`to` are taken to the minute (`from` rounded
     /// down, `to` up). `service`, `model`, `provider`, `status` and `user_id` filter; `session_id`,
     /// `q` and attribute filters are not rolled up and are refused.
     pub filter: Filter,

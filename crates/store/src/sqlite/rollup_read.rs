@@ -83,6 +83,7 @@ fn column(d: RollupDimension) -> &'static str {
         RollupDimension::Operation => "s.operation",
         RollupDimension::Status => "CASE s.status WHEN 1 THEN 'error' ELSE 'ok' END",
         RollupDimension::UserId => "s.user_id",
+        RollupDimension::Project => "s.project",
     }
 }
 
@@ -111,7 +112,10 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
     }
     let per_user =
         q.group_by.contains(&RollupDimension::UserId) || nonempty(&f.user_id).is_some();
-    let mut conds = vec!["s.project = ?4".to_string(), "s.kind = ?5".to_string()];
+    let mut conds = vec![
+        "(?4 = '' OR s.project = ?4)".to_string(),
+        "s.kind = ?5".to_string(),
+    ];
     let mut args: Vec<rusqlite::types::Value> = vec![
         f.project.clone().into(),
         if per_user { KIND_USER } else { KIND_CALLS }.into(),
@@ -121,7 +125,7 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         if let Some(d) = q
             .group_by
             .iter()
-            .find(|d| **d != RollupDimension::UserId)
+            .find(|d| !matches!(d, RollupDimension::UserId | RollupDimension::Project))
         {
             return Err(StoreError::InvalidInput {
                 field: "group_by",
