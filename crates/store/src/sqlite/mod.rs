@@ -40,6 +40,7 @@ mod read;
 mod rollup;
 mod rollup_read;
 mod schema;
+pub mod telemetry;
 mod writer;
 
 use std::path::{Path, PathBuf};

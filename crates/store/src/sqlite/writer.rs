@@ -166,12 +166,14 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<(EncodedBatch, WriteReply)>) {
+        let started = std::time::Instant::now();
         let result = self.transaction(|tx| {
             group
                 .iter()
                 .map(|(batch, _)| tx.apply_batch(batch))
                 .collect::<Result<Vec<_>, _>>()
         });
+        super::telemetry::record_commit(started.elapsed());
         match result {
             Ok(receipts) => {
                 for ((_, reply), receipt) in group.into_iter().zip(receipts) {
