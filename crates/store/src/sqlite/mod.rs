@@ -38,6 +38,7 @@ mod encode;
 mod metric_points;
 mod read;
 mod rollup;
+pub use rollup::{import_rollups, set_rollups_enabled};
 mod rollup_read;
 mod schema;
 pub mod telemetry;

@@ -143,7 +143,8 @@ pub(crate) struct Cell {
 }
 
 impl Cell {
-    fn add(&mut self, e: &RollupEntry, sign: i64) {
+    /// Adds a call; `all_sketches` false keeps only the latency sketch (per-user rows).
+    fn add(&mut self, e: &RollupEntry, sign: i64, all_sketches: bool) {
         self.calls += sign;
         self.errors += sign * i64::from(e.error);
         self.input += sign * e.input;
@@ -156,6 +157,9 @@ impl Cell {
             self.cost += sign as f64 * cost;
         }
         self.latency.add_weighted(e.latency_ms, sign);
+        if !all_sketches {
+            return;
+        }
         if let Some(v) = e.ttft_ms {
             self.ttft.add_weighted(v, sign);
         }
@@ -197,6 +201,15 @@ impl Cell {
     }
 }
 
+/// Turns rollups off for the whole process: for measuring what maintaining them costs (the
+/// ingest benchmark compares spans/s with and without). Never off in a server.
+static DISABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Switches rollup maintenance off or on for this process (benchmarks only).
+pub fn set_rollups_enabled(enabled: bool) {
+    DISABLED.store(!enabled, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Rollup changes summed over one transaction.
 #[derive(Default)]
 pub(crate) struct RollupDeltas {
@@ -210,15 +223,21 @@ impl RollupDeltas {
         let Some(e) = stats.rollup.as_deref() else {
             return;
         };
+        if DISABLED.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         self.cells
             .entry((SeriesKey::calls(project, e), e.minute))
             .or_default()
-            .add(e, sign);
+            .add(e, sign, true);
         if let Some(user) = &e.user {
+            // Per-user rows are hourly and daily only (users are many; a minute row per user
+            // would be a row per call) and keep only the latency sketch.
+            let hour = e.minute - e.minute.rem_euclid(3600);
             self.cells
-                .entry((SeriesKey::user(project, user), e.minute))
+                .entry((SeriesKey::user(project, user), hour))
                 .or_default()
-                .add(e, sign);
+                .add(e, sign, false);
         }
     }
 
@@ -233,6 +252,7 @@ impl RollupDeltas {
             if cell.is_noop() {
                 continue;
             }
+            let skip = usize::from(key.kind == KIND_USER);
             let id = match ids.get(&key) {
                 Some(id) => *id,
                 None => {
@@ -241,7 +261,7 @@ impl RollupDeltas {
                     id
                 }
             };
-            for res in RESOLUTIONS {
+            for res in RESOLUTIONS.into_iter().skip(skip) {
                 let bucket = minute - minute.rem_euclid(res);
                 rows.entry((res, bucket, id)).or_default().merge(&cell);
             }
@@ -417,4 +437,37 @@ pub(crate) fn with_stored_entry(
         stats.rollup = Some(RollupEntry::of(&decode_call(&json)?));
     }
     Ok(Some((id, stats)))
+}
+
+/// Adds calls to the rollups of the database in `dir` without storing the calls themselves, in
+/// transactions of `chunk` calls: how a benchmark builds the rollups of a large history quickly
+/// (every number goes through the same code as at ingest). The database is created and migrated
+/// if needed; no store may be open on it meanwhile. Returns the calls added.
+pub fn import_rollups(
+    dir: &std::path::Path,
+    calls: impl Iterator<Item = LlmCall>,
+    chunk: usize,
+) -> Result<u64, StoreError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    let conn = super::schema::open_writer(&dir.join(super::DB_FILE), super::Synchronous::Normal)?;
+    let mut n = 0u64;
+    let mut deltas = RollupDeltas::default();
+    let mut in_chunk = 0usize;
+    let commit = |conn: &Connection, deltas: RollupDeltas| -> Result<(), StoreError> {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+        deltas.flush(conn)?;
+        conn.execute_batch("COMMIT").map_err(db_err)
+    };
+    for call in calls {
+        deltas.call(&call.project, &CallStats::of(&call), 1);
+        n += 1;
+        in_chunk += 1;
+        if in_chunk >= chunk.max(1) {
+            commit(&conn, std::mem::take(&mut deltas))?;
+            in_chunk = 0;
+        }
+    }
+    commit(&conn, deltas)?;
+    Ok(n)
 }

@@ -190,20 +190,26 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         }
     }
 
+    // Per-user rows are hourly: their ranges are taken to the hour.
+    let grain = if per_user { HOUR } else { MINUTE };
     let from = f
         .from_unix_nano
-        .map_or(0, |ns| floor_to((ns / 1_000_000_000) as i64, MINUTE));
+        .map_or(0, |ns| floor_to((ns / 1_000_000_000) as i64, grain));
     let to = f.to_unix_nano.map_or(END_OF_TIME, |ns| {
-        ceil_to(ns.div_ceil(1_000_000_000) as i64, MINUTE).min(END_OF_TIME)
+        ceil_to(ns.div_ceil(1_000_000_000) as i64, grain).min(END_OF_TIME)
     });
     let plan = match q.step_secs {
         None => pieces(from, to),
         Some(step) => {
             let step = step as i64;
-            if step < MINUTE || step % MINUTE != 0 {
+            if step < grain || step % grain != 0 {
                 return Err(StoreError::InvalidInput {
                     field: "step",
-                    message: format!("`step` must be a whole number of minutes, got {step}s"),
+                    message: if per_user {
+                        format!("per-user series need a whole number of hours as `step`, got {step}s")
+                    } else {
+                        format!("`step` must be a whole number of minutes, got {step}s")
+                    },
                 });
             }
             let (a, b) = (floor_to(from, step), ceil_to(to, step));
