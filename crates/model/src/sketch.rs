@@ -9,15 +9,14 @@
 //! Sightline keeps its own implementation rather than `sketches-ddsketch` because rollups need
 //! **signed** bins: when a stored call is replaced (its GenAI events arrived later) or re-priced,
 //! its old contribution is subtracted from the rollup it was added to, which is exact with
-//! per-bin counts and impossible with a sketch that only merges. Bins are sparse (a map), so there
-//! is no bin-collapsing that would make subtraction approximate; with values from 1 µs to a day a
-//! sketch has at most ~1,300 bins and typically a few dozen.
+//! per-bin counts and impossible with a sketch that only merges. No bins are ever collapsed (which
+//! would make subtraction approximate): they are a dense vector over the keys seen, which for
+//! values from 1 µs to a day is at most ~1,300 bins and typically a few hundred, so merging many
+//! sketches is a run of additions.
 //!
 //! [`DdSketch::encode`] writes a compact binary form (varint bin deltas and counts, ~2–3 bytes a
 //! bin) for the store; [`DdSketch::decode`] reads it and [`DdSketch::merge_encoded`] merges such
 //! bytes without building an intermediate sketch.
-
-use std::collections::BTreeMap;
 
 /// Relative accuracy of every quantile: 1%.
 pub const RELATIVE_ACCURACY: f64 = 0.01;
@@ -25,6 +24,10 @@ pub const RELATIVE_ACCURACY: f64 = 0.01;
 pub const MIN_VALUE: f64 = 1e-9;
 
 const FORMAT_VERSION: u8 = 1;
+/// Keys of values from [`MIN_VALUE`] to `f64::MAX` lie within these bounds (about -1,040 and
+/// 35,500); anything outside is not a sketch this module wrote.
+const MIN_KEY: i32 = -2_000;
+const MAX_KEY: i32 = 40_000;
 
 fn gamma() -> f64 {
     (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
@@ -35,12 +38,22 @@ fn gamma() -> f64 {
 #[error("invalid sketch encoding: {0}")]
 pub struct SketchDecodeError(&'static str);
 
-/// A DDSketch with signed, sparse bins (see the module documentation).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A DDSketch with signed bins (see the module documentation). Bins are a dense vector from the
+/// lowest key seen to the highest (a few hundred at most for real latencies), so merging is a
+/// run of additions; zero bins are allowed inside it and skipped when encoding.
+#[derive(Debug, Clone, Default)]
 pub struct DdSketch {
-    bins: BTreeMap<i32, i64>,
+    offset: i32,
+    bins: Vec<i64>,
     zero: i64,
     sum: f64,
+}
+
+impl PartialEq for DdSketch {
+    /// Equal when they count the same values (bin layout aside); sums compared exactly.
+    fn eq(&self, other: &Self) -> bool {
+        self.zero == other.zero && self.sum == other.sum && self.bins().eq(other.bins())
+    }
 }
 
 impl DdSketch {
@@ -52,7 +65,7 @@ impl DdSketch {
     fn key(value: f64) -> i32 {
         // ln(v) / ln(γ), rounded up; the clamp keeps absurd inputs in range.
         let k = (value.ln() / gamma().ln()).ceil();
-        k.clamp(f64::from(i32::MIN / 2), f64::from(i32::MAX / 2)) as i32
+        k.clamp(f64::from(MIN_KEY), f64::from(MAX_KEY)) as i32
     }
 
     fn value_of(key: i32) -> f64 {
@@ -69,11 +82,7 @@ impl DdSketch {
         if value <= MIN_VALUE {
             self.zero += weight;
         } else {
-            let bin = self.bins.entry(Self::key(value)).or_insert(0);
-            *bin += weight;
-            if *bin == 0 {
-                self.bins.remove(&Self::key(value));
-            }
+            self.add_bin(Self::key(value), weight);
         }
         self.sum += weight as f64 * value.max(0.0);
     }
@@ -85,8 +94,11 @@ impl DdSketch {
 
     /// Adds every count of `other` (times `sign`: 1 merges, -1 subtracts).
     pub fn merge_signed(&mut self, other: &DdSketch, sign: i64) {
-        for (k, c) in &other.bins {
-            self.add_bin(*k, c * sign);
+        if let (Some(lo), Some(hi)) = (other.min_key(), other.max_key()) {
+            self.reserve_range(lo, hi);
+            for (k, c) in other.bins() {
+                self.add_bin(k, c.wrapping_mul(sign));
+            }
         }
         self.zero += other.zero * sign;
         self.sum += sign as f64 * other.sum;
@@ -97,21 +109,58 @@ impl DdSketch {
         self.merge_signed(other, 1);
     }
 
+    /// Non-zero bins, lowest key first.
+    fn bins(&self) -> impl DoubleEndedIterator<Item = (i32, i64)> + '_ {
+        let offset = self.offset;
+        self.bins
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c != 0)
+            .map(move |(i, c)| (offset + i as i32, *c))
+    }
+
+    fn min_key(&self) -> Option<i32> {
+        self.bins().next().map(|(k, _)| k)
+    }
+
+    fn max_key(&self) -> Option<i32> {
+        self.bins().next_back().map(|(k, _)| k)
+    }
+
+    /// Makes room for keys `lo..=hi` (one reallocation at most).
+    fn reserve_range(&mut self, lo: i32, hi: i32) {
+        if self.bins.is_empty() {
+            self.offset = lo;
+            self.bins = vec![0; (i64::from(hi) - i64::from(lo) + 1) as usize];
+            return;
+        }
+        let end = self.offset + self.bins.len() as i32; // exclusive
+        if lo < self.offset {
+            let grow = (self.offset - lo) as usize;
+            let mut v = vec![0; grow + self.bins.len()];
+            v[grow..].copy_from_slice(&self.bins);
+            self.bins = v;
+            self.offset = lo;
+        }
+        if hi >= end {
+            let len = (i64::from(hi) - i64::from(self.offset) + 1) as usize;
+            self.bins.resize(len, 0);
+        }
+    }
+
     fn add_bin(&mut self, key: i32, count: i64) {
         if count == 0 {
             return;
         }
-        let bin = self.bins.entry(key).or_insert(0);
-        *bin = bin.wrapping_add(count);
-        if *bin == 0 {
-            self.bins.remove(&key);
-        }
+        self.reserve_range(key, key);
+        let i = (key - self.offset) as usize;
+        self.bins[i] = self.bins[i].wrapping_add(count);
     }
 
     /// Values counted (the sum of all bins).
     pub fn count(&self) -> i64 {
         self.bins
-            .values()
+            .iter()
             .fold(self.zero, |total, c| total.wrapping_add(*c))
     }
 
@@ -137,21 +186,21 @@ impl DdSketch {
         if seen > rank {
             return Some(0.0);
         }
-        for (k, c) in &self.bins {
-            seen = seen.saturating_add(*c);
+        for (k, c) in self.bins() {
+            seen = seen.saturating_add(c);
             if seen > rank {
-                return Some(Self::value_of(*k));
+                return Some(Self::value_of(k));
             }
         }
-        self.bins.keys().next_back().map(|k| Self::value_of(*k))
+        self.max_key().map(Self::value_of)
     }
 
     /// How many counted values are at most `bound` (bins are attributed by their representative,
     /// so a value within 1% of `bound` may land on either side).
     pub fn count_at_most(&self, bound: f64) -> i64 {
         let mut n = if bound >= 0.0 { self.zero } else { 0 };
-        for (k, c) in &self.bins {
-            if Self::value_of(*k) > bound {
+        for (k, c) in self.bins() {
+            if Self::value_of(k) > bound {
                 break;
             }
             n += c;
@@ -162,16 +211,17 @@ impl DdSketch {
     /// The compact binary form: version, zero count, sum, bin count, then per bin the key's
     /// difference from the previous key and the count, as zigzag varints.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(12 + 3 * self.bins.len());
+        let n = self.bins.iter().filter(|c| **c != 0).count();
+        let mut out = Vec::with_capacity(12 + 3 * n);
         out.push(FORMAT_VERSION);
         put_varint(&mut out, zigzag(self.zero));
         out.extend_from_slice(&self.sum.to_le_bytes());
-        put_varint(&mut out, self.bins.len() as u64);
+        put_varint(&mut out, n as u64);
         let mut prev = 0i64;
-        for (k, c) in &self.bins {
-            put_varint(&mut out, zigzag(i64::from(*k) - prev));
-            put_varint(&mut out, zigzag(*c));
-            prev = i64::from(*k);
+        for (k, c) in self.bins() {
+            put_varint(&mut out, zigzag(i64::from(k) - prev));
+            put_varint(&mut out, zigzag(c));
+            prev = i64::from(k);
         }
         out
     }
@@ -204,7 +254,10 @@ impl DdSketch {
             key = key
                 .checked_add(unzigzag(r.varint()?))
                 .ok_or(SketchDecodeError("bin key out of range"))?;
-            let k = i32::try_from(key).map_err(|_| SketchDecodeError("bin key out of range"))?;
+            let k = i32::try_from(key)
+                .ok()
+                .filter(|k| (MIN_KEY..=MAX_KEY).contains(k))
+                .ok_or(SketchDecodeError("bin key out of range"))?;
             let c = unzigzag(r.varint()?);
             self.add_bin(k, c.wrapping_mul(sign));
         }
@@ -338,13 +391,13 @@ mod tests {
             for v in &a { one.add(*v); left.add(*v); }
             for v in &b { one.add(*v); right.add(*v); }
             left.merge(&right);
-            prop_assert_eq!(&left.bins, &one.bins);
+            prop_assert!(left.bins().eq(one.bins()));
             prop_assert_eq!(left.zero, one.zero);
             prop_assert!((left.sum - one.sum).abs() <= 1e-6 * one.sum.abs().max(1.0));
             // Through the binary form too.
             let mut merged = DdSketch::decode(&DdSketch::new().encode()).unwrap();
             merged.merge_encoded(&DdSketch::decode(&left.encode()).unwrap().encode(), 1).unwrap();
-            prop_assert_eq!(&merged.bins, &one.bins);
+            prop_assert!(merged.bins().eq(one.bins()));
         }
 
         #[test]
@@ -355,7 +408,7 @@ mod tests {
             let mut extra = DdSketch::new();
             for v in &b { s.add(*v); extra.add(*v); }
             s.merge_encoded(&extra.encode(), -1).unwrap();
-            prop_assert_eq!(&s.bins, &only_a.bins);
+            prop_assert!(s.bins().eq(only_a.bins()));
             prop_assert_eq!(s.count(), a.len() as i64);
         }
 
@@ -387,7 +440,7 @@ mod tests {
         }
         let bytes = s.encode();
         assert!(bytes.len() < 400, "{} bytes", bytes.len());
-        assert_eq!(DdSketch::decode(&bytes).unwrap().bins, s.bins);
+        assert!(DdSketch::decode(&bytes).unwrap().bins().eq(s.bins()));
     }
 
     #[test]

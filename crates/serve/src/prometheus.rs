@@ -239,12 +239,11 @@ impl MetricsSource for LlmMetrics {
             }
             v
         };
-        let as_refs = |v: &[(&'static str, String)]| -> Vec<(&'static str, String)> { v.to_vec() };
 
         let name = "gen_ai_client_operation_duration_seconds";
         family(out, name, "histogram", "GenAI operation duration (OTel gen_ai.client.operation.duration).");
         for (key, a) in &groups {
-            let l = as_refs(&labels_of(key));
+            let l = labels_of(key);
             let refs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
             histogram_from_sketch(out, name, &refs, &DURATION_BUCKETS, &a.latency_ms, 1000.0);
         }

@@ -6,7 +6,9 @@
 //! `service_version`, `provider`, `operation`, `status`, `user_id`, `project`; absent: one group
 //! keyed `all`), `from`/`to` (taken to the minute), and the filters `service`, `model`,
 //! `provider`, `status`, `operation`, `user_id`. `group_by=user_id` (and a `user_id` filter)
-//! reads the per-user rollup, which other filters cannot narrow.
+//! reads the per-user rollup, which other filters cannot narrow, and is taken to the hour.
+//! `limit` (1–1000, default 1000) keeps the groups with the most calls; `total_groups` says how
+//! many there were.
 
 use axum::extract::{OriginalUri, State};
 use axum::http::HeaderMap;
@@ -23,9 +25,14 @@ use crate::error::ApiError;
 /// Body of `GET /api/v1/stats`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatsResponse {
-    /// One entry per group, most calls first.
+    /// One entry per group, most calls first, at most `limit` (default and most: 1000).
     pub groups: Vec<StatsGroup>,
+    /// Groups in the range, before `limit`.
+    pub total_groups: usize,
 }
+
+/// Most groups returned.
+pub const MAX_GROUPS: usize = 1000;
 
 /// Percentiles of a distribution; `null` where nothing was measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -222,5 +229,15 @@ pub async fn stats(
         })
         .collect();
     groups.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.key.cmp(&b.key)));
-    Ok(Json(StatsResponse { groups }))
+    let total_groups = groups.len();
+    let limit = if single(&pairs, "limit")?.is_some() {
+        params.page.limit
+    } else {
+        MAX_GROUPS
+    };
+    groups.truncate(limit);
+    Ok(Json(StatsResponse {
+        groups,
+        total_groups,
+    }))
 }

@@ -163,6 +163,7 @@ impl SqliteStore {
         })?;
         let db_path = config.path.join(DB_FILE);
         let conn = schema::open_writer(&db_path, config.synchronous)?;
+        rollup::backfill(&conn)?;
         let (sender, rx) = mpsc::channel(QUEUE_CAPACITY);
         let writer = Writer::new(conn, enricher, rx, config.max_batch_spans)?;
         let handle = std::thread::Builder::new()

@@ -247,12 +247,13 @@ impl RollupDeltas {
             return Ok(());
         }
         let mut ids: HashMap<SeriesKey, i64> = HashMap::new();
-        let mut rows: HashMap<(i64, i64, i64), Cell> = HashMap::new();
+        let mut rows: HashMap<(i64, i64, i64, i64), Cell> = HashMap::new();
         for ((key, minute), cell) in self.cells {
             if cell.is_noop() {
                 continue;
             }
-            let skip = usize::from(key.kind == KIND_USER);
+            let kind = key.kind;
+            let skip = usize::from(kind == KIND_USER);
             let id = match ids.get(&key) {
                 Some(id) => *id,
                 None => {
@@ -263,27 +264,27 @@ impl RollupDeltas {
             };
             for res in RESOLUTIONS.into_iter().skip(skip) {
                 let bucket = minute - minute.rem_euclid(res);
-                rows.entry((res, bucket, id)).or_default().merge(&cell);
+                rows.entry((res, kind, bucket, id)).or_default().merge(&cell);
             }
         }
         let mut select = conn
             .prepare_cached(
                 "SELECT calls, errors, input_tokens, output_tokens, cache_read_tokens, \
                  cache_write_tokens, reasoning_tokens, priced_calls, cost_usd, latency, ttft, \
-                 tpot, tps FROM rollups WHERE res = ?1 AND bucket = ?2 AND series = ?3",
+                 tpot, tps FROM rollups WHERE res = ?1 AND kind = ?2 AND bucket = ?3 AND series = ?4",
             )
             .map_err(db_err)?;
         let mut upsert = conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO rollups (res, bucket, series, calls, errors, \
+                "INSERT OR REPLACE INTO rollups (res, kind, bucket, series, calls, errors, \
                  input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
                  reasoning_tokens, priced_calls, cost_usd, latency, ttft, tpot, tps) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )
             .map_err(db_err)?;
-        for ((res, bucket, series), mut cell) in rows {
+        for ((res, kind, bucket, series), mut cell) in rows {
             let old = select
-                .query_row(params![res, bucket, series], |r| {
+                .query_row(params![res, kind, bucket, series], |r| {
                     Ok((
                         [
                             r.get::<_, i64>(0)?,
@@ -337,6 +338,7 @@ impl RollupDeltas {
             upsert
                 .execute(params![
                     res,
+                    kind,
                     bucket,
                     series,
                     cell.calls,
@@ -367,7 +369,23 @@ fn encode(s: &DdSketch) -> Vec<u8> {
     }
 }
 
+thread_local! {
+    /// Series ids of this thread's database(s) known to be committed: only ids found by a lookup
+    /// (so stored by an earlier, committed transaction) are cached, never one inserted by the
+    /// running transaction, which could still roll back. Keyed by database path too, should one
+    /// thread serve several databases.
+    static SERIES_IDS: std::cell::RefCell<HashMap<(String, SeriesKey), i64>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+const SERIES_CACHE_MAX: usize = 100_000;
+
 fn series_id(conn: &Connection, k: &SeriesKey) -> Result<i64, StoreError> {
+    let db = conn.path().unwrap_or_default().to_string();
+    let cached = SERIES_IDS.with(|c| c.borrow().get(&(db.clone(), k.clone())).copied());
+    if let Some(id) = cached {
+        return Ok(id);
+    }
     let lookup = |conn: &Connection| {
         conn.prepare_cached(
             "SELECT id FROM rollup_series WHERE project = ?1 AND kind = ?2 AND service = ?3 \
@@ -395,6 +413,13 @@ fn series_id(conn: &Connection, k: &SeriesKey) -> Result<i64, StoreError> {
         .map_err(db_err)
     };
     if let Some(id) = lookup(conn)? {
+        SERIES_IDS.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() >= SERIES_CACHE_MAX {
+                c.clear();
+            }
+            c.insert((db, k.clone()), id);
+        });
         return Ok(id);
     }
     conn.prepare_cached(
@@ -470,4 +495,77 @@ pub fn import_rollups(
     }
     commit(&conn, deltas)?;
     Ok(n)
+}
+
+/// Counter row marking that the rollups cover every stored call.
+const BUILT_MARKER: &str = "rollups_built";
+/// Calls folded into the rollups per transaction while backfilling.
+const BACKFILL_CHUNK: i64 = 10_000;
+
+/// Builds the rollups of the calls stored before rollups existed (a database created by an
+/// earlier version), once: afterwards the writer keeps them current. Runs at open, before the
+/// writer starts.
+pub(crate) fn backfill(conn: &Connection) -> Result<(), StoreError> {
+    let built: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM counters WHERE name = ?1)",
+            [BUILT_MARKER],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+    if built {
+        return Ok(());
+    }
+    let mut after = 0i64;
+    let mut total = 0u64;
+    loop {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+        let result = (|| {
+            let rows: Vec<(i64, String)> = {
+                let mut st = conn
+                    .prepare_cached(
+                        "SELECT id, call FROM llm_calls WHERE id > ?1 ORDER BY id LIMIT ?2",
+                    )
+                    .map_err(db_err)?;
+                let rows = st
+                    .query_map(params![after, BACKFILL_CHUNK], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(db_err)?;
+                rows.collect::<Result<_, _>>().map_err(db_err)?
+            };
+            let mut deltas = RollupDeltas::default();
+            for (id, json) in &rows {
+                after = *id;
+                match decode_call(json) {
+                    Ok(call) => deltas.call(&call.project, &CallStats::of(&call), 1),
+                    Err(e) => tracing::warn!(id, error = %e, "skipping undecodable call in rollup backfill"),
+                }
+            }
+            deltas.flush(conn)?;
+            let done = (rows.len() as i64) < BACKFILL_CHUNK;
+            if done {
+                conn.execute(
+                    "INSERT OR REPLACE INTO counters (name, value) VALUES (?1, 1)",
+                    [BUILT_MARKER],
+                )
+                .map_err(db_err)?;
+            }
+            Ok::<_, StoreError>((rows.len(), done))
+        })();
+        match result {
+            Ok((n, done)) => {
+                conn.execute_batch("COMMIT").map_err(db_err)?;
+                total += n as u64;
+                if done {
+                    if total > 0 {
+                        tracing::info!(calls = total, "built rollups of the stored calls");
+                    }
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
 }

@@ -114,7 +114,7 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         q.group_by.contains(&RollupDimension::UserId) || nonempty(&f.user_id).is_some();
     let mut conds = vec![
         "(?4 = '' OR s.project = ?4)".to_string(),
-        "s.kind = ?5".to_string(),
+        "r.kind = ?5".to_string(),
     ];
     let mut args: Vec<rusqlite::types::Value> = vec![
         f.project.clone().into(),
@@ -246,7 +246,7 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         "SELECT r.bucket, r.calls, r.errors, r.input_tokens, r.output_tokens, \
          r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens, r.priced_calls, \
          r.cost_usd, {}, {}, {}, {}{}{} \
-         FROM rollups r JOIN rollup_series s ON s.id = r.series \
+         FROM rollups r CROSS JOIN rollup_series s ON s.id = r.series \
          WHERE r.res = ?1 AND r.bucket >= ?2 AND r.bucket < ?3 AND {}",
         blob(sk.latency, "latency"),
         blob(sk.ttft, "ttft"),

@@ -19,10 +19,12 @@ CREATE TABLE rollup_series (
             operation, status, user_id)
 );
 
--- res: bucket width in seconds (60, 3600 or 86400); bucket: its start, unix seconds. Sketches are
--- DDSketches in the binary form of sightline_model::sketch (empty blob: no values).
+-- res: bucket width in seconds (60, 3600 or 86400); kind: the series' kind, so that a read of one
+-- kind walks only its rows; bucket: its start, unix seconds. Sketches are DDSketches in the binary
+-- form of sightline_model::sketch (empty blob: no values).
 CREATE TABLE rollups (
     res                INTEGER NOT NULL,
+    kind               INTEGER NOT NULL,
     bucket             INTEGER NOT NULL,
     series             INTEGER NOT NULL,
     calls              INTEGER NOT NULL,
@@ -38,7 +40,7 @@ CREATE TABLE rollups (
     ttft               BLOB NOT NULL,
     tpot               BLOB NOT NULL,
     tps                BLOB NOT NULL,
-    PRIMARY KEY (res, bucket, series)
+    PRIMARY KEY (res, kind, bucket, series)
 ) WITHOUT ROWID;
 
 -- One row per metric name × attribute set (resource, scope and point attributes).
