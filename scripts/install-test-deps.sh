@@ -24,6 +24,18 @@ if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)'
   exit 1
 fi
 
+# Prometheus (Debian package) for tests/e2e/test_prometheus.py, which starts it on loopback to
+# scrape Sightline. Skipped when a `prometheus` binary is already on PATH.
+if ! command -v prometheus >/dev/null 2>&1; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "install-test-deps: installing prometheus (apt)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  else
+    echo "install-test-deps: prometheus not found; install the Debian package 'prometheus' as root" >&2
+  fi
+fi
+
 want="$({ cat "$REQUIREMENTS"; "$PYTHON" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)"
 if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] \
   && "$VENV/bin/python" -c 'import pytest, opentelemetry.sdk' 2>/dev/null; then

@@ -72,6 +72,11 @@ pub struct ServeArgs {
     /// built-in `prices.toml`).
     #[arg(long, env = "SIGHTLINE_PRICES_FILE", value_name = "FILE")]
     pub prices_file: Option<PathBuf>,
+
+    /// Models named in the Prometheus `/metrics` labels: the N most called keep their name, the
+    /// rest are reported as `other`, which bounds label cardinality. [default: 20]
+    #[arg(long, env = "SIGHTLINE_METRICS_TOP_MODELS", value_name = "N")]
+    pub metrics_top_models: Option<usize>,
 }
 
 /// How the store syncs commits.
@@ -103,6 +108,8 @@ struct FileConfig {
     limits: Option<Limits>,
     /// Pipeline settings (`[pipeline]`).
     pipeline: Option<PipelineConfig>,
+    /// See `--metrics-top-models`.
+    metrics_top_models: Option<usize>,
 }
 
 /// The resolved configuration of a server.
@@ -122,6 +129,8 @@ pub struct ServeConfig {
     pub pipeline: PipelineConfig,
     /// User price overrides.
     pub prices_file: Option<PathBuf>,
+    /// Models named in `/metrics` labels.
+    pub metrics_top_models: usize,
 }
 
 impl ServeConfig {
@@ -166,6 +175,10 @@ impl ServeConfig {
             limits,
             pipeline,
             prices_file: args.prices_file.clone().or(file.prices_file),
+            metrics_top_models: args
+                .metrics_top_models
+                .or(file.metrics_top_models)
+                .unwrap_or(20),
         })
     }
 

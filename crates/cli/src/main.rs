@@ -9,6 +9,7 @@ mod config;
 mod demo;
 mod loadgen;
 mod server;
+mod telemetry;
 
 use clap::{Parser, Subcommand};
 

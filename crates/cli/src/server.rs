@@ -8,7 +8,8 @@ use anyhow::Context;
 use sightline_ingest::pipeline::enrich::StandardEnricher;
 use sightline_ingest::pipeline::Pipeline;
 use sightline_store::sqlite::{SqliteConfig, SqliteStore, Synchronous};
-use sightline_store::{Enricher, SharedStore};
+use sightline_serve::prometheus::{LlmMetrics, LlmMetricsConfig, MetricsSources};
+use sightline_store::{Enricher, SharedStore, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -26,7 +27,10 @@ pub struct RunningServer {
     store: SharedStore,
 }
 
-fn open_store(config: &ServeConfig, enricher: Arc<dyn Enricher>) -> anyhow::Result<SharedStore> {
+fn open_store(
+    config: &ServeConfig,
+    enricher: Arc<dyn Enricher>,
+) -> anyhow::Result<Arc<SqliteStore>> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let sqlite = SqliteConfig {
@@ -45,11 +49,21 @@ fn open_store(config: &ServeConfig, enricher: Arc<dyn Enricher>) -> anyhow::Resu
 /// Opens the store and starts both listeners.
 pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
     let enricher: Arc<dyn Enricher> = Arc::new(StandardEnricher::new(config.price_table()?));
-    let store = open_store(config, enricher.clone())?;
+    let sqlite = open_store(config, enricher.clone())?;
+    let store: SharedStore = sqlite.clone();
     let pipeline = Pipeline::new(store.clone(), enricher, config.pipeline.clone());
 
+    let mut metrics = MetricsSources::default();
+    metrics.push(Arc::new(LlmMetrics::new(
+        store.clone(),
+        LlmMetricsConfig {
+            top_models: config.metrics_top_models,
+        },
+    )));
+    metrics.push(Arc::new(crate::telemetry::PipelineMetrics(pipeline.clone())));
+    metrics.push(Arc::new(crate::telemetry::StoreMetrics(sqlite)));
     let app = sightline_ingest::otlp::http::router(pipeline.clone(), config.limits.clone())
-        .merge(sightline_serve::router(store.clone()));
+        .merge(sightline_serve::router_with_metrics(store.clone(), metrics));
 
     let http_listener = tokio::net::TcpListener::bind(config.http_addr)
         .await

@@ -15,12 +15,14 @@ pub mod llm;
 pub mod log;
 pub mod prices;
 pub mod semconv;
+pub mod sketch;
 pub mod span;
 
 pub use ids::{IdError, SpanId, TraceId};
 pub use llm::{CallStatus, Cost, LlmCall, Message, RequestParams, ToolCall, Usage};
 pub use log::LogRecord;
 pub use prices::{PriceEntry, PriceError, PriceTable};
+pub use sketch::DdSketch;
 pub use span::{Attributes, Event, Link, Scope, Span, SpanKind, SpanStatus, StatusCode};
 
 /// The project every item belongs to when the client names none.

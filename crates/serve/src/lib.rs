@@ -9,6 +9,7 @@
 pub mod api;
 pub mod error;
 pub mod health;
+pub mod prometheus;
 
 use axum::routing::get;
 use axum::{middleware, Router};
@@ -22,10 +23,16 @@ pub use error::{ApiError, ErrorBody, ErrorResponse};
 /// The router sets no fallback of its own outside `/api/v1`, so it can be merged with other
 /// routers that do.
 pub fn router(store: SharedStore) -> Router {
+    router_with_metrics(store, prometheus::MetricsSources::default())
+}
+
+/// [`router`] plus `GET /metrics` rendering `sources` (Prometheus text format).
+pub fn router_with_metrics(store: SharedStore, sources: prometheus::MetricsSources) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api::routes())
         .layer(middleware::from_fn(error::log_errors))
         .with_state(store)
+        .merge(prometheus::router(sources))
 }

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod metrics;
 pub mod query;
 pub mod sqlite;
 pub mod testsuite;
@@ -23,6 +24,10 @@ use sightline_model::prices::PriceTable;
 use sightline_model::{LlmCall, LogRecord, Span, TraceId};
 
 pub use error::{ErrorKind, StoreError};
+pub use metrics::{
+    MetricAgg, MetricField, MetricKind, MetricPoint, MetricQuery, MetricSeries, RollupAggregate,
+    RollupDimension, RollupQuery, RollupRow, SketchSet,
+};
 pub use query::{
     Filter, Page, PageRequest, SessionDetail, SessionSummary, SpanWithCall, TraceDetail,
     TraceSummary, UserSummary,
@@ -115,6 +120,16 @@ pub trait Store: Send + Sync + 'static {
         filter: &Filter,
         page: &PageRequest,
     ) -> Result<Page<UserSummary>, StoreError>;
+
+    /// LLM-call rollups over a time range, grouped and optionally bucketed (see [`metrics`]).
+    /// Reads rollup rows only, never raw calls.
+    async fn rollups(&self, query: &RollupQuery) -> Result<Vec<RollupRow>, StoreError>;
+
+    /// Stores OTLP metric points durably; returns how many were stored.
+    async fn write_metrics(&self, points: Vec<MetricPoint>) -> Result<usize, StoreError>;
+
+    /// Metric points of one metric as time series.
+    async fn metric_series(&self, query: &MetricQuery) -> Result<Vec<MetricSeries>, StoreError>;
 
     /// Recomputes the cost of every stored call with `prices`; returns how many calls changed.
     async fn recompute_costs(&self, prices: &PriceTable) -> Result<u64, StoreError>;

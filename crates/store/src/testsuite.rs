@@ -59,6 +59,10 @@ macro_rules! store_conformance {
                 concurrent_writes_are_durable,
                 projects_are_isolated,
                 write_after_close_fails,
+                rollups_equal_a_single_pass,
+                rollups_per_user,
+                rollups_follow_recompute,
+                metric_points_round_trip,
             );
         }
     };
@@ -72,6 +76,12 @@ macro_rules! store_conformance {
         )*
     };
 }
+
+mod rollups;
+pub use rollups::{
+    metric_points_round_trip, rollups_equal_a_single_pass, rollups_follow_recompute,
+    rollups_per_user,
+};
 
 /// The enricher the suite builds its stores with; see [`TestEnricher`].
 pub fn test_enricher() -> Arc<dyn Enricher> {

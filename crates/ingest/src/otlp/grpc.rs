@@ -118,6 +118,7 @@ impl LogsService for OtlpGrpc {
 /// `limits.max_decompressed_bytes` (after decompression).
 pub fn routes(pipeline: Arc<Pipeline>, limits: Limits) -> tonic::service::Routes {
     let max = limits.max_decompressed_bytes;
+    let metrics = super::metrics::OtlpMetricsGrpc::new(pipeline.clone(), limits.clone());
     let services = OtlpGrpc::new(pipeline, limits);
     let traces = TraceServiceServer::new(services.clone())
         .accept_compressed(CompressionEncoding::Gzip)
@@ -127,7 +128,9 @@ pub fn routes(pipeline: Arc<Pipeline>, limits: Limits) -> tonic::service::Routes
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd)
         .max_decoding_message_size(max);
-    tonic::service::Routes::new(traces).add_service(logs)
+    tonic::service::Routes::new(traces)
+        .add_service(logs)
+        .add_service(metrics.into_server())
 }
 
 /// Serves the OTLP gRPC services on `listener` until `shutdown` resolves, then stops accepting

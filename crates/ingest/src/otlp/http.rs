@@ -57,6 +57,7 @@ pub fn router(pipeline: Arc<Pipeline>, limits: Limits) -> Router {
         .route(TRACES_PATH, post(traces))
         .route(LANGFUSE_TRACES_PATH, post(traces))
         .route(LOGS_PATH, post(logs))
+        .route(super::metrics::METRICS_PATH, post(metrics))
         // The body limit is enforced by `read_body`, so that its 413 carries an OTLP body.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -70,6 +71,10 @@ async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) 
 async fn logs(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     state.pipeline.record_log_request();
     handle(&state, &headers, body, Signal::Logs).await
+}
+
+async fn metrics(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    super::metrics::http_export(&state.pipeline, &state.limits, &headers, body).await
 }
 
 async fn handle(state: &HttpState, headers: &HeaderMap, body: Body, signal: Signal) -> Response {
@@ -160,7 +165,7 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 /// Reads the whole body, refusing with 413 as soon as it passes `max` bytes, and with 429 when
 /// the pipeline's body budget cannot hold it. The returned permit holds the body's bytes in that
 /// budget until it is dropped.
-async fn read_body(
+pub(super) async fn read_body(
     body: Body,
     headers: &HeaderMap,
     max: usize,

@@ -11,6 +11,7 @@ pub mod decode;
 pub mod grpc;
 pub mod http;
 pub mod json;
+pub mod metrics;
 pub mod status;
 
 use opentelemetry_proto::tonic::collector::logs::v1::{

@@ -87,6 +87,7 @@ pub struct Pipeline {
     body_bytes: InflightLimiter,
     decodes: DecodeSlots,
     counters: stats::Counters,
+    metric_counters: crate::otlp::metrics::MetricCounters,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -114,6 +115,7 @@ impl Pipeline {
             enricher,
             config,
             counters: stats::Counters::default(),
+            metric_counters: Default::default(),
         })
     }
 
@@ -174,6 +176,29 @@ impl Pipeline {
             .map_err(|e| IngestError::from_store(e, self.retry_after()))?;
         self.counters.logs_stored(receipt.logs_written);
         Ok(receipt.into())
+    }
+
+    /// Stores OTLP metric points durably (under the same in-flight bound as spans).
+    pub async fn ingest_metrics(
+        &self,
+        points: Vec<sightline_store::MetricPoint>,
+    ) -> Result<usize, IngestError> {
+        if points.is_empty() {
+            return Ok(0);
+        }
+        let _permit = self.inflight.try_acquire(points.len())?;
+        let n = self
+            .store
+            .write_metrics(points)
+            .await
+            .map_err(|e| IngestError::from_store(e, self.retry_after()))?;
+        self.metric_counters.stored(n);
+        Ok(n)
+    }
+
+    /// Counters of the OTLP metrics path.
+    pub fn metric_counters(&self) -> &crate::otlp::metrics::MetricCounters {
+        &self.metric_counters
     }
 
     /// The budget of request body bytes held at once; receivers reserve from it while reading a

@@ -48,6 +48,8 @@ pub struct RecordingStore {
     gate: Option<Arc<Semaphore>>,
     /// Signalled when a write has started (and, with a gate, is waiting).
     pub write_started: Notify,
+    /// Metric points written.
+    pub metric_points: Mutex<Vec<sightline_store::MetricPoint>>,
 }
 
 impl RecordingStore {
@@ -67,6 +69,7 @@ impl RecordingStore {
             mode: Mutex::new(Mode::Ok),
             gate,
             write_started: Notify::new(),
+            metric_points: Mutex::new(Vec::new()),
         }
     }
 
@@ -170,6 +173,35 @@ impl Store for RecordingStore {
             items: vec![],
             next_cursor: None,
         })
+    }
+
+    async fn rollups(
+        &self,
+        _: &sightline_store::RollupQuery,
+    ) -> Result<Vec<sightline_store::RollupRow>, StoreError> {
+        Ok(vec![])
+    }
+
+    async fn write_metrics(
+        &self,
+        points: Vec<sightline_store::MetricPoint>,
+    ) -> Result<usize, StoreError> {
+        let mode = *self.mode.lock().unwrap();
+        match mode {
+            Mode::Ok => {}
+            Mode::Closed => return Err(StoreError::Closed),
+            Mode::Broken => return Err(StoreError::Database("disk I/O error".into())),
+        }
+        let n = points.len();
+        self.metric_points.lock().unwrap().extend(points);
+        Ok(n)
+    }
+
+    async fn metric_series(
+        &self,
+        _: &sightline_store::MetricQuery,
+    ) -> Result<Vec<sightline_store::MetricSeries>, StoreError> {
+        Ok(vec![])
     }
 
     async fn recompute_costs(&self, _: &PriceTable) -> Result<u64, StoreError> {

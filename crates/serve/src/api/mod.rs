@@ -8,7 +8,9 @@
 pub mod calls;
 pub mod params;
 pub mod sessions;
+pub mod stats;
 pub mod timestamp;
+pub mod timeseries;
 pub mod traces;
 pub mod users;
 
@@ -29,6 +31,8 @@ pub fn routes() -> Router<SharedStore> {
         .route("/sessions", get(sessions::list_sessions))
         .route("/sessions/{session_id}", get(sessions::get_session))
         .route("/users", get(users::list_users))
+        .route("/stats", get(stats::stats))
+        .route("/timeseries", get(timeseries::timeseries))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
 }

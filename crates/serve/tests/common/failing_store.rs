@@ -86,6 +86,24 @@ impl Store for FailingStore {
     ) -> Result<Page<UserSummary>, StoreError> {
         self.fail().await
     }
+    async fn rollups(
+        &self,
+        _: &sightline_store::RollupQuery,
+    ) -> Result<Vec<sightline_store::RollupRow>, StoreError> {
+        self.fail().await
+    }
+    async fn write_metrics(
+        &self,
+        _: Vec<sightline_store::MetricPoint>,
+    ) -> Result<usize, StoreError> {
+        self.fail().await
+    }
+    async fn metric_series(
+        &self,
+        _: &sightline_store::MetricQuery,
+    ) -> Result<Vec<sightline_store::MetricSeries>, StoreError> {
+        self.fail().await
+    }
     async fn recompute_costs(&self, _: &PriceTable) -> Result<u64, StoreError> {
         self.fail().await
     }

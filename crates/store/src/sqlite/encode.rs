@@ -33,6 +33,8 @@ pub(crate) struct EncodedBatch {
     pub origins: Vec<(String, String)>,
     pub spans: Vec<EncodedSpan>,
     pub logs: Vec<EncodedLog>,
+    /// OTLP metric points.
+    pub metrics: Vec<super::metric_points::EncodedPoint>,
 }
 
 /// What one call contributes to its trace, session and user.
@@ -45,6 +47,8 @@ pub(crate) struct CallStats {
     pub user: Option<String>,
     pub session: Option<String>,
     pub start: i64,
+    /// What the call contributes to the rollups.
+    pub rollup: Option<Box<super::rollup::RollupEntry>>,
 }
 
 impl CallStats {
@@ -57,6 +61,7 @@ impl CallStats {
             user: call.user_id.clone(),
             session: call.session_id.clone(),
             start: to_i64(call.start_time_unix_nano),
+            rollup: Some(super::rollup::RollupEntry::of(call)),
         }
     }
 }
@@ -151,12 +156,13 @@ impl EncodedBatch {
             origins: origins.pairs,
             spans,
             logs,
+            metrics: Vec::new(),
         })
     }
 
     /// Spans plus logs.
     pub fn len(&self) -> usize {
-        self.spans.len() + self.logs.len()
+        self.spans.len() + self.logs.len() + self.metrics.len()
     }
 }
 

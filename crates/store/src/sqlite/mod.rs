@@ -35,10 +35,15 @@
 
 mod codec;
 mod encode;
+mod metric_points;
 mod packed;
 mod read;
+mod rollup;
+pub use rollup::{import_rollups, set_rollups_enabled};
+mod rollup_read;
 mod schema;
 mod search;
+pub mod telemetry;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -62,6 +67,7 @@ use crate::query::{
     Filter, Page, PageRequest, SessionDetail, SessionSummary, TraceDetail, TraceSummary,
     UserSummary,
 };
+use crate::metrics::{MetricPoint, MetricQuery, MetricSeries, RollupQuery, RollupRow};
 use crate::{Enricher, Store, WriteBatch, WriteReceipt};
 
 /// File name of the database inside the data directory.
@@ -171,6 +177,7 @@ impl SqliteStore {
         })?;
         let db_path = config.path.join(DB_FILE);
         let conn = schema::open_writer(&db_path, config.synchronous)?;
+        rollup::backfill(&conn)?;
         let (indexer, search) = Indexer::open(&db_path)?;
         let indexer = std::thread::Builder::new()
             .name("sightline-search-indexer".into())
@@ -371,6 +378,52 @@ impl Store for SqliteStore {
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_users(conn, &filter, &page))
+            .await
+    }
+
+    async fn rollups(&self, query: &RollupQuery) -> Result<Vec<RollupRow>, StoreError> {
+        let query = query.clone();
+        self.readers
+            .run(move |conn| rollup_read::read(conn, &query))
+            .await
+    }
+
+    async fn write_metrics(&self, points: Vec<MetricPoint>) -> Result<usize, StoreError> {
+        if points.is_empty() {
+            return if self.closed.load(Ordering::Acquire) {
+                Err(StoreError::Closed)
+            } else {
+                Ok(0)
+            };
+        }
+        let n = points.len();
+        let encode = move || {
+            points
+                .into_iter()
+                .map(metric_points::EncodedPoint::new)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let metrics = if n > ENCODE_INLINE_MAX {
+            tokio::task::spawn_blocking(encode)
+                .await
+                .map_err(|e| StoreError::Database(format!("encoding task failed: {e}")))??
+        } else {
+            encode()?
+        };
+        let batch = EncodedBatch {
+            origins: Vec::new(),
+            spans: Vec::new(),
+            logs: Vec::new(),
+            metrics,
+        };
+        self.send(|reply| Command::Write { batch, reply }).await?;
+        Ok(n)
+    }
+
+    async fn metric_series(&self, query: &MetricQuery) -> Result<Vec<MetricSeries>, StoreError> {
+        let query = query.clone();
+        self.readers
+            .run(move |conn| metric_points::read(conn, &query))
             .await
     }
 

@@ -28,6 +28,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0004_search_file",
         include_str!("migrations/0004_search_file.sql"),
     ),
+    (
+        "0005_rollups_metrics",
+        include_str!("migrations/0005_rollups_metrics.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

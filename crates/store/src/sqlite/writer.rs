@@ -177,12 +177,14 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<(EncodedBatch, WriteReply)>) {
+        let started = std::time::Instant::now();
         let result = self.transaction(|tx| {
             group
                 .iter()
                 .map(|(batch, _)| tx.apply_batch(batch))
                 .collect::<Result<Vec<_>, _>>()
         });
+        super::telemetry::record_commit(started.elapsed());
         match result {
             Ok(receipts) => {
                 for ((_, reply), receipt) in group.into_iter().zip(receipts) {
@@ -507,6 +509,7 @@ struct Deltas {
     spans: i64,
     calls: i64,
     logs: i64,
+    rollups: super::rollup::RollupDeltas,
 }
 
 impl Deltas {
@@ -561,6 +564,7 @@ impl Deltas {
 
     /// Adds (`sign` 1) or removes (`sign` -1) one call's contribution.
     fn call(&mut self, project: &str, trace_ref: i64, stats: &CallStats, sign: i64) {
+        self.rollups.call(project, stats, sign);
         self.calls += sign;
         let t = self.trace(trace_ref);
         t.calls += sign;
@@ -687,6 +691,7 @@ impl Txn<'_> {
                 self.insert_call(&span.key, trace_ref, call)?;
             }
         }
+        super::metric_points::insert(self.conn, &batch.metrics)?;
         // GenAI events for spans stored earlier: normalize those calls again.
         for key in touched {
             if !touched_set.contains(&key) {
@@ -927,6 +932,7 @@ impl Txn<'_> {
                             output: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
                             cost: r.get(6)?,
                             start: r.get(7)?,
+                            rollup: None,
                         },
                     ))
                 })
@@ -943,7 +949,7 @@ impl Txn<'_> {
         trace_ref: i64,
         call: Option<EncodedCall>,
     ) -> Result<(), StoreError> {
-        let old = self.stored_call(trace_ref, key)?;
+        let old = super::rollup::with_stored_entry(self.conn, self.stored_call(trace_ref, key)?)?;
         match (old, call) {
             (None, None) => {}
             (None, Some(call)) => self.insert_call(key, trace_ref, &call)?,
@@ -1069,7 +1075,9 @@ impl Txn<'_> {
             spans,
             calls,
             logs,
+            rollups,
         } = d;
+        rollups.flush(self.conn)?;
         let conn = self.conn;
         for (project, session, trace_ref) in session_traces {
             let new = conn

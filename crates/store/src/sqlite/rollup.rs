@@ -1,0 +1,581 @@
+//! Rollups maintained by the writer, in the transaction that stores the calls.
+//!
+//! Every call that is added to or removed from the store (insert, replacement after its GenAI
+//! events arrive, re-pricing) passes through [`RollupDeltas::call`] with a sign, like the trace,
+//! session and user summaries. The deltas are summed per series × minute in memory over the
+//! whole transaction, then [`RollupDeltas::flush`] merges them into the minute, hour and day rows
+//! (one read-merge-write per row: counts add, sketch bins add). Because sketch bins are signed
+//! counts, removing a call subtracts exactly what adding it added, so a replaced or re-priced
+//! call leaves the rollups as if only its new version had ever been written. A late span lands in
+//! the bucket of its own start time, whenever it arrives.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sightline_model::{CallStatus, DdSketch, LlmCall};
+
+use super::codec::{db_err, decode_call, to_i64};
+use super::encode::CallStats;
+use crate::error::StoreError;
+
+/// Bucket widths in seconds: minute, hour, day.
+pub(crate) const RESOLUTIONS: [i64; 3] = [60, 3600, 86_400];
+
+/// Series kinds in `rollup_series`.
+pub(crate) const KIND_CALLS: i64 = 0;
+pub(crate) const KIND_USER: i64 = 1;
+
+/// What one call contributes to the rollups: its dimensions and numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RollupEntry {
+    minute: i64,
+    service: String,
+    service_version: String,
+    provider: String,
+    request_model: String,
+    response_model: String,
+    operation: String,
+    error: bool,
+    user: Option<String>,
+    input: i64,
+    output: i64,
+    cache_read: i64,
+    cache_write: i64,
+    reasoning: i64,
+    cost: Option<f64>,
+    latency_ms: f64,
+    ttft_ms: Option<f64>,
+    tpot_ms: Option<f64>,
+    tokens_per_s: Option<f64>,
+}
+
+impl RollupEntry {
+    pub(crate) fn of(call: &LlmCall) -> Box<Self> {
+        let secs = to_i64(call.start_time_unix_nano) / 1_000_000_000;
+        let tokens = |v: Option<u64>| v.map_or(0, to_i64);
+        Box::new(Self {
+            minute: secs - secs.rem_euclid(60),
+            service: call.service_name.clone(),
+            service_version: call.service_version.clone().unwrap_or_default(),
+            provider: call.provider.clone().unwrap_or_default(),
+            request_model: call.request_model.clone().unwrap_or_default(),
+            response_model: call.response_model.clone().unwrap_or_default(),
+            operation: call.operation.clone(),
+            error: call.status == CallStatus::Error,
+            user: call.user_id.clone().filter(|u| !u.is_empty()),
+            input: tokens(call.usage.input_tokens),
+            output: tokens(call.usage.output_tokens),
+            cache_read: tokens(call.usage.cache_read_tokens),
+            cache_write: tokens(call.usage.cache_write_tokens),
+            reasoning: tokens(call.usage.reasoning_tokens),
+            cost: call.cost.as_ref().map(|c| c.total_usd),
+            latency_ms: call.duration_ms,
+            ttft_ms: call.ttft_ms,
+            tpot_ms: call.time_per_output_token_ms,
+            tokens_per_s: call.output_tokens_per_s,
+        })
+    }
+}
+
+/// A `rollup_series` key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct SeriesKey {
+    pub project: String,
+    pub kind: i64,
+    pub service: String,
+    pub service_version: String,
+    pub provider: String,
+    pub request_model: String,
+    pub response_model: String,
+    pub operation: String,
+    pub status: i64,
+    pub user_id: String,
+}
+
+impl SeriesKey {
+    fn calls(project: &str, e: &RollupEntry) -> Self {
+        Self {
+            project: project.to_string(),
+            kind: KIND_CALLS,
+            service: e.service.clone(),
+            service_version: e.service_version.clone(),
+            provider: e.provider.clone(),
+            request_model: e.request_model.clone(),
+            response_model: e.response_model.clone(),
+            operation: e.operation.clone(),
+            status: i64::from(e.error),
+            user_id: String::new(),
+        }
+    }
+
+    fn user(project: &str, user: &str) -> Self {
+        Self {
+            project: project.to_string(),
+            kind: KIND_USER,
+            service: String::new(),
+            service_version: String::new(),
+            provider: String::new(),
+            request_model: String::new(),
+            response_model: String::new(),
+            operation: String::new(),
+            status: 0,
+            user_id: user.to_string(),
+        }
+    }
+}
+
+/// Counts and sketches of one series × bucket, as a signed delta.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Cell {
+    pub calls: i64,
+    pub errors: i64,
+    pub input: i64,
+    pub output: i64,
+    pub cache_read: i64,
+    pub cache_write: i64,
+    pub reasoning: i64,
+    pub priced: i64,
+    pub cost: f64,
+    pub latency: DdSketch,
+    pub ttft: DdSketch,
+    pub tpot: DdSketch,
+    pub tps: DdSketch,
+}
+
+impl Cell {
+    /// Adds a call; `all_sketches` false keeps only the latency sketch (per-user rows).
+    fn add(&mut self, e: &RollupEntry, sign: i64, all_sketches: bool) {
+        self.calls += sign;
+        self.errors += sign * i64::from(e.error);
+        self.input += sign * e.input;
+        self.output += sign * e.output;
+        self.cache_read += sign * e.cache_read;
+        self.cache_write += sign * e.cache_write;
+        self.reasoning += sign * e.reasoning;
+        if let Some(cost) = e.cost {
+            self.priced += sign;
+            self.cost += sign as f64 * cost;
+        }
+        self.latency.add_weighted(e.latency_ms, sign);
+        if !all_sketches {
+            return;
+        }
+        if let Some(v) = e.ttft_ms {
+            self.ttft.add_weighted(v, sign);
+        }
+        if let Some(v) = e.tpot_ms {
+            self.tpot.add_weighted(v, sign);
+        }
+        if let Some(v) = e.tokens_per_s {
+            self.tps.add_weighted(v, sign);
+        }
+    }
+
+    fn merge(&mut self, o: &Cell) {
+        self.calls += o.calls;
+        self.errors += o.errors;
+        self.input += o.input;
+        self.output += o.output;
+        self.cache_read += o.cache_read;
+        self.cache_write += o.cache_write;
+        self.reasoning += o.reasoning;
+        self.priced += o.priced;
+        self.cost += o.cost;
+        self.latency.merge(&o.latency);
+        self.ttft.merge(&o.ttft);
+        self.tpot.merge(&o.tpot);
+        self.tps.merge(&o.tps);
+    }
+
+    fn is_noop(&self) -> bool {
+        self.calls == 0
+            && self.errors == 0
+            && self.input == 0
+            && self.output == 0
+            && self.priced == 0
+            && self.cost == 0.0
+            && self.latency == DdSketch::default()
+            && self.ttft == DdSketch::default()
+            && self.tpot == DdSketch::default()
+            && self.tps == DdSketch::default()
+    }
+}
+
+/// Turns rollups off for the whole process: for measuring what maintaining them costs (the
+/// ingest benchmark compares spans/s with and without). Never off in a server.
+static DISABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Switches rollup maintenance off or on for this process (benchmarks only).
+pub fn set_rollups_enabled(enabled: bool) {
+    DISABLED.store(!enabled, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Rollup changes summed over one transaction.
+#[derive(Default)]
+pub(crate) struct RollupDeltas {
+    cells: HashMap<(SeriesKey, i64), Cell>,
+}
+
+impl RollupDeltas {
+    /// Adds (`sign` 1) or removes (`sign` -1) one call. Stats without a rollup entry (none are
+    /// built that way outside tests) contribute nothing.
+    pub(crate) fn call(&mut self, project: &str, stats: &CallStats, sign: i64) {
+        let Some(e) = stats.rollup.as_deref() else {
+            return;
+        };
+        if DISABLED.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        self.cells
+            .entry((SeriesKey::calls(project, e), e.minute))
+            .or_default()
+            .add(e, sign, true);
+        if let Some(user) = &e.user {
+            // Per-user rows are hourly and daily only (users are many; a minute row per user
+            // would be a row per call) and keep only the latency sketch.
+            let hour = e.minute - e.minute.rem_euclid(3600);
+            self.cells
+                .entry((SeriesKey::user(project, user), hour))
+                .or_default()
+                .add(e, sign, false);
+        }
+    }
+
+    /// Merges the deltas into the minute, hour and day rows.
+    pub(crate) fn flush(self, conn: &Connection) -> Result<(), StoreError> {
+        if self.cells.is_empty() {
+            return Ok(());
+        }
+        let mut ids: HashMap<SeriesKey, i64> = HashMap::new();
+        let mut rows: HashMap<(i64, i64, i64, i64), Cell> = HashMap::new();
+        for ((key, minute), cell) in self.cells {
+            if cell.is_noop() {
+                continue;
+            }
+            let kind = key.kind;
+            let skip = usize::from(kind == KIND_USER);
+            let id = match ids.get(&key) {
+                Some(id) => *id,
+                None => {
+                    let id = series_id(conn, &key)?;
+                    ids.insert(key, id);
+                    id
+                }
+            };
+            for res in RESOLUTIONS.into_iter().skip(skip) {
+                let bucket = minute - minute.rem_euclid(res);
+                rows.entry((res, kind, bucket, id)).or_default().merge(&cell);
+            }
+        }
+        let mut select = conn
+            .prepare_cached(
+                "SELECT calls, errors, input_tokens, output_tokens, cache_read_tokens, \
+                 cache_write_tokens, reasoning_tokens, priced_calls, cost_usd, latency, ttft, \
+                 tpot, tps FROM rollups WHERE res = ?1 AND kind = ?2 AND bucket = ?3 AND series = ?4",
+            )
+            .map_err(db_err)?;
+        let mut upsert = conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO rollups (res, kind, bucket, series, calls, errors, \
+                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
+                 reasoning_tokens, priced_calls, cost_usd, latency, ttft, tpot, tps) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )
+            .map_err(db_err)?;
+        for ((res, kind, bucket, series), mut cell) in rows {
+            let old = select
+                .query_row(params![res, kind, bucket, series], |r| {
+                    Ok((
+                        [
+                            r.get::<_, i64>(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                            r.get(7)?,
+                        ],
+                        r.get::<_, f64>(8)?,
+                        [
+                            r.get::<_, Vec<u8>>(9)?,
+                            r.get(10)?,
+                            r.get(11)?,
+                            r.get(12)?,
+                        ],
+                    ))
+                })
+                .optional()
+                .map_err(db_err)?;
+            if let Some((n, cost, sketches)) = old {
+                cell.calls += n[0];
+                cell.errors += n[1];
+                cell.input += n[2];
+                cell.output += n[3];
+                cell.cache_read += n[4];
+                cell.cache_write += n[5];
+                cell.reasoning += n[6];
+                cell.priced += n[7];
+                cell.cost += cost;
+                for (sketch, bytes) in [
+                    &mut cell.latency,
+                    &mut cell.ttft,
+                    &mut cell.tpot,
+                    &mut cell.tps,
+                ]
+                .into_iter()
+                .zip(&sketches)
+                {
+                    sketch
+                        .merge_encoded(bytes, 1)
+                        .map_err(|e| StoreError::Corrupt(format!("rollup sketch: {e}")))?;
+                }
+            }
+            if cell.priced == 0 {
+                // No priced call left: no floating-point residue either.
+                cell.cost = 0.0;
+            }
+            upsert
+                .execute(params![
+                    res,
+                    kind,
+                    bucket,
+                    series,
+                    cell.calls,
+                    cell.errors,
+                    cell.input,
+                    cell.output,
+                    cell.cache_read,
+                    cell.cache_write,
+                    cell.reasoning,
+                    cell.priced,
+                    cell.cost,
+                    encode(&cell.latency),
+                    encode(&cell.ttft),
+                    encode(&cell.tpot),
+                    encode(&cell.tps),
+                ])
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
+}
+
+fn encode(s: &DdSketch) -> Vec<u8> {
+    if *s == DdSketch::default() {
+        Vec::new()
+    } else {
+        s.encode()
+    }
+}
+
+thread_local! {
+    /// Series ids of this thread's database(s) known to be committed: only ids found by a lookup
+    /// (so stored by an earlier, committed transaction) are cached, never one inserted by the
+    /// running transaction, which could still roll back. Keyed by database path too, should one
+    /// thread serve several databases.
+    static SERIES_IDS: std::cell::RefCell<HashMap<(String, SeriesKey), i64>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+const SERIES_CACHE_MAX: usize = 100_000;
+
+fn series_id(conn: &Connection, k: &SeriesKey) -> Result<i64, StoreError> {
+    let db = conn.path().unwrap_or_default().to_string();
+    let cached = SERIES_IDS.with(|c| c.borrow().get(&(db.clone(), k.clone())).copied());
+    if let Some(id) = cached {
+        return Ok(id);
+    }
+    let lookup = |conn: &Connection| {
+        conn.prepare_cached(
+            "SELECT id FROM rollup_series WHERE project = ?1 AND kind = ?2 AND service = ?3 \
+             AND service_version = ?4 AND provider = ?5 AND request_model = ?6 \
+             AND response_model = ?7 AND operation = ?8 AND status = ?9 AND user_id = ?10",
+        )
+        .and_then(|mut st| {
+            st.query_row(
+                params![
+                    k.project,
+                    k.kind,
+                    k.service,
+                    k.service_version,
+                    k.provider,
+                    k.request_model,
+                    k.response_model,
+                    k.operation,
+                    k.status,
+                    k.user_id
+                ],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+        })
+        .map_err(db_err)
+    };
+    if let Some(id) = lookup(conn)? {
+        SERIES_IDS.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() >= SERIES_CACHE_MAX {
+                c.clear();
+            }
+            c.insert((db, k.clone()), id);
+        });
+        return Ok(id);
+    }
+    conn.prepare_cached(
+        "INSERT INTO rollup_series (project, kind, service, service_version, provider, \
+         request_model, response_model, operation, status, user_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            k.project,
+            k.kind,
+            k.service,
+            k.service_version,
+            k.provider,
+            k.request_model,
+            k.response_model,
+            k.operation,
+            k.status,
+            k.user_id
+        ])
+    })
+    .map_err(db_err)?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Attaches the stored call's rollup entry to its stats (read back from the stored call), so
+/// that replacing it subtracts exactly what it contributed.
+pub(crate) fn with_stored_entry(
+    conn: &Connection,
+    stored: Option<(i64, CallStats)>,
+) -> Result<Option<(i64, CallStats)>, StoreError> {
+    let Some((id, mut stats)) = stored else {
+        return Ok(None);
+    };
+    let mut st = conn
+        .prepare_cached("SELECT call FROM llm_calls WHERE id = ?1")
+        .map_err(db_err)?;
+    let mut rows = st.query([id]).map_err(db_err)?;
+    if let Some(row) = rows.next().map_err(db_err)? {
+        let json = super::packed::required(row, 0, "llm call")?;
+        stats.rollup = Some(RollupEntry::of(&decode_call(&json)?));
+    }
+    Ok(Some((id, stats)))
+}
+
+/// Adds calls to the rollups of the database in `dir` without storing the calls themselves, in
+/// transactions of `chunk` calls: how a benchmark builds the rollups of a large history quickly
+/// (every number goes through the same code as at ingest). The database is created and migrated
+/// if needed; no store may be open on it meanwhile. Returns the calls added.
+pub fn import_rollups(
+    dir: &std::path::Path,
+    calls: impl Iterator<Item = LlmCall>,
+    chunk: usize,
+) -> Result<u64, StoreError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    let conn = super::schema::open_writer(&dir.join(super::DB_FILE), super::Synchronous::Normal)?;
+    let mut n = 0u64;
+    let mut deltas = RollupDeltas::default();
+    let mut in_chunk = 0usize;
+    let commit = |conn: &Connection, deltas: RollupDeltas| -> Result<(), StoreError> {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+        deltas.flush(conn)?;
+        conn.execute_batch("COMMIT").map_err(db_err)
+    };
+    for call in calls {
+        deltas.call(&call.project, &CallStats::of(&call), 1);
+        n += 1;
+        in_chunk += 1;
+        if in_chunk >= chunk.max(1) {
+            commit(&conn, std::mem::take(&mut deltas))?;
+            in_chunk = 0;
+        }
+    }
+    commit(&conn, deltas)?;
+    Ok(n)
+}
+
+/// Counter row marking that the rollups cover every stored call.
+const BUILT_MARKER: &str = "rollups_built";
+/// Calls folded into the rollups per transaction while backfilling.
+const BACKFILL_CHUNK: i64 = 10_000;
+
+/// Builds the rollups of the calls stored before rollups existed (a database created by an
+/// earlier version), once: afterwards the writer keeps them current. Runs at open, before the
+/// writer starts.
+pub(crate) fn backfill(conn: &Connection) -> Result<(), StoreError> {
+    let built: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM counters WHERE name = ?1)",
+            [BUILT_MARKER],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+    if built {
+        return Ok(());
+    }
+    let mut after = 0i64;
+    let mut total = 0u64;
+    loop {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+        let result = (|| {
+            let rows: Vec<(i64, Result<String, StoreError>)> = {
+                let mut st = conn
+                    .prepare_cached(
+                        "SELECT id, call FROM llm_calls WHERE id > ?1 ORDER BY id LIMIT ?2",
+                    )
+                    .map_err(db_err)?;
+                let mut rows = st.query(params![after, BACKFILL_CHUNK]).map_err(db_err)?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next().map_err(db_err)? {
+                    out.push((
+                        r.get(0).map_err(db_err)?,
+                        super::packed::required(r, 1, "llm call").map(|s| s.into_owned()),
+                    ));
+                }
+                out
+            };
+            let mut deltas = RollupDeltas::default();
+            for (id, json) in &rows {
+                after = *id;
+                let call = match json {
+                    Ok(json) => decode_call(json),
+                    Err(e) => Err(StoreError::Corrupt(e.to_string())),
+                };
+                match call {
+                    Ok(call) => deltas.call(&call.project, &CallStats::of(&call), 1),
+                    Err(e) => tracing::warn!(id, error = %e, "skipping undecodable call in rollup backfill"),
+                }
+            }
+            deltas.flush(conn)?;
+            let done = (rows.len() as i64) < BACKFILL_CHUNK;
+            if done {
+                conn.execute(
+                    "INSERT OR REPLACE INTO counters (name, value) VALUES (?1, 1)",
+                    [BUILT_MARKER],
+                )
+                .map_err(db_err)?;
+            }
+            Ok::<_, StoreError>((rows.len(), done))
+        })();
+        match result {
+            Ok((n, done)) => {
+                conn.execute_batch("COMMIT").map_err(db_err)?;
+                total += n as u64;
+                if done {
+                    if total > 0 {
+                        tracing::info!(calls = total, "built rollups of the stored calls");
+                    }
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Reading rollups: the fewest rows that cover the range.
+//!
+//! Without a step, the range (taken to the minute) is cut into whole days, whole hours at its
+//! edges and whole minutes at the edges of those, so 90 days read ~90 day rows plus at most
+//! ~46 hour rows and ~118 minute rows per series. With a step, the coarsest resolution that
+//! divides the step is read and rows are summed into step-aligned buckets. Sketches are merged
+//! straight from their stored bytes, and only those the caller asks for are read.
+
+use std::collections::HashMap;
+
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+
+use super::codec::db_err;
+use super::rollup::{KIND_CALLS, KIND_USER, RESOLUTIONS};
+use crate::error::StoreError;
+use crate::metrics::{RollupAggregate, RollupDimension, RollupQuery, RollupRow};
+use sightline_model::{CallStatus, DdSketch};
+
+const MINUTE: i64 = 60;
+const HOUR: i64 = 3600;
+const DAY: i64 = 86_400;
+/// 9999-12-31T00:00:00Z, day aligned: the end of an open range.
+const END_OF_TIME: i64 = 253_402_214_400;
+/// Most buckets one stepped read over a bounded range may span.
+pub(crate) const MAX_BUCKETS: i64 = 100_000;
+
+fn floor_to(v: i64, m: i64) -> i64 {
+    v - v.rem_euclid(m)
+}
+
+fn ceil_to(v: i64, m: i64) -> i64 {
+    let f = floor_to(v, m);
+    if f == v {
+        v
+    } else {
+        f + m
+    }
+}
+
+/// `[a, b)` (minute aligned) as (resolution, start, end) pieces, coarsest in the middle.
+pub(crate) fn pieces(a: i64, b: i64) -> Vec<(i64, i64, i64)> {
+    let mut out = Vec::new();
+    if a >= b {
+        return out;
+    }
+    let (ha, hb) = (ceil_to(a, HOUR), floor_to(b, HOUR));
+    if ha >= hb {
+        out.push((MINUTE, a, b));
+        return out;
+    }
+    if a < ha {
+        out.push((MINUTE, a, ha));
+    }
+    if hb < b {
+        out.push((MINUTE, hb, b));
+    }
+    let (da, db) = (ceil_to(ha, DAY), floor_to(hb, DAY));
+    if da >= db {
+        out.push((HOUR, ha, hb));
+        return out;
+    }
+    if ha < da {
+        out.push((HOUR, ha, da));
+    }
+    if db < hb {
+        out.push((HOUR, db, hb));
+    }
+    out.push((DAY, da, db));
+    out
+}
+
+fn column(d: RollupDimension) -> &'static str {
+    match d {
+        RollupDimension::Model => {
+            "CASE WHEN s.response_model <> '' THEN s.response_model ELSE s.request_model END"
+        }
+        RollupDimension::RequestModel => "s.request_model",
+        RollupDimension::ResponseModel => "s.response_model",
+        RollupDimension::Service => "s.service",
+        RollupDimension::ServiceVersion => "s.service_version",
+        RollupDimension::Provider => "s.provider",
+        RollupDimension::Operation => "s.operation",
+        RollupDimension::Status => "CASE s.status WHEN 1 THEN 'error' ELSE 'ok' END",
+        RollupDimension::UserId => "s.user_id",
+        RollupDimension::Project => "s.project",
+    }
+}
+
+fn not_rolled_up(field: &'static str) -> StoreError {
+    StoreError::InvalidInput {
+        field,
+        message: format!("`{field}` is not a rolled-up dimension; statistics cannot filter by it"),
+    }
+}
+
+fn nonempty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
+}
+
+/// Reads the rollups `q` asks for.
+pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>, StoreError> {
+    let f = &q.filter;
+    if nonempty(&f.session_id).is_some() {
+        return Err(not_rolled_up("session_id"));
+    }
+    if nonempty(&f.q).is_some() {
+        return Err(not_rolled_up("q"));
+    }
+    if !f.attrs.is_empty() {
+        return Err(not_rolled_up("attr"));
+    }
+    let per_user =
+        q.group_by.contains(&RollupDimension::UserId) || nonempty(&f.user_id).is_some();
+    let mut conds = vec![
+        "(?4 = '' OR s.project = ?4)".to_string(),
+        "r.kind = ?5".to_string(),
+    ];
+    let mut args: Vec<rusqlite::types::Value> = vec![
+        f.project.clone().into(),
+        if per_user { KIND_USER } else { KIND_CALLS }.into(),
+    ];
+    if per_user {
+        // The per-user rollup has the user as its only dimension.
+        if let Some(d) = q
+            .group_by
+            .iter()
+            .find(|d| !matches!(d, RollupDimension::UserId | RollupDimension::Project))
+        {
+            return Err(StoreError::InvalidInput {
+                field: "group_by",
+                message: format!(
+                    "`{}` cannot be combined with `user_id`: per-user statistics are rolled up \
+                     by user alone",
+                    d.name()
+                ),
+            });
+        }
+        for (field, set) in [
+            ("service", nonempty(&f.service).is_some()),
+            ("model", nonempty(&f.model).is_some()),
+            ("provider", nonempty(&f.provider).is_some()),
+            ("status", f.status.is_some()),
+            ("operation", nonempty(&q.operation).is_some()),
+        ] {
+            if set {
+                return Err(StoreError::InvalidInput {
+                    field: match field {
+                        "service" => "service",
+                        "model" => "model",
+                        "provider" => "provider",
+                        "status" => "status",
+                        _ => "operation",
+                    },
+                    message: format!(
+                        "`{field}` cannot be combined with per-user statistics (`user_id`): \
+                         those are rolled up by user alone"
+                    ),
+                });
+            }
+        }
+        if let Some(u) = nonempty(&f.user_id) {
+            args.push(u.to_string().into());
+            conds.push(format!("s.user_id = ?{}", args.len() + 3));
+        }
+    } else {
+        let mut eq = |col: &str, v: &str| {
+            args.push(v.to_string().into());
+            conds.push(format!("{col} = ?{}", args.len() + 3));
+        };
+        if let Some(v) = nonempty(&f.service) {
+            eq("s.service", v);
+        }
+        if let Some(v) = nonempty(&f.provider) {
+            eq("s.provider", v);
+        }
+        if let Some(v) = nonempty(&q.operation) {
+            eq("s.operation", v);
+        }
+        if let Some(status) = f.status {
+            eq(
+                "s.status",
+                if status == CallStatus::Error { "1" } else { "0" },
+            );
+        }
+        if let Some(v) = nonempty(&f.model) {
+            args.push(v.to_string().into());
+            let p = args.len() + 3;
+            conds.push(format!("(s.request_model = ?{p} OR s.response_model = ?{p})"));
+        }
+    }
+
+    // Per-user rows are hourly: their ranges are taken to the hour.
+    let grain = if per_user { HOUR } else { MINUTE };
+    let from = f
+        .from_unix_nano
+        .map_or(0, |ns| floor_to((ns / 1_000_000_000) as i64, grain));
+    let to = f.to_unix_nano.map_or(END_OF_TIME, |ns| {
+        ceil_to(ns.div_ceil(1_000_000_000) as i64, grain).min(END_OF_TIME)
+    });
+    let plan = match q.step_secs {
+        None => pieces(from, to),
+        Some(step) => {
+            let step = step as i64;
+            if step < grain || step % grain != 0 {
+                return Err(StoreError::InvalidInput {
+                    field: "step",
+                    message: if per_user {
+                        format!("per-user series need a whole number of hours as `step`, got {step}s")
+                    } else {
+                        format!("`step` must be a whole number of minutes, got {step}s")
+                    },
+                });
+            }
+            let (a, b) = (floor_to(from, step), ceil_to(to, step));
+            let bounded = f.from_unix_nano.is_some() && f.to_unix_nano.is_some();
+            if bounded && (b - a) / step > MAX_BUCKETS {
+                return Err(StoreError::InvalidInput {
+                    field: "step",
+                    message: format!(
+                        "the range holds more than {MAX_BUCKETS} steps of {step}s: set a larger \
+                         step or a narrower range"
+                    ),
+                });
+            }
+            let res = RESOLUTIONS
+                .iter()
+                .rev()
+                .copied()
+                .find(|r| step % r == 0)
+                .unwrap_or(MINUTE);
+            vec![(res, a, b)]
+        }
+    };
+
+    let sk = q.sketches;
+    let blob = |want: bool, col: &str| {
+        if want {
+            format!("r.{col}")
+        } else {
+            "x''".to_string()
+        }
+    };
+    let dims: Vec<String> = q.group_by.iter().map(|d| column(*d).to_string()).collect();
+    let sql = format!(
+        "SELECT r.bucket, r.calls, r.errors, r.input_tokens, r.output_tokens, \
+         r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens, r.priced_calls, \
+         r.cost_usd, {}, {}, {}, {}{}{} \
+         FROM rollups r CROSS JOIN rollup_series s ON s.id = r.series \
+         WHERE r.res = ?1 AND r.bucket >= ?2 AND r.bucket < ?3 AND {}",
+        blob(sk.latency, "latency"),
+        blob(sk.ttft, "ttft"),
+        blob(sk.tpot, "tpot"),
+        blob(sk.tokens_per_s, "tps"),
+        if dims.is_empty() { "" } else { ", " },
+        dims.join(", "),
+        conds.join(" AND "),
+    );
+    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+    let mut groups: HashMap<(Vec<String>, Option<i64>), RollupAggregate> = HashMap::new();
+    for (res, a, b) in plan {
+        let mut all: Vec<rusqlite::types::Value> = vec![res.into(), a.into(), b.into()];
+        all.extend(args.iter().cloned());
+        let mut rows = st
+            .query(rusqlite::params_from_iter(all.iter()))
+            .map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let bucket: i64 = r.get(0).map_err(db_err)?;
+            let mut key = Vec::with_capacity(dims.len());
+            for i in 0..dims.len() {
+                key.push(r.get::<_, String>(14 + i).map_err(db_err)?);
+            }
+            let step_bucket = q.step_secs.map(|s| floor_to(bucket, s as i64));
+            let g = groups.entry((key, step_bucket)).or_default();
+            let n = |i: usize| r.get::<_, i64>(i).map_err(db_err);
+            g.calls += n(1)?;
+            g.errors += n(2)?;
+            g.input_tokens += n(3)?;
+            g.output_tokens += n(4)?;
+            g.cache_read_tokens += n(5)?;
+            g.cache_write_tokens += n(6)?;
+            g.reasoning_tokens += n(7)?;
+            g.priced_calls += n(8)?;
+            g.cost_usd += r.get::<_, f64>(9).map_err(db_err)?;
+            for (i, sketch) in [
+                (10, &mut g.latency_ms),
+                (11, &mut g.ttft_ms),
+                (12, &mut g.tpot_ms),
+                (13, &mut g.output_tokens_per_s),
+            ] {
+                merge_blob(sketch, r.get_ref(i).map_err(db_err)?)?;
+            }
+        }
+    }
+    let mut out: Vec<RollupRow> = groups
+        .into_iter()
+        .filter(|(_, g)| g.calls != 0)
+        .map(|((key, bucket), aggregate)| RollupRow {
+            key,
+            bucket_unix_secs: bucket,
+            aggregate,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (&a.key, a.bucket_unix_secs).cmp(&(&b.key, b.bucket_unix_secs))
+    });
+    Ok(out)
+}
+
+fn merge_blob(sketch: &mut DdSketch, v: ValueRef<'_>) -> Result<(), StoreError> {
+    match v {
+        ValueRef::Blob(bytes) => sketch
+            .merge_encoded(bytes, 1)
+            .map_err(|e| StoreError::Corrupt(format!("rollup sketch: {e}"))),
+        ValueRef::Null => Ok(()),
+        _ => Err(StoreError::Corrupt("rollup sketch is not a blob".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_cover_the_range_exactly_once() {
+        let cases = [
+            (0, 60),
+            (60, 7200),
+            (3540, 3660),
+            (120, 3 * DAY + 180),
+            (DAY - 60, 2 * DAY + 60),
+            (5 * HOUR, 5 * HOUR),
+            (0, END_OF_TIME),
+        ];
+        for (a, b) in cases {
+            let mut covered: Vec<(i64, i64)> = pieces(a, b).iter().map(|p| (p.1, p.2)).collect();
+            covered.sort();
+            let mut at = a;
+            for (s, e) in covered {
+                assert_eq!(s, at, "gap or overlap in {a}..{b}");
+                at = e;
+            }
+            assert_eq!(at, b.max(a));
+            for (res, s, e) in pieces(a, b) {
+                assert_eq!(s % res, 0);
+                assert_eq!(e % res, 0);
+            }
+        }
+        assert_eq!(pieces(0, END_OF_TIME).len(), 1);
+    }
+}
