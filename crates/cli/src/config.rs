@@ -12,6 +12,7 @@ use anyhow::Context;
 use serde::Deserialize;
 use sightline_ingest::otlp::decode::Limits;
 use sightline_ingest::pipeline::PipelineConfig;
+use sightline_gateway::GatewayConfig;
 use sightline_model::prices::PriceTable;
 
 /// Flags shared by every command that opens the data directory or runs the server.
@@ -72,6 +73,40 @@ pub struct ServeArgs {
     /// built-in `prices.toml`).
     #[arg(long, env = "SIGHTLINE_PRICES_FILE", value_name = "FILE")]
     pub prices_file: Option<PathBuf>,
+
+    /// Where the gateway forwards `/gateway/openai/v1/...`: the base URL of an OpenAI-compatible
+    /// API (`/v1/...` is appended). [default: https://api.openai.com]
+    #[arg(long, env = "SIGHTLINE_OPENAI_UPSTREAM", value_name = "URL")]
+    pub openai_upstream: Option<String>,
+
+    /// Where the gateway forwards `/gateway/anthropic/v1/...`: the base URL of the Anthropic API
+    /// (`/v1/...` is appended). [default: https://api.anthropic.com]
+    #[arg(long, env = "SIGHTLINE_ANTHROPIC_UPSTREAM", value_name = "URL")]
+    pub anthropic_upstream: Option<String>,
+
+    /// Seconds the gateway waits for an upstream to connect, to answer, or to send the next chunk
+    /// of a streamed body before it gives up (504, recorded as a timeout). [default: 600]
+    #[arg(long, env = "SIGHTLINE_GATEWAY_TIMEOUT", value_name = "SECONDS")]
+    pub gateway_timeout: Option<f64>,
+
+    /// Gateway calls waiting to be recorded; when the queue is full further calls are still
+    /// forwarded but counted as unrecorded. [default: 10000]
+    #[arg(long, env = "SIGHTLINE_GATEWAY_QUEUE", value_name = "N")]
+    pub gateway_queue: Option<usize>,
+}
+
+/// The `[gateway]` section of the TOML file.
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct FileGateway {
+    /// See `--openai-upstream`.
+    openai_upstream: Option<String>,
+    /// See `--anthropic-upstream`.
+    anthropic_upstream: Option<String>,
+    /// See `--gateway-timeout`.
+    timeout_secs: Option<f64>,
+    /// See `--gateway-queue`.
+    queue_capacity: Option<usize>,
 }
 
 /// How the store syncs commits.
@@ -103,6 +138,8 @@ struct FileConfig {
     limits: Option<Limits>,
     /// Pipeline settings (`[pipeline]`).
     pipeline: Option<PipelineConfig>,
+    /// Gateway settings (`[gateway]`).
+    gateway: Option<FileGateway>,
 }
 
 /// The resolved configuration of a server.
@@ -122,6 +159,8 @@ pub struct ServeConfig {
     pub pipeline: PipelineConfig,
     /// User price overrides.
     pub prices_file: Option<PathBuf>,
+    /// Gateway settings.
+    pub gateway: GatewayConfig,
 }
 
 impl ServeConfig {
@@ -148,7 +187,32 @@ impl ServeConfig {
         if let Some(v) = args.max_inflight_spans {
             pipeline.max_inflight_spans = v;
         }
+        let file_gateway = file.gateway.clone().unwrap_or_default();
+        let mut gateway = GatewayConfig::default();
+        if let Some(v) = args.openai_upstream.clone().or(file_gateway.openai_upstream) {
+            gateway.openai_upstream = v;
+        }
+        if let Some(v) = args
+            .anthropic_upstream
+            .clone()
+            .or(file_gateway.anthropic_upstream)
+        {
+            gateway.anthropic_upstream = v;
+        }
+        if let Some(v) = args.gateway_timeout.or(file_gateway.timeout_secs) {
+            if !v.is_finite() || v <= 0.0 {
+                anyhow::bail!("--gateway-timeout must be a positive number of seconds, got {v}");
+            }
+            gateway.timeout = std::time::Duration::from_secs_f64(v);
+        }
+        if let Some(v) = args.gateway_queue.or(file_gateway.queue_capacity) {
+            if v == 0 {
+                anyhow::bail!("--gateway-queue must be at least 1");
+            }
+            gateway.queue_capacity = v;
+        }
         Ok(Self {
+            gateway,
             http_addr: args
                 .http_addr
                 .or(file.http_addr)
@@ -215,6 +279,35 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/flag"));
         assert_eq!(c.limits.max_body_bytes, 1000);
         assert_eq!(c.sync, SyncMode::Full);
+    }
+
+    #[test]
+    fn gateway_settings_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sightline.toml");
+        std::fs::write(
+            &path,
+            "[gateway]\nopenai_upstream = \"http://file:1\"\nanthropic_upstream = \"http://file:2\"\ntimeout_secs = 5\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            openai_upstream: Some("http://flag:1".into()),
+            gateway_queue: Some(7),
+            ..Default::default()
+        };
+        let c = ServeConfig::load(&args).unwrap();
+        assert_eq!(c.gateway.openai_upstream, "http://flag:1");
+        assert_eq!(c.gateway.anthropic_upstream, "http://file:2");
+        assert_eq!(c.gateway.timeout, std::time::Duration::from_secs(5));
+        assert_eq!(c.gateway.queue_capacity, 7);
+        let defaults = ServeConfig::load(&ServeArgs::default()).unwrap();
+        assert_eq!(defaults.gateway.openai_upstream, "https://api.openai.com");
+        assert!(ServeConfig::load(&ServeArgs {
+            gateway_timeout: Some(0.0),
+            ..Default::default()
+        })
+        .is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use sightline_gateway::{Gateway, GatewayStats};
 use sightline_ingest::pipeline::enrich::StandardEnricher;
 use sightline_ingest::pipeline::Pipeline;
 use sightline_store::sqlite::{SqliteConfig, SqliteStore, Synchronous};
@@ -13,6 +14,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{ServeConfig, SyncMode};
+
+/// Longest wait at shutdown for the gateway's queued calls to be recorded.
+const GATEWAY_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A started server.
 pub struct RunningServer {
@@ -24,6 +28,9 @@ pub struct RunningServer {
     http: JoinHandle<std::io::Result<()>>,
     grpc: JoinHandle<anyhow::Result<()>>,
     store: SharedStore,
+    /// The gateway's counters (requests, upstream errors, recorded and unrecorded calls).
+    pub gateway_stats: Arc<GatewayStats>,
+    gateway_recorder: JoinHandle<()>,
 }
 
 fn open_store(config: &ServeConfig, enricher: Arc<dyn Enricher>) -> anyhow::Result<SharedStore> {
@@ -48,8 +55,12 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
     let store = open_store(config, enricher.clone())?;
     let pipeline = Pipeline::new(store.clone(), enricher, config.pipeline.clone());
 
+    let (gateway, gateway_recorder) = Gateway::start(config.gateway.clone(), pipeline.clone())?;
+    let gateway_stats = gateway.stats();
     let app = sightline_ingest::otlp::http::router(pipeline.clone(), config.limits.clone())
-        .merge(sightline_serve::router(store.clone()));
+        .merge(sightline_serve::router(store.clone()))
+        .merge(gateway.router());
+    drop(gateway);
 
     let http_listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
@@ -93,6 +104,8 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
         http,
         grpc,
         store,
+        gateway_stats,
+        gateway_recorder,
     })
 }
 
@@ -104,6 +117,14 @@ impl RunningServer {
         let _ = self.stop.send(true);
         let http = self.http.await;
         let grpc = self.grpc.await;
+        // The router (and with it the gateway's queue) is gone once the listener has stopped;
+        // the recorder writes what is still queued, then ends.
+        if tokio::time::timeout(GATEWAY_DRAIN, self.gateway_recorder)
+            .await
+            .is_err()
+        {
+            tracing::warn!("gateway calls still being recorded after {GATEWAY_DRAIN:?}; closing anyway");
+        }
         self.store.close().await.context("cannot close the store")?;
         http.context("HTTP server task failed")?
             .context("HTTP server failed")?;
