@@ -70,7 +70,10 @@ impl Ctx {
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.len() > "Bearer ".len() && v.starts_with("Bearer ")),
-            Api::Anthropic => headers.contains_key("x-api-key"),
+            // Anthropic SDKs send `x-api-key`; newer ones may send a bearer token instead.
+            Api::Anthropic => {
+                headers.contains_key("x-api-key") || headers.contains_key(header::AUTHORIZATION)
+            }
         };
         if !has_key {
             return Err(error(
@@ -329,11 +332,15 @@ pub(crate) fn event_stream(ctx: &Ctx, head: Vec<Bytes>, paced: Vec<Bytes>, tail:
             Some((Ok::<Bytes, std::io::Error>(bytes), (it, first_at)))
         },
     );
-    let stream = stream.chain(futures::stream::iter(cut.then(|| {
+    // The cut comes a little after the last event, so what was sent reaches the client first.
+    let cut_off = futures::stream::once(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
         Err(std::io::Error::other(format!(
             "mock provider cut the stream after {paced_len} events"
         )))
-    })));
+    })
+    .take(usize::from(cut));
+    let stream = stream.chain(cut_off);
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
