@@ -23,7 +23,8 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
 
     /// Address of the HTTP listener: OTLP/HTTP (/v1/traces, /v1/logs), the Langfuse-compatible
-    /// OTLP path, the JSON API (/api/v1/...) and health checks. [default: 127.0.0.1:4318]
+    /// OTLP path, the gateway (/gateway/openai/v1/..., /gateway/anthropic/v1/...), the JSON API
+    /// (/api/v1/...) and health checks. [default: 127.0.0.1:4318]
     #[arg(long, env = "SIGHTLINE_HTTP_ADDR", value_name = "HOST:PORT")]
     pub http_addr: Option<SocketAddr>,
 

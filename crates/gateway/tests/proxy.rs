@@ -2,6 +2,7 @@
 //! pass through unchanged, each call is recorded once with the right fields, and every way a call
 //! can end (complete, upstream error, unreachable, timeout, broken stream, client gone, queue
 //! full) is recorded or counted.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot proceed should panic
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! The mock's HTTP API through `tower::ServiceExt::oneshot`: shapes, determinism, usage, faults
 //! and errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot proceed should panic
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
