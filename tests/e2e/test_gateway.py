@@ -273,7 +273,7 @@ def test_openai_embeddings_completions_and_models(mock_provider, gw, run_id):
 
 def test_anthropic_messages(mock_provider, gw, run_id):
     direct, through = anthropic_pair(mock_provider, gw, run_id)
-    kwargs = dict(model="claude-3-5-haiku-20241022", max_tokens=40, system="Answer briefly.",
+    kwargs = dict(model="claude-haiku-4-5-20251001", max_tokens=40, system="Answer briefly.",
                   messages=[{"role": "user", "content": "Hello there"}])
     a = direct.messages.create(**kwargs)
     b = through.messages.create(**kwargs)
@@ -281,7 +281,7 @@ def test_anthropic_messages(mock_provider, gw, run_id):
     [call] = recorded(gw, run_id)
     check_context(call, run_id)
     assert call["provider"] == "anthropic"
-    assert call["request_model"] == "claude-3-5-haiku-20241022"
+    assert call["request_model"] == "claude-haiku-4-5-20251001"
     assert call["system_instructions"] == "Answer briefly."
     assert call["usage"]["input_tokens"] == b.usage.input_tokens
     assert call["usage"]["output_tokens"] == b.usage.output_tokens
@@ -292,7 +292,7 @@ def test_anthropic_messages(mock_provider, gw, run_id):
 
 def test_anthropic_streaming_and_tools(mock_provider, gw, run_id):
     direct, through = anthropic_pair(mock_provider, gw, run_id)
-    kwargs = dict(model="claude-sonnet-4-20250514", max_tokens=60,
+    kwargs = dict(model="claude-sonnet-4-5", max_tokens=60,
                   messages=[{"role": "user", "content": "Tell me something"}])
     with direct.messages.stream(**kwargs) as s:
         text_a = "".join(s.text_stream)

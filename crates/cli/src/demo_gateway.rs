@@ -61,10 +61,10 @@ fn call(n: u64) -> (&'static str, &'static str, Value) {
         2 => ("openai", "chat/completions", json!({"model": "gpt-4o-mini",
             "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
             "tools": weather_tool})),
-        3 => ("anthropic", "messages", json!({"model": "claude-3-5-haiku-20241022",
+        3 => ("anthropic", "messages", json!({"model": "claude-haiku-4-5-20251001",
             "max_tokens": 200, "system": "Answer briefly.",
             "messages": [{"role": "user", "content": q}]})),
-        4 => ("anthropic", "messages", json!({"model": "claude-sonnet-4-20250514",
+        4 => ("anthropic", "messages", json!({"model": "claude-sonnet-4-5",
             "max_tokens": 200, "stream": true, "messages": [{"role": "user", "content": q}]})),
         _ => ("openai", "embeddings", json!({"model": "text-embedding-3-small", "input": q})),
     }

@@ -73,6 +73,11 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
 
     let (stop, stopped) = watch::channel(false);
     let mut http_stop = stopped.clone();
+    // Small writes (gateway stream chunks, API answers) go out at once rather than waiting on
+    // Nagle's algorithm for the previous segment's acknowledgement.
+    let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let http = tokio::spawn(async move {
         axum::serve(http_listener, app)
             .with_graceful_shutdown(async move {

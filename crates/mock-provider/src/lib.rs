@@ -105,6 +105,10 @@ impl RunningMock {
         let addr = listener.local_addr()?;
         let (stop, mut stopped) = watch::channel(false);
         let app = router(config);
+        // Stream chunks leave as they are produced, as a provider's would.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

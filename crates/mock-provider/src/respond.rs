@@ -306,30 +306,26 @@ pub(crate) fn event_stream(ctx: &Ctx, head: Vec<Bytes>, paced: Vec<Bytes>, tail:
         .chain(paced.into_iter().enumerate().map(|(i, b)| (Some(i as u32), b)))
         .chain(if cut { Vec::new() } else { tail }.into_iter().map(|b| (None, b)))
         .collect();
-    let delay_first = !ttft.is_zero();
+    // The time to first token passes before the first event of any kind (a provider sends its
+    // opening events together with the first token); paced events then follow on a fixed
+    // schedule from the first one, so timer jitter does not accumulate.
     let stream = futures::stream::unfold(
-        (items.into_iter(), None::<tokio::time::Instant>),
-        move |(mut it, mut first_at)| async move {
-            let Some((index, bytes)) = it.next() else {
-                return None;
-            };
-            if let Some(i) = index {
-                let start = match first_at {
-                    Some(t) => t,
-                    None => {
-                        if delay_first {
-                            tokio::time::sleep(ttft).await;
-                        }
-                        let now = tokio::time::Instant::now();
-                        first_at = Some(now);
-                        now
-                    }
-                };
-                if !interval.is_zero() && i > 0 {
-                    tokio::time::sleep_until(start + interval * i).await;
+        (items.into_iter(), false, None::<tokio::time::Instant>),
+        move |(mut it, mut started, mut first_paced)| async move {
+            let (index, bytes) = it.next()?;
+            if !started {
+                started = true;
+                if !ttft.is_zero() {
+                    tokio::time::sleep(ttft).await;
                 }
             }
-            Some((Ok::<Bytes, std::io::Error>(bytes), (it, first_at)))
+            if let Some(i) = index {
+                let base = *first_paced.get_or_insert_with(tokio::time::Instant::now);
+                if !interval.is_zero() && i > 0 {
+                    tokio::time::sleep_until(base + interval * i).await;
+                }
+            }
+            Some((Ok::<Bytes, std::io::Error>(bytes), (it, started, first_paced)))
         },
     );
     // The cut comes a little after the last event, so what was sent reaches the client first.
