@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Deserialize;
+use sightline_gateway::GatewayConfig;
 use sightline_ingest::otlp::decode::Limits;
 use sightline_ingest::pipeline::PipelineConfig;
-use sightline_gateway::GatewayConfig;
 use sightline_model::prices::PriceTable;
 
 /// Flags shared by every command that opens the data directory or runs the server.
@@ -190,7 +190,11 @@ impl ServeConfig {
         }
         let file_gateway = file.gateway.clone().unwrap_or_default();
         let mut gateway = GatewayConfig::default();
-        if let Some(v) = args.openai_upstream.clone().or(file_gateway.openai_upstream) {
+        if let Some(v) = args
+            .openai_upstream
+            .clone()
+            .or(file_gateway.openai_upstream)
+        {
             gateway.openai_upstream = v;
         }
         if let Some(v) = args

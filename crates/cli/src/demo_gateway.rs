@@ -52,21 +52,45 @@ fn call(n: u64) -> (&'static str, &'static str, Value) {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
             "required": ["city"]}}}]);
     match n % 6 {
-        0 => ("openai", "chat/completions", json!({"model": "gpt-4o-mini",
+        0 => (
+            "openai",
+            "chat/completions",
+            json!({"model": "gpt-4o-mini",
             "messages": [{"role": "system", "content": "You are a helpful assistant."},
-                {"role": "user", "content": q}], "temperature": 0.3})),
-        1 => ("openai", "chat/completions", json!({"model": "gpt-4o", "stream": true,
+                {"role": "user", "content": q}], "temperature": 0.3}),
+        ),
+        1 => (
+            "openai",
+            "chat/completions",
+            json!({"model": "gpt-4o", "stream": true,
             "stream_options": {"include_usage": true},
-            "messages": [{"role": "user", "content": q}], "max_tokens": 60})),
-        2 => ("openai", "chat/completions", json!({"model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": q}], "max_tokens": 60}),
+        ),
+        2 => (
+            "openai",
+            "chat/completions",
+            json!({"model": "gpt-4o-mini",
             "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
-            "tools": weather_tool})),
-        3 => ("anthropic", "messages", json!({"model": "claude-haiku-4-5-20251001",
+            "tools": weather_tool}),
+        ),
+        3 => (
+            "anthropic",
+            "messages",
+            json!({"model": "claude-haiku-4-5-20251001",
             "max_tokens": 200, "system": "Answer briefly.",
-            "messages": [{"role": "user", "content": q}]})),
-        4 => ("anthropic", "messages", json!({"model": "claude-sonnet-4-5",
-            "max_tokens": 200, "stream": true, "messages": [{"role": "user", "content": q}]})),
-        _ => ("openai", "embeddings", json!({"model": "text-embedding-3-small", "input": q})),
+            "messages": [{"role": "user", "content": q}]}),
+        ),
+        4 => (
+            "anthropic",
+            "messages",
+            json!({"model": "claude-sonnet-4-5",
+            "max_tokens": 200, "stream": true, "messages": [{"role": "user", "content": q}]}),
+        ),
+        _ => (
+            "openai",
+            "embeddings",
+            json!({"model": "text-embedding-3-small", "input": q}),
+        ),
     }
 }
 

@@ -115,11 +115,23 @@ pub struct BenchReport {
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "gateway latency (µs): same mock provider (latency 0), direct vs through the gateway")?;
+        writeln!(
+            f,
+            "gateway latency (µs): same mock provider (latency 0), direct vs through the gateway"
+        )?;
         writeln!(
             f,
             "{:<22} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7}",
-            "load", "achieved", "n/path", "direct p50", "gw p50", "added p50", "direct p99", "gw p99", "added p99", "errors"
+            "load",
+            "achieved",
+            "n/path",
+            "direct p50",
+            "gw p50",
+            "added p50",
+            "direct p99",
+            "gw p99",
+            "added p99",
+            "errors"
         )?;
         for r in &self.rows {
             writeln!(
@@ -153,7 +165,10 @@ impl fmt::Display for BenchReport {
             None => writeln!(f, "no open-loop rate kept the added p99 under 1 ms")?,
         }
         writeln!(f)?;
-        writeln!(f, "streams (µs)           direct p50  gw p50  added p50  direct p99  gw p99  added p99")?;
+        writeln!(
+            f,
+            "streams (µs)           direct p50  gw p50  added p50  direct p99  gw p99  added p99"
+        )?;
         for r in [&self.ttft, &self.gaps] {
             writeln!(
                 f,
@@ -226,7 +241,12 @@ async fn open_loop(
         let Ok(permit) = limit.clone().acquire_owned().await else {
             break;
         };
-        let (client, url, sink, errors) = (client.clone(), url.to_string(), sink.clone(), errors.clone());
+        let (client, url, sink, errors) = (
+            client.clone(),
+            url.to_string(),
+            sink.clone(),
+            errors.clone(),
+        );
         tasks.spawn(async move {
             let r = one(&client, &url).await;
             drop(permit);
@@ -308,7 +328,10 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     config.gateway.queue_capacity = 100_000;
     let server = crate::server::start(&config).await?;
     let direct = format!("{}/v1/chat/completions", mock.base_url());
-    let gateway = format!("http://{}/gateway/openai/v1/chat/completions", server.http_addr);
+    let gateway = format!(
+        "http://{}/gateway/openai/v1/chat/completions",
+        server.http_addr
+    );
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(args.max_inflight)
@@ -354,9 +377,22 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         let mut sent_gateway = 0;
         let mut gateway_time = Duration::ZERO;
         for b in 0..blocks {
-            let (url, sink) = if b % 2 == 0 { (&direct, &d) } else { (&gateway, &g) };
+            let (url, sink) = if b % 2 == 0 {
+                (&direct, &d)
+            } else {
+                (&gateway, &g)
+            };
             let t = Instant::now();
-            let sent = open_loop(&client, url, rate, block, limit.clone(), sink.clone(), errors.clone()).await;
+            let sent = open_loop(
+                &client,
+                url,
+                rate,
+                block,
+                limit.clone(),
+                sink.clone(),
+                errors.clone(),
+            )
+            .await;
             if b % 2 == 1 {
                 sent_gateway += sent;
                 gateway_time += t.elapsed();
@@ -377,7 +413,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         r#"{{"model":"gpt-4o-mini","stream":true,"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"Tell me a story."}}],"max_tokens":{}}}"#,
         args.stream_tokens
     );
-    let (mut ttft_d, mut ttft_g, mut gaps_d, mut gaps_g) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ttft_d, mut ttft_g, mut gaps_d, mut gaps_g) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut identical, mut chunks_d, mut chunks_g, mut stream_errors) = (0u64, 0u64, 0u64, 0u64);
     for _ in 0..args.streams {
         let a = stream_once(&client, &direct, &stream_body, args.stream_tokens_per_s).await;

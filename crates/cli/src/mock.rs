@@ -69,7 +69,10 @@ impl MockArgs {
             bail!("--error-rate-429, --error-rate-500 and --timeout-rate add up to more than 1");
         }
         if !self.tokens_per_s.is_finite() || self.tokens_per_s < 0.0 {
-            bail!("--tokens-per-s must be a non-negative number, got {}", self.tokens_per_s);
+            bail!(
+                "--tokens-per-s must be a non-negative number, got {}",
+                self.tokens_per_s
+            );
         }
         Ok(MockConfig {
             seed: self.seed,
@@ -122,9 +125,30 @@ mod tests {
     fn values_are_checked() {
         let c = args().config().unwrap();
         assert_eq!(c.latency, Duration::from_millis(5));
-        assert!(MockArgs { error_rate_429: 1.5, ..args() }.config().is_err());
-        assert!(MockArgs { error_rate_429: 0.6, error_rate_500: 0.6, ..args() }.config().is_err());
-        assert!(MockArgs { latency_ms: -1.0, ..args() }.config().is_err());
-        assert!(MockArgs { tokens_per_s: f64::NAN, ..args() }.config().is_err());
+        assert!(MockArgs {
+            error_rate_429: 1.5,
+            ..args()
+        }
+        .config()
+        .is_err());
+        assert!(MockArgs {
+            error_rate_429: 0.6,
+            error_rate_500: 0.6,
+            ..args()
+        }
+        .config()
+        .is_err());
+        assert!(MockArgs {
+            latency_ms: -1.0,
+            ..args()
+        }
+        .config()
+        .is_err());
+        assert!(MockArgs {
+            tokens_per_s: f64::NAN,
+            ..args()
+        }
+        .config()
+        .is_err());
     }
 }

@@ -128,7 +128,9 @@ impl RunningServer {
             .await
             .is_err()
         {
-            tracing::warn!("gateway calls still being recorded after {GATEWAY_DRAIN:?}; closing anyway");
+            tracing::warn!(
+                "gateway calls still being recorded after {GATEWAY_DRAIN:?}; closing anyway"
+            );
         }
         self.store.close().await.context("cannot close the store")?;
         http.context("HTTP server task failed")?

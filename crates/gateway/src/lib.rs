@@ -133,7 +133,8 @@ fn parse_upstream(flag: &'static str, url: &str) -> Result<reqwest::Url, Gateway
         url: url.to_string(),
         message: message.to_string(),
     };
-    let parsed = reqwest::Url::parse(url.trim_end_matches('/')).map_err(|e| invalid(&e.to_string()))?;
+    let parsed =
+        reqwest::Url::parse(url.trim_end_matches('/')).map_err(|e| invalid(&e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(invalid("expected an http:// or https:// URL with a host"));
     }

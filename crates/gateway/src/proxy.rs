@@ -118,9 +118,8 @@ async fn forward(
         }
         upstream_headers.append(name.clone(), value.clone());
     }
-    let trace = TraceContext::from_traceparent(
-        headers.get("traceparent").and_then(|v| v.to_str().ok()),
-    );
+    let trace =
+        TraceContext::from_traceparent(headers.get("traceparent").and_then(|v| v.to_str().ok()));
     let mut pending = Pending {
         exchange: Exchange {
             provider,
@@ -170,11 +169,22 @@ async fn forward(
         Err(e) => {
             stats.upstream_error();
             let (status, code, outcome) = if e.is_timeout() {
-                let m = format!("the {} upstream did not answer in time: {e}", provider.name());
-                (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", Outcome::Timeout(m))
+                let m = format!(
+                    "the {} upstream did not answer in time: {e}",
+                    provider.name()
+                );
+                (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    Outcome::Timeout(m),
+                )
             } else {
                 let m = format!("the {} upstream could not be reached: {e}", provider.name());
-                (StatusCode::BAD_GATEWAY, "upstream_unreachable", Outcome::Unreachable(m))
+                (
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_unreachable",
+                    Outcome::Unreachable(m),
+                )
             };
             let message = match &outcome {
                 Outcome::Timeout(m) | Outcome::Unreachable(m) => m.clone(),

@@ -75,10 +75,18 @@ pub fn to_span(ex: &Exchange) -> Span {
     let mut resource = Attributes::new();
     let provider = ex.provider.name();
     set(&mut attrs, "http.request.method", ex.method.as_str());
-    set(&mut attrs, "url.path", format!("/gateway/{provider}/v1{}", ex.path));
+    set(
+        &mut attrs,
+        "url.path",
+        format!("/gateway/{provider}/v1{}", ex.path),
+    );
     set(&mut attrs, "server.address", ex.upstream_host.as_str());
     set(&mut attrs, "sightline.gateway.provider", provider);
-    set(&mut attrs, "sightline.gateway.response_bytes", ex.response_bytes);
+    set(
+        &mut attrs,
+        "sightline.gateway.response_bytes",
+        ex.response_bytes,
+    );
     if let Some(s) = ex.status {
         set(&mut attrs, "http.response.status_code", s);
     }
@@ -109,7 +117,11 @@ pub fn to_span(ex: &Exchange) -> Span {
             other => {
                 if let Some(meta) = other.strip_prefix("metadata-") {
                     if !meta.is_empty() {
-                        set(&mut attrs, &format!("sightline.metadata.{meta}"), value.as_str());
+                        set(
+                            &mut attrs,
+                            &format!("sightline.metadata.{meta}"),
+                            value.as_str(),
+                        );
                     }
                 }
             }
@@ -175,7 +187,11 @@ pub fn to_span(ex: &Exchange) -> Span {
         response_attributes(&mut attrs, &info);
         if is_stream || streamed {
             if let Some(ns) = ex.first_chunk_ns {
-                set(&mut attrs, "gen_ai.response.time_to_first_chunk", ns as f64 / 1e9);
+                set(
+                    &mut attrs,
+                    "gen_ai.response.time_to_first_chunk",
+                    ns as f64 / 1e9,
+                );
             }
         }
         if let Some((kind, message)) = info.stream_error {
@@ -261,7 +277,11 @@ fn decoded_body(ex: &Exchange) -> Result<Vec<u8>, String> {
             Ok(d) => d.take(MAX_DECODED_BYTES).read_to_end(&mut out),
             Err(e) => Err(e),
         },
-        other => return Err(format!("response content-encoding `{other}` is not decoded")),
+        other => {
+            return Err(format!(
+                "response content-encoding `{other}` is not decoded"
+            ))
+        }
     };
     match read {
         Ok(_) => Ok(out),
@@ -291,11 +311,26 @@ fn request_attributes(attrs: &mut Attributes, provider: Provider, op: &str, req:
     copy(attrs, "gen_ai.request.temperature", req, "temperature");
     copy(attrs, "gen_ai.request.top_p", req, "top_p");
     copy(attrs, "gen_ai.request.top_k", req, "top_k");
-    copy(attrs, "gen_ai.request.frequency_penalty", req, "frequency_penalty");
-    copy(attrs, "gen_ai.request.presence_penalty", req, "presence_penalty");
+    copy(
+        attrs,
+        "gen_ai.request.frequency_penalty",
+        req,
+        "frequency_penalty",
+    );
+    copy(
+        attrs,
+        "gen_ai.request.presence_penalty",
+        req,
+        "presence_penalty",
+    );
     copy(attrs, "gen_ai.request.seed", req, "seed");
     copy(attrs, "gen_ai.request.stream", req, "stream");
-    copy(attrs, "gen_ai.request.encoding_formats", req, "encoding_format");
+    copy(
+        attrs,
+        "gen_ai.request.encoding_formats",
+        req,
+        "encoding_format",
+    );
     if let Some(n) = req.get("n").filter(|n| n.as_u64().is_some_and(|n| n != 1)) {
         attrs.insert("gen_ai.request.choice.count".into(), n.clone());
     }
@@ -311,7 +346,10 @@ fn request_attributes(attrs: &mut Attributes, provider: Provider, op: &str, req:
             attrs.insert("gen_ai.request.stop_sequences".into(), json!([s]));
         }
         Some(Value::Array(a)) => {
-            attrs.insert("gen_ai.request.stop_sequences".into(), Value::Array(a.clone()));
+            attrs.insert(
+                "gen_ai.request.stop_sequences".into(),
+                Value::Array(a.clone()),
+            );
         }
         _ => {}
     }
@@ -450,11 +488,19 @@ fn openai_json(text: &str, op: &str) -> ResponseInfo {
         openai_usage(&mut info, u);
     }
     if op == "embeddings" {
-        info.embeddings = v.get("data").and_then(Value::as_array).map(|d| d.len() as u64);
+        info.embeddings = v
+            .get("data")
+            .and_then(Value::as_array)
+            .map(|d| d.len() as u64);
         return info;
     }
     let mut logprobs = Vec::new();
-    for c in v.get("choices").and_then(Value::as_array).into_iter().flatten() {
+    for c in v
+        .get("choices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let finish = c.get("finish_reason").and_then(Value::as_str);
         if let Some(f) = finish {
             info.finish_reasons.push(f.to_string());
@@ -519,7 +565,12 @@ fn openai_stream(text: &str, op: &str) -> ResponseInfo {
         if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
             openai_usage(&mut info, u);
         }
-        for c in v.get("choices").and_then(Value::as_array).into_iter().flatten() {
+        for c in v
+            .get("choices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let index = c.get("index").and_then(Value::as_u64).unwrap_or(0);
             let acc = choices.entry(index).or_default();
             if let Some(f) = c.get("finish_reason").and_then(Value::as_str) {
@@ -679,7 +730,10 @@ fn anthropic_stream(text: &str) -> ResponseInfo {
                 continue;
             }
         };
-        let kind = v.get("type").and_then(Value::as_str).unwrap_or(event.event.as_str());
+        let kind = v
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or(event.event.as_str());
         let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
         match kind {
             "message_start" => {
@@ -747,7 +801,10 @@ fn anthropic_stream(text: &str) -> ResponseInfo {
             }
             "error" => {
                 let err = v.get("error").cloned().unwrap_or(Value::Null);
-                let kind = err.get("type").and_then(Value::as_str).unwrap_or("stream_error");
+                let kind = err
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("stream_error");
                 let message = err.get("message").and_then(Value::as_str).unwrap_or("");
                 info.stream_error = Some((kind.to_string(), message.to_string()));
             }

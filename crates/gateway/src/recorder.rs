@@ -63,7 +63,10 @@ pub fn spawn(
             task_stats.dequeued(exchanges.len());
             let spans = if exchanges.len() > 4 {
                 match tokio::task::spawn_blocking(move || {
-                    exchanges.iter().map(crate::record::to_span).collect::<Vec<_>>()
+                    exchanges
+                        .iter()
+                        .map(crate::record::to_span)
+                        .collect::<Vec<_>>()
                 })
                 .await
                 {

@@ -43,7 +43,10 @@ pub fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId)> {
     {
         return None;
     }
-    Some((TraceId::from_hex(trace).ok()?, SpanId::from_hex(parent).ok()?))
+    Some((
+        TraceId::from_hex(trace).ok()?,
+        SpanId::from_hex(parent).ok()?,
+    ))
 }
 
 impl TraceContext {
@@ -97,6 +100,9 @@ mod tests {
             assert!(ctx.parent_span_id.is_none());
         }
         // A future version may carry more fields.
-        assert!(parse_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x").is_some());
+        assert!(
+            parse_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x")
+                .is_some()
+        );
     }
 }

@@ -107,7 +107,10 @@ async fn responses_are_passed_through_and_recorded() {
     let h = harness(|_| {}).await;
     for stream in [false, true] {
         let direct = h
-            .post(format!("{}/v1/chat/completions", h.mock.base_url()), &chat(stream))
+            .post(
+                format!("{}/v1/chat/completions", h.mock.base_url()),
+                &chat(stream),
+            )
             .send()
             .await
             .unwrap();
@@ -126,7 +129,10 @@ async fn responses_are_passed_through_and_recorded() {
             direct.headers().get("content-type"),
             through.headers().get("content-type")
         );
-        assert_eq!(direct.bytes().await.unwrap(), through.bytes().await.unwrap());
+        assert_eq!(
+            direct.bytes().await.unwrap(),
+            through.bytes().await.unwrap()
+        );
     }
     let calls = h.calls(2).await;
     assert_eq!(calls[0].convention, "gateway");
@@ -157,8 +163,10 @@ async fn unreachable_upstream_is_a_502_and_recorded() {
         .client
         .post(format!("{}/gateway/anthropic/v1/messages", h.base))
         .header("x-api-key", "k")
-        .json(&json!({"model": "claude-3-5-haiku-20241022", "max_tokens": 5,
-            "messages": [{"role": "user", "content": "hi"}]}))
+        .json(
+            &json!({"model": "claude-3-5-haiku-20241022", "max_tokens": 5,
+            "messages": [{"role": "user", "content": "hi"}]}),
+        )
         .send()
         .await
         .unwrap();
@@ -287,5 +295,8 @@ async fn oversized_request_is_refused() {
     assert_eq!(r.status(), 413);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "request_too_large");
-    assert_eq!(h.calls(1).await[0].error_type.as_deref(), Some("request_too_large"));
+    assert_eq!(
+        h.calls(1).await[0].error_type.as_deref(),
+        Some("request_too_large")
+    );
 }

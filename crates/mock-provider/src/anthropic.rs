@@ -19,7 +19,11 @@ fn text_of(v: Option<&Value>) -> String {
         Some(Value::Array(blocks)) => blocks
             .iter()
             .map(|b| match b.get("type").and_then(Value::as_str) {
-                Some("text") => b.get("text").and_then(Value::as_str).unwrap_or("").to_string(),
+                Some("text") => b
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
                 Some("tool_use") => b.get("input").map(Value::to_string).unwrap_or_default(),
                 Some("tool_result") => text_of(b.get("content")),
                 _ => String::new(),
@@ -78,9 +82,16 @@ pub(crate) async fn messages(
     let Some(max_tokens) = req.get("max_tokens").and_then(Value::as_u64) else {
         return bad_field(Api::Anthropic, "max_tokens", "max_tokens: field required");
     };
-    let Some(messages) = req.get("messages").and_then(Value::as_array).filter(|m| !m.is_empty())
+    let Some(messages) = req
+        .get("messages")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
     else {
-        return bad_field(Api::Anthropic, "messages", "messages: at least one message is required");
+        return bad_field(
+            Api::Anthropic,
+            "messages",
+            "messages: at least one message is required",
+        );
     };
     if let Err(r) = ctx.before_response(Api::Anthropic).await {
         return r;
@@ -96,7 +107,11 @@ pub(crate) async fn messages(
     let tool = chosen_tool(&req, messages);
     let (pieces, block, stop_reason, output_tokens) = match tool {
         Some(t) => {
-            let name = t.get("name").and_then(Value::as_str).unwrap_or("tool").to_string();
+            let name = t
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("tool")
+                .to_string();
             let args = gen::tool_arguments(&mut ctx.rng, t.get("input_schema"));
             let id = format!("toolu_{}", ctx.rng.alnum(24));
             let (pieces, _) = gen::split_tokens(&args, None);

@@ -58,13 +58,70 @@ impl Rng {
 }
 
 const WORDS: [&str; 64] = [
-    "the", "model", "answer", "is", "based", "on", "your", "question", "and", "context", "we",
-    "can", "check", "weather", "in", "Paris", "today", "with", "light", "rain", "expected",
-    "later", "a", "summary", "of", "report", "shows", "steady", "growth", "across", "all",
-    "regions", "latency", "stayed", "low", "while", "tokens", "per", "second", "improved",
-    "please", "note", "that", "this", "reply", "comes", "from", "Sightline", "mock", "provider",
-    "results", "look", "good", "next", "step", "would", "be", "to", "review", "data", "carefully",
-    "then", "ship", "it",
+    "the",
+    "model",
+    "answer",
+    "is",
+    "based",
+    "on",
+    "your",
+    "question",
+    "and",
+    "context",
+    "we",
+    "can",
+    "check",
+    "weather",
+    "in",
+    "Paris",
+    "today",
+    "with",
+    "light",
+    "rain",
+    "expected",
+    "later",
+    "a",
+    "summary",
+    "of",
+    "report",
+    "shows",
+    "steady",
+    "growth",
+    "across",
+    "all",
+    "regions",
+    "latency",
+    "stayed",
+    "low",
+    "while",
+    "tokens",
+    "per",
+    "second",
+    "improved",
+    "please",
+    "note",
+    "that",
+    "this",
+    "reply",
+    "comes",
+    "from",
+    "Sightline",
+    "mock",
+    "provider",
+    "results",
+    "look",
+    "good",
+    "next",
+    "step",
+    "would",
+    "be",
+    "to",
+    "review",
+    "data",
+    "carefully",
+    "then",
+    "ship",
+    "it",
 ];
 
 /// The shared tokenizer (`o200k_base`, the GPT-4o family's encoding).
@@ -168,10 +225,14 @@ fn value_for_schema(rng: &mut Rng, schema: &Value) -> Value {
     {
         return first.clone();
     }
-    match schema.get("type").and_then(Value::as_str).unwrap_or("string") {
+    match schema
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("string")
+    {
         "integer" => json!(rng.range(1, 100)),
         "number" => json!((rng.next_f64() * 1000.0).round() / 10.0),
-        "boolean" => json!(rng.next_u64() % 2 == 0),
+        "boolean" => json!(rng.next_u64().is_multiple_of(2)),
         "array" => json!([]),
         "object" => json!({}),
         _ => json!(WORDS[(rng.next_u64() % WORDS.len() as u64) as usize]),
@@ -214,7 +275,10 @@ mod tests {
         assert!(cut);
         let (pieces, _) = split_tokens("Hello world, hello Sightline.", None);
         assert_eq!(pieces.concat(), "Hello world, hello Sightline.");
-        assert_eq!(pieces.len() as u64, count_tokens("Hello world, hello Sightline."));
+        assert_eq!(
+            pieces.len() as u64,
+            count_tokens("Hello world, hello Sightline.")
+        );
     }
 
     #[test]

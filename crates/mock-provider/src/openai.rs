@@ -175,9 +175,16 @@ pub(crate) async fn chat_completions(
     let Some(model) = req.get("model").and_then(Value::as_str).map(str::to_string) else {
         return bad_field(Api::OpenAi, "model", "you must provide a model parameter");
     };
-    let Some(messages) = req.get("messages").and_then(Value::as_array).filter(|m| !m.is_empty())
+    let Some(messages) = req
+        .get("messages")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
     else {
-        return bad_field(Api::OpenAi, "messages", "messages must be a non-empty array");
+        return bad_field(
+            Api::OpenAi,
+            "messages",
+            "messages must be a non-empty array",
+        );
     };
     let n = req.get("n").and_then(Value::as_u64).unwrap_or(1);
     if !(1..=8).contains(&n) {
@@ -186,7 +193,11 @@ pub(crate) async fn chat_completions(
     let top = if req.get("logprobs").and_then(Value::as_bool) == Some(true) {
         let top = req.get("top_logprobs").and_then(Value::as_u64).unwrap_or(0);
         if top > 20 {
-            return bad_field(Api::OpenAi, "top_logprobs", "top_logprobs must be at most 20");
+            return bad_field(
+                Api::OpenAi,
+                "top_logprobs",
+                "top_logprobs must be at most 20",
+            );
         }
         Some(top)
     } else {
@@ -296,7 +307,10 @@ pub(crate) async fn chat_completions(
         ));
     }
     if include_usage {
-        tail.push(chunk(json!([]), Some(usage(prompt_tokens, completion_tokens))));
+        tail.push(chunk(
+            json!([]),
+            Some(usage(prompt_tokens, completion_tokens)),
+        ));
     }
     tail.push(sse(None, "[DONE]"));
     event_stream(&ctx, head, paced, tail)
@@ -413,8 +427,10 @@ pub(crate) async fn completions(
     if include_usage {
         tail.push(chunk(
             json!([]),
-            Some(json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens})),
+            Some(
+                json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens}),
+            ),
         ));
     }
     tail.push(sse(None, "[DONE]"));
@@ -447,7 +463,10 @@ pub(crate) async fn embeddings(
                     .map(|s| (s.as_bytes().to_vec(), count_tokens(s)))
                     .collect()
             } else if items.iter().all(Value::is_u64) {
-                vec![(Value::Array(items.clone()).to_string().into_bytes(), items.len() as u64)]
+                vec![(
+                    Value::Array(items.clone()).to_string().into_bytes(),
+                    items.len() as u64,
+                )]
             } else if items.iter().all(Value::is_array) {
                 items
                     .iter()
@@ -457,10 +476,20 @@ pub(crate) async fn embeddings(
                     })
                     .collect()
             } else {
-                return bad_field(Api::OpenAi, "input", "input must be strings or token arrays");
+                return bad_field(
+                    Api::OpenAi,
+                    "input",
+                    "input must be strings or token arrays",
+                );
             }
         }
-        _ => return bad_field(Api::OpenAi, "input", "input must be a non-empty string or list"),
+        _ => {
+            return bad_field(
+                Api::OpenAi,
+                "input",
+                "input must be a non-empty string or list",
+            )
+        }
     };
     let default_dims = if model.contains("large") { 3072 } else { 1536 };
     let dims = match req.get("dimensions") {

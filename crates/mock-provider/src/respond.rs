@@ -56,6 +56,8 @@ fn header_f64(headers: &HeaderMap, name: &str) -> Option<f64> {
         .filter(|v| v.is_finite() && *v >= 0.0)
 }
 
+// The error of these functions is the ready-made response, returned as is.
+#[allow(clippy::result_large_err)]
 impl Ctx {
     /// Checks the API key and parses the body. Errors are ready-made responses.
     pub(crate) fn new(
@@ -259,7 +261,10 @@ pub(crate) fn json_response(ctx: &Ctx, body: &Value) -> Response {
         bytes.truncate(bytes.len() / 2);
     }
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         bytes,
     )
         .into_response()
@@ -276,7 +281,12 @@ pub(crate) fn sse(event: Option<&str>, data: &str) -> Bytes {
 /// Streams `head` at once, then `paced` one event per token after the time to first token, then
 /// `tail`. `Malformed` replaces the middle event with one that is not JSON; `Disconnect` cuts the
 /// connection half-way through the paced events.
-pub(crate) fn event_stream(ctx: &Ctx, head: Vec<Bytes>, paced: Vec<Bytes>, tail: Vec<Bytes>) -> Response {
+pub(crate) fn event_stream(
+    ctx: &Ctx,
+    head: Vec<Bytes>,
+    paced: Vec<Bytes>,
+    tail: Vec<Bytes>,
+) -> Response {
     let ttft = ctx.ttft;
     let interval = if ctx.tokens_per_s > 0.0 {
         Duration::from_secs_f64(1.0 / ctx.tokens_per_s)
@@ -303,8 +313,17 @@ pub(crate) fn event_stream(ctx: &Ctx, head: Vec<Bytes>, paced: Vec<Bytes>, tail:
     let items: Vec<(Option<u32>, Bytes)> = head
         .into_iter()
         .map(|b| (None, b))
-        .chain(paced.into_iter().enumerate().map(|(i, b)| (Some(i as u32), b)))
-        .chain(if cut { Vec::new() } else { tail }.into_iter().map(|b| (None, b)))
+        .chain(
+            paced
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| (Some(i as u32), b)),
+        )
+        .chain(
+            if cut { Vec::new() } else { tail }
+                .into_iter()
+                .map(|b| (None, b)),
+        )
         .collect();
     // The time to first token passes before the first event of any kind (a provider sends its
     // opening events together with the first token); paced events then follow on a fixed
@@ -325,7 +344,10 @@ pub(crate) fn event_stream(ctx: &Ctx, head: Vec<Bytes>, paced: Vec<Bytes>, tail:
                     tokio::time::sleep_until(base + interval * i).await;
                 }
             }
-            Some((Ok::<Bytes, std::io::Error>(bytes), (it, started, first_paced)))
+            Some((
+                Ok::<Bytes, std::io::Error>(bytes),
+                (it, started, first_paced),
+            ))
         },
     );
     // The cut comes a little after the last event, so what was sent reaches the client first.
@@ -339,7 +361,10 @@ pub(crate) fn event_stream(ctx: &Ctx, head: Vec<Bytes>, paced: Vec<Bytes>, tail:
     let stream = stream.chain(cut_off);
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         Body::from_stream(stream),

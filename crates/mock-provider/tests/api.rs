@@ -10,7 +10,12 @@ use serde_json::{json, Value};
 use sightline_mock::{router, MockConfig};
 use tower::ServiceExt;
 
-async fn call(config: MockConfig, path: &str, body: Value, headers: &[(&str, &str)]) -> (StatusCode, Vec<u8>) {
+async fn call(
+    config: MockConfig,
+    path: &str,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Vec<u8>) {
     let mut req = Request::post(path).header("content-type", "application/json");
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -20,7 +25,10 @@ async fn call(config: MockConfig, path: &str, body: Value, headers: &[(&str, &st
         .await
         .unwrap();
     let status = res.status();
-    (status, res.into_body().collect().await.unwrap().to_bytes().to_vec())
+    (
+        status,
+        res.into_body().collect().await.unwrap().to_bytes().to_vec(),
+    )
 }
 
 const KEY: (&str, &str) = ("authorization", "Bearer k");
@@ -31,10 +39,31 @@ fn chat() -> Value {
 
 #[tokio::test]
 async fn same_request_same_bytes_other_seed_other_bytes() {
-    let a = call(MockConfig::default(), "/v1/chat/completions", chat(), &[KEY]).await;
-    let b = call(MockConfig::default(), "/v1/chat/completions", chat(), &[KEY]).await;
+    let a = call(
+        MockConfig::default(),
+        "/v1/chat/completions",
+        chat(),
+        &[KEY],
+    )
+    .await;
+    let b = call(
+        MockConfig::default(),
+        "/v1/chat/completions",
+        chat(),
+        &[KEY],
+    )
+    .await;
     assert_eq!(a, b);
-    let c = call(MockConfig { seed: 9, ..MockConfig::default() }, "/v1/chat/completions", chat(), &[KEY]).await;
+    let c = call(
+        MockConfig {
+            seed: 9,
+            ..MockConfig::default()
+        },
+        "/v1/chat/completions",
+        chat(),
+        &[KEY],
+    )
+    .await;
     assert_ne!(a.1, c.1);
     let v: Value = serde_json::from_slice(&a.1).unwrap();
     let text = v["choices"][0]["message"]["content"].as_str().unwrap();
@@ -53,7 +82,8 @@ async fn stream_carries_usage_last_and_done() {
     let text = String::from_utf8(bytes).unwrap();
     let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
     assert_eq!(*events.last().unwrap(), "data: [DONE]");
-    let usage: Value = serde_json::from_str(events[events.len() - 2].trim_start_matches("data: ")).unwrap();
+    let usage: Value =
+        serde_json::from_str(events[events.len() - 2].trim_start_matches("data: ")).unwrap();
     assert_eq!(usage["choices"], json!([]));
     let content_chunks = events.len() - 4; // role, finish, usage, done
     assert_eq!(usage["usage"]["completion_tokens"], json!(content_chunks));
@@ -73,7 +103,10 @@ async fn embeddings_in_base64_decode_to_unit_vectors() {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(v["data"][0]["embedding"].as_str().unwrap())
         .unwrap();
-    let floats: Vec<f32> = raw.chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let floats: Vec<f32> = raw
+        .chunks(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     assert_eq!(floats.len(), 8);
     assert!((floats.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
 }
@@ -83,13 +116,25 @@ async fn anthropic_tool_use_and_errors() {
     let body = json!({"model": "claude-3-5-haiku-20241022", "max_tokens": 100,
         "tools": [{"name": "lookup", "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}}],
         "messages": [{"role": "user", "content": "find x"}]});
-    let (status, bytes) = call(MockConfig::default(), "/v1/messages", body.clone(), &[("x-api-key", "k")]).await;
+    let (status, bytes) = call(
+        MockConfig::default(),
+        "/v1/messages",
+        body.clone(),
+        &[("x-api-key", "k")],
+    )
+    .await;
     assert_eq!(status, 200);
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(v["stop_reason"], "tool_use");
     assert!(v["content"][0]["input"]["q"].is_string());
 
-    let (status, bytes) = call(MockConfig::default(), "/v1/messages", body.clone(), &[("x-api-key", "k"), ("x-mock-fault", "429")]).await;
+    let (status, bytes) = call(
+        MockConfig::default(),
+        "/v1/messages",
+        body.clone(),
+        &[("x-api-key", "k"), ("x-mock-fault", "429")],
+    )
+    .await;
     assert_eq!(status, 429);
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(v["type"], "error");
@@ -101,7 +146,13 @@ async fn anthropic_tool_use_and_errors() {
 
 #[tokio::test]
 async fn bad_requests_name_the_field() {
-    let (status, bytes) = call(MockConfig::default(), "/v1/chat/completions", json!({"model": "m"}), &[KEY]).await;
+    let (status, bytes) = call(
+        MockConfig::default(),
+        "/v1/chat/completions",
+        json!({"model": "m"}),
+        &[KEY],
+    )
+    .await;
     assert_eq!(status, 400);
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(v["error"]["field"], "messages");
@@ -110,7 +161,10 @@ async fn bad_requests_name_the_field() {
 
 #[tokio::test]
 async fn configured_error_rate_is_deterministic() {
-    let config = MockConfig { error_rate_500: 1.0, ..MockConfig::default() };
+    let config = MockConfig {
+        error_rate_500: 1.0,
+        ..MockConfig::default()
+    };
     let (status, _) = call(config, "/v1/chat/completions", chat(), &[KEY]).await;
     assert_eq!(status, 500);
 }

@@ -101,7 +101,10 @@ fn anthropic_stream_text_and_tool_use() {
     let out = &call.output_messages[0];
     assert_eq!(out.content.as_deref(), Some("Let me check."));
     assert_eq!(out.tool_calls[0].name, "lookup");
-    assert_eq!(out.tool_calls[0].arguments.as_deref(), Some("{\"q\":\"x\"}"));
+    assert_eq!(
+        out.tool_calls[0].arguments.as_deref(),
+        Some("{\"q\":\"x\"}")
+    );
     assert_eq!(call.finish_reasons, vec!["tool_use"]);
     assert_eq!(call.params.max_tokens, Some(50));
 }
@@ -154,7 +157,12 @@ fn non_model_paths_are_plain_spans() {
 
 #[test]
 fn request_headers_are_never_recorded() {
-    let ex = exchange(Provider::OpenAi, "/chat/completions", json!({"model": "m"}), "{}");
+    let ex = exchange(
+        Provider::OpenAi,
+        "/chat/completions",
+        json!({"model": "m"}),
+        "{}",
+    );
     let span = to_span(&ex);
     let text = serde_json::to_string(&span).unwrap();
     assert!(!text.contains("authorization"));

@@ -60,7 +60,6 @@ pub(crate) fn from_gateway(span: &Span) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::semconv::normalize;
     use serde_json::json;
 
