@@ -292,7 +292,7 @@ def test_anthropic_messages(mock_provider, gw, run_id):
 
 def test_anthropic_streaming_and_tools(mock_provider, gw, run_id):
     direct, through = anthropic_pair(mock_provider, gw, run_id)
-    kwargs = dict(model="claude-sonnet-4-5", max_tokens=60,
+    kwargs = dict(model="claude-opus-4-5", max_tokens=60,
                   messages=[{"role": "user", "content": "Tell me something"}])
     with direct.messages.stream(**kwargs) as s:
         text_a = "".join(s.text_stream)

@@ -83,7 +83,7 @@ fn call(n: u64) -> (&'static str, &'static str, Value) {
         4 => (
             "anthropic",
             "messages",
-            json!({"model": "claude-sonnet-4-5",
+            json!({"model": "claude-opus-4-5",
             "max_tokens": 200, "stream": true, "messages": [{"role": "user", "content": q}]}),
         ),
         _ => (

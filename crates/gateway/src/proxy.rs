@@ -92,9 +92,15 @@ async fn forward(
         Provider::OpenAi => &gw.openai,
         Provider::Anthropic => &gw.anthropic,
     };
+    // The path as the client encoded it (the extracted `rest` is percent-decoded), so ids such
+    // as `ft%3Agpt-4o` reach the upstream unchanged.
+    let prefix = format!("/gateway/{}/v1/", provider.name());
+    let raw_rest = uri.path().strip_prefix(prefix.as_str()).unwrap_or(&rest);
     let mut url = base.clone();
-    let path = format!("/v1/{rest}");
-    url.set_path(&format!("{}{path}", base.path().trim_end_matches('/')));
+    url.set_path(&format!(
+        "{}/v1/{raw_rest}",
+        base.path().trim_end_matches('/')
+    ));
     url.set_query(uri.query());
 
     let mut attribution = Vec::new();
@@ -124,7 +130,7 @@ async fn forward(
         exchange: Exchange {
             provider,
             method: method.to_string(),
-            path: format!("/{rest}"),
+            path: format!("/{raw_rest}"),
             upstream_host: base.host_str().unwrap_or_default().to_string(),
             project,
             attribution,

@@ -300,3 +300,22 @@ async fn oversized_request_is_refused() {
         Some("request_too_large")
     );
 }
+
+#[tokio::test]
+async fn encoded_paths_reach_the_upstream_unchanged() {
+    let h = harness(|_| {}).await;
+    let get = |url: String| h.client.get(url).header("authorization", "Bearer k").send();
+    for id in ["gpt-4o", "ft%3Agpt-4o%3Aorg"] {
+        let direct = get(format!("{}/v1/models/{id}", h.mock.base_url()))
+            .await
+            .unwrap();
+        let through = get(format!("{}/gateway/openai/v1/models/{id}", h.base))
+            .await
+            .unwrap();
+        assert_eq!(direct.status(), through.status());
+        assert_eq!(
+            direct.bytes().await.unwrap(),
+            through.bytes().await.unwrap()
+        );
+    }
+}
