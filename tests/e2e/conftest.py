@@ -106,7 +106,7 @@ def _binary() -> Path:
     return path
 
 
-def _start(binary: Path, workdir: Path) -> Sightline:
+def _start(binary: Path, workdir: Path, extra_args: tuple = ()) -> Sightline:
     data_dir = workdir / "data"
     log_path = workdir / "sightline.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGHTLINE_")}
@@ -118,7 +118,7 @@ def _start(binary: Path, workdir: Path) -> Sightline:
             [str(binary), "serve",
              "--http-addr", f"127.0.0.1:{http_port}",
              "--grpc-addr", f"127.0.0.1:{grpc_port}",
-             "--data-dir", str(data_dir)],
+             "--data-dir", str(data_dir), *extra_args],
             stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env,
         )
         log.close()

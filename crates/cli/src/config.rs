@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Deserialize;
+use sightline_gateway::GatewayConfig;
 use sightline_ingest::otlp::decode::Limits;
 use sightline_ingest::pipeline::PipelineConfig;
 use sightline_model::prices::PriceTable;
@@ -22,7 +23,8 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
 
     /// Address of the HTTP listener: OTLP/HTTP (/v1/traces, /v1/logs), the Langfuse-compatible
-    /// OTLP path, the JSON API (/api/v1/...) and health checks. [default: 127.0.0.1:4318]
+    /// OTLP path, the gateway (/gateway/openai/v1/..., /gateway/anthropic/v1/...), the JSON API
+    /// (/api/v1/...) and health checks. [default: 127.0.0.1:4318]
     #[arg(long, env = "SIGHTLINE_HTTP_ADDR", value_name = "HOST:PORT")]
     pub http_addr: Option<SocketAddr>,
 
@@ -77,6 +79,40 @@ pub struct ServeArgs {
     /// rest are reported as `other`, which bounds label cardinality. [default: 20]
     #[arg(long, env = "SIGHTLINE_METRICS_TOP_MODELS", value_name = "N")]
     pub metrics_top_models: Option<usize>,
+
+    /// Where the gateway forwards `/gateway/openai/v1/...`: the base URL of an OpenAI-compatible
+    /// API (`/v1/...` is appended). [default: https://api.openai.com]
+    #[arg(long, env = "SIGHTLINE_OPENAI_UPSTREAM", value_name = "URL")]
+    pub openai_upstream: Option<String>,
+
+    /// Where the gateway forwards `/gateway/anthropic/v1/...`: the base URL of the Anthropic API
+    /// (`/v1/...` is appended). [default: https://api.anthropic.com]
+    #[arg(long, env = "SIGHTLINE_ANTHROPIC_UPSTREAM", value_name = "URL")]
+    pub anthropic_upstream: Option<String>,
+
+    /// Seconds the gateway waits for an upstream to connect, to answer, or to send the next chunk
+    /// of a streamed body before it gives up (504, recorded as a timeout). [default: 600]
+    #[arg(long, env = "SIGHTLINE_GATEWAY_TIMEOUT", value_name = "SECONDS")]
+    pub gateway_timeout: Option<f64>,
+
+    /// Gateway calls waiting to be recorded; when the queue is full further calls are still
+    /// forwarded but counted as unrecorded. [default: 10000]
+    #[arg(long, env = "SIGHTLINE_GATEWAY_QUEUE", value_name = "N")]
+    pub gateway_queue: Option<usize>,
+}
+
+/// The `[gateway]` section of the TOML file.
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct FileGateway {
+    /// See `--openai-upstream`.
+    openai_upstream: Option<String>,
+    /// See `--anthropic-upstream`.
+    anthropic_upstream: Option<String>,
+    /// See `--gateway-timeout`.
+    timeout_secs: Option<f64>,
+    /// See `--gateway-queue`.
+    queue_capacity: Option<usize>,
 }
 
 /// How the store syncs commits.
@@ -110,6 +146,8 @@ struct FileConfig {
     pipeline: Option<PipelineConfig>,
     /// See `--metrics-top-models`.
     metrics_top_models: Option<usize>,
+    /// Gateway settings (`[gateway]`).
+    gateway: Option<FileGateway>,
 }
 
 /// The resolved configuration of a server.
@@ -131,6 +169,8 @@ pub struct ServeConfig {
     pub prices_file: Option<PathBuf>,
     /// Models named in `/metrics` labels.
     pub metrics_top_models: usize,
+    /// Gateway settings.
+    pub gateway: GatewayConfig,
 }
 
 impl ServeConfig {
@@ -157,7 +197,36 @@ impl ServeConfig {
         if let Some(v) = args.max_inflight_spans {
             pipeline.max_inflight_spans = v;
         }
+        let file_gateway = file.gateway.clone().unwrap_or_default();
+        let mut gateway = GatewayConfig::default();
+        if let Some(v) = args
+            .openai_upstream
+            .clone()
+            .or(file_gateway.openai_upstream)
+        {
+            gateway.openai_upstream = v;
+        }
+        if let Some(v) = args
+            .anthropic_upstream
+            .clone()
+            .or(file_gateway.anthropic_upstream)
+        {
+            gateway.anthropic_upstream = v;
+        }
+        if let Some(v) = args.gateway_timeout.or(file_gateway.timeout_secs) {
+            if !v.is_finite() || v <= 0.0 {
+                anyhow::bail!("--gateway-timeout must be a positive number of seconds, got {v}");
+            }
+            gateway.timeout = std::time::Duration::from_secs_f64(v);
+        }
+        if let Some(v) = args.gateway_queue.or(file_gateway.queue_capacity) {
+            if v == 0 {
+                anyhow::bail!("--gateway-queue must be at least 1");
+            }
+            gateway.queue_capacity = v;
+        }
         Ok(Self {
+            gateway,
             http_addr: args
                 .http_addr
                 .or(file.http_addr)
@@ -228,6 +297,35 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/flag"));
         assert_eq!(c.limits.max_body_bytes, 1000);
         assert_eq!(c.sync, SyncMode::Full);
+    }
+
+    #[test]
+    fn gateway_settings_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sightline.toml");
+        std::fs::write(
+            &path,
+            "[gateway]\nopenai_upstream = \"http://file:1\"\nanthropic_upstream = \"http://file:2\"\ntimeout_secs = 5\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            openai_upstream: Some("http://flag:1".into()),
+            gateway_queue: Some(7),
+            ..Default::default()
+        };
+        let c = ServeConfig::load(&args).unwrap();
+        assert_eq!(c.gateway.openai_upstream, "http://flag:1");
+        assert_eq!(c.gateway.anthropic_upstream, "http://file:2");
+        assert_eq!(c.gateway.timeout, std::time::Duration::from_secs(5));
+        assert_eq!(c.gateway.queue_capacity, 7);
+        let defaults = ServeConfig::load(&ServeArgs::default()).unwrap();
+        assert_eq!(defaults.gateway.openai_upstream, "https://api.openai.com");
+        assert!(ServeConfig::load(&ServeArgs {
+            gateway_timeout: Some(0.0),
+            ..Default::default()
+        })
+        .is_err());
     }
 
     #[test]

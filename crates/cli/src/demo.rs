@@ -30,7 +30,7 @@ const USERS: u32 = 25;
 const SESSIONS: u32 = 60;
 
 /// Where a client reaches a server listening on `addr` (a wildcard address means this host).
-fn reachable(addr: SocketAddr) -> SocketAddr {
+pub fn reachable(addr: SocketAddr) -> SocketAddr {
     let ip = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),

@@ -7,7 +7,10 @@
 
 mod config;
 mod demo;
+mod demo_gateway;
+mod gateway_bench;
 mod loadgen;
+mod mock;
 mod server;
 mod telemetry;
 
@@ -42,6 +45,12 @@ enum Command {
     },
     /// Send realistic agent traces to a running server and report throughput and latency.
     Loadgen(loadgen::LoadgenArgs),
+    /// Run the mock OpenAI/Anthropic provider (deterministic responses, configurable latency,
+    /// token rate and errors), for tests, demos and benchmarks.
+    MockProvider(mock::MockArgs),
+    /// Measure the latency the gateway adds: the same mock provider called directly and through
+    /// the gateway, in one run, at several request rates and for streams.
+    GatewayBench(gateway_bench::BenchArgs),
     /// Manage the price table used to compute cost.
     Prices {
         #[command(subcommand)]
@@ -86,7 +95,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             server.shutdown().await
         }
         Command::Demo { serve, demo } => {
-            let config = config::ServeConfig::load(&serve)?;
+            let mut config = config::ServeConfig::load(&serve)?;
+            // Part of the demo's traffic goes through the gateway to an in-process mock provider.
+            let mock = demo_gateway::start_mock(&mut config).await?;
             let server = server::start(&config).await?;
             let addr = server.http_addr;
             println!(
@@ -95,10 +106,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             let outcome = tokio::select! {
                 r = demo::run(&demo, addr) => r,
+                r = demo_gateway::run(&demo, addr) => r,
                 _ = server::wait_for_signal() => Ok(()),
             };
             server.shutdown().await?;
+            mock.shutdown().await?;
             outcome
+        }
+        Command::MockProvider(args) => mock::run(&args).await,
+        Command::GatewayBench(args) => {
+            let report = gateway_bench::run(&args).await?;
+            println!("{report}");
+            Ok(())
         }
         Command::Loadgen(args) => {
             let report = loadgen::run(&args).await?;

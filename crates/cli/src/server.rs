@@ -5,15 +5,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use sightline_gateway::{Gateway, GatewayStats};
 use sightline_ingest::pipeline::enrich::StandardEnricher;
 use sightline_ingest::pipeline::Pipeline;
-use sightline_store::sqlite::{SqliteConfig, SqliteStore, Synchronous};
 use sightline_serve::prometheus::{LlmMetrics, LlmMetricsConfig, MetricsSources};
+use sightline_store::sqlite::{SqliteConfig, SqliteStore, Synchronous};
 use sightline_store::{Enricher, SharedStore, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{ServeConfig, SyncMode};
+
+/// Longest wait at shutdown for the gateway's queued calls to be recorded.
+const GATEWAY_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A started server.
 pub struct RunningServer {
@@ -25,6 +29,9 @@ pub struct RunningServer {
     http: JoinHandle<std::io::Result<()>>,
     grpc: JoinHandle<anyhow::Result<()>>,
     store: SharedStore,
+    /// The gateway's counters (requests, upstream errors, recorded and unrecorded calls).
+    pub gateway_stats: Arc<GatewayStats>,
+    gateway_recorder: JoinHandle<()>,
 }
 
 fn open_store(
@@ -53,6 +60,8 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
     let store: SharedStore = sqlite.clone();
     let pipeline = Pipeline::new(store.clone(), enricher, config.pipeline.clone());
 
+    let (gateway, gateway_recorder) = Gateway::start(config.gateway.clone(), pipeline.clone())?;
+    let gateway_stats = gateway.stats();
     let mut metrics = MetricsSources::default();
     metrics.push(Arc::new(LlmMetrics::new(
         store.clone(),
@@ -60,10 +69,17 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
             top_models: config.metrics_top_models,
         },
     )));
-    metrics.push(Arc::new(crate::telemetry::PipelineMetrics(pipeline.clone())));
+    metrics.push(Arc::new(crate::telemetry::PipelineMetrics(
+        pipeline.clone(),
+    )));
     metrics.push(Arc::new(crate::telemetry::StoreMetrics(sqlite)));
+    metrics.push(Arc::new(crate::telemetry::GatewayMetrics(
+        gateway_stats.clone(),
+    )));
     let app = sightline_ingest::otlp::http::router(pipeline.clone(), config.limits.clone())
-        .merge(sightline_serve::router_with_metrics(store.clone(), metrics));
+        .merge(sightline_serve::router_with_metrics(store.clone(), metrics))
+        .merge(gateway.router());
+    drop(gateway);
 
     let http_listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
@@ -76,6 +92,11 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
 
     let (stop, stopped) = watch::channel(false);
     let mut http_stop = stopped.clone();
+    // Small writes (gateway stream chunks, API answers) go out at once rather than waiting on
+    // Nagle's algorithm for the previous segment's acknowledgement.
+    let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let http = tokio::spawn(async move {
         axum::serve(http_listener, app)
             .with_graceful_shutdown(async move {
@@ -107,6 +128,8 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
         http,
         grpc,
         store,
+        gateway_stats,
+        gateway_recorder,
     })
 }
 
@@ -118,6 +141,16 @@ impl RunningServer {
         let _ = self.stop.send(true);
         let http = self.http.await;
         let grpc = self.grpc.await;
+        // The router (and with it the gateway's queue) is gone once the listener has stopped;
+        // the recorder writes what is still queued, then ends.
+        if tokio::time::timeout(GATEWAY_DRAIN, self.gateway_recorder)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "gateway calls still being recorded after {GATEWAY_DRAIN:?}; closing anyway"
+            );
+        }
         self.store.close().await.context("cannot close the store")?;
         http.context("HTTP server task failed")?
             .context("HTTP server failed")?;

@@ -3,8 +3,10 @@
 //! One module per convention, each reading only its own attributes into a `Partial` (every
 //! field optional). Precedence (highest first): Langfuse > OTel `gen_ai.*` current >
 //! `gen_ai.*` legacy > OpenInference > OpenLLMetry > Vercel AI SDK. The partials are merged in that
-//! order, a lower convention only filling fields still empty, and generic context attributes
-//! (`session.id`, `user.id`, `deployment.environment`, ...) fill last. A span is a call when at
+//! order, a lower convention only filling fields still empty, then Sightline's own attributes
+//! (`sightline.tags`, `sightline.metadata.*`, prompt name/version, logprobs; see `sightline.rs`),
+//! and generic context attributes (`session.id`, `user.id`, `deployment.environment`, ...) fill
+//! last. A span is a call when at
 //! least one convention recognises it; the call's `convention` is the highest one that did.
 //!
 //! Convention attributes are read from the span's own attributes (each module first checks, in
@@ -23,6 +25,7 @@ mod messages;
 mod openinference;
 mod openllmetry;
 mod partial;
+mod sightline;
 pub(crate) mod value;
 mod vercel_ai;
 
@@ -79,7 +82,13 @@ pub fn normalize(span: &Span) -> Option<LlmCall> {
     for reading in readings.into_iter().flatten() {
         merged.fill_from(reading);
     }
+    merged.fill_from(sightline::extract(span));
     merged.fill_from(common::extract(span));
+    let convention = if sightline::from_gateway(span) {
+        "gateway"
+    } else {
+        convention
+    };
     Some(common::finish(span, merged, convention))
 }
 

@@ -57,7 +57,18 @@ pub struct Series {
 const DEFAULT_RANGE_NS: u64 = 24 * 3600 * 1_000_000_000;
 /// Most buckets a request may ask for.
 pub const MAX_POINTS: u64 = 20_000;
-const NICE_STEPS: [u64; 10] = [60, 300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86_400];
+const NICE_STEPS: [u64; 10] = [
+    60,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
+    86_400,
+];
 
 /// What to compute per bucket from a rollup aggregate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -252,9 +263,7 @@ pub async fn timeseries(
         if buckets > MAX_POINTS {
             return Err(invalid(
                 "step",
-                format!(
-                    "the range holds {buckets} steps; at most {MAX_POINTS}: set a larger step"
-                ),
+                format!("the range holds {buckets} steps; at most {MAX_POINTS}: set a larger step"),
             ));
         }
         let group_by = parse_group_by(&pairs)?;
@@ -305,7 +314,12 @@ pub async fn timeseries(
     // An OTLP metric.
     let group_by = single(&pairs, "group_by")?.map(|v| {
         v.split(',')
-            .map(|k| k.trim().strip_prefix("attr.").unwrap_or(k.trim()).to_string())
+            .map(|k| {
+                k.trim()
+                    .strip_prefix("attr.")
+                    .unwrap_or(k.trim())
+                    .to_string()
+            })
             .filter(|k| !k.is_empty())
             .collect::<Vec<_>>()
     });
@@ -405,7 +419,10 @@ mod tests {
             CallMetric::parse("output_tokens_per_s_p99"),
             Some(CallMetric::Quantile(SketchKind::Tps, Some(0.99)))
         );
-        assert_eq!(CallMetric::parse("ttft_mean"), Some(CallMetric::Quantile(SketchKind::Ttft, None)));
+        assert_eq!(
+            CallMetric::parse("ttft_mean"),
+            Some(CallMetric::Quantile(SketchKind::Ttft, None))
+        );
         assert_eq!(CallMetric::parse("gpu.utilization"), None);
         assert_eq!(CallMetric::parse("latency_p42"), None);
     }
@@ -424,6 +441,9 @@ mod tests {
     #[test]
     fn fills_missing_buckets() {
         let p = fill(&[(120_000, 3.0)], 0, 240, 60);
-        assert_eq!(p, vec![(0, 0.0), (60_000, 0.0), (120_000, 3.0), (180_000, 0.0)]);
+        assert_eq!(
+            p,
+            vec![(0, 0.0), (60_000, 0.0), (120_000, 3.0), (180_000, 0.0)]
+        );
     }
 }

@@ -63,11 +63,11 @@ use self::read::ReadPool;
 use self::search::{Indexer, SearchProgress, CATCH_UP_WAIT};
 use self::writer::{Command, Writer};
 use crate::error::StoreError;
+use crate::metrics::{MetricPoint, MetricQuery, MetricSeries, RollupQuery, RollupRow};
 use crate::query::{
     Filter, Page, PageRequest, SessionDetail, SessionSummary, TraceDetail, TraceSummary,
     UserSummary,
 };
-use crate::metrics::{MetricPoint, MetricQuery, MetricSeries, RollupQuery, RollupRow};
 use crate::{Enricher, Store, WriteBatch, WriteReceipt};
 
 /// File name of the database inside the data directory.

@@ -1,0 +1,243 @@
+//! The forwarding path. It reads the request body (a recorded call needs it, and it is small),
+//! sends it upstream with the caller's headers, and answers with the upstream's status, headers
+//! and body as a stream — each chunk is written to the client as soon as it arrives. Errors the
+//! gateway itself produces (upstream unreachable or silent, request too large) are answered as
+//! `{"error":{"code","message","field"}}`, which the OpenAI and Anthropic SDKs both read as an
+//! API error with a message.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+
+use crate::capture::{unix_nanos, Exchange, Outcome, Pending, Tee};
+use crate::trace::TraceContext;
+use crate::{Gateway, Provider};
+
+/// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus those the client
+/// library recomputes.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+const ATTRIBUTION_PREFIX: &str = "x-sightline-";
+
+/// `POST|GET /gateway/openai/v1/{*rest}`.
+pub(crate) async fn openai(
+    State(gw): State<Arc<Gateway>>,
+    Path(rest): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    forward(gw, Provider::OpenAi, rest, method, uri, headers, body).await
+}
+
+/// `POST|GET /gateway/anthropic/v1/{*rest}`.
+pub(crate) async fn anthropic(
+    State(gw): State<Arc<Gateway>>,
+    Path(rest): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    forward(gw, Provider::Anthropic, rest, method, uri, headers, body).await
+}
+
+/// A Sightline error response.
+pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({"error": {
+            "code": code,
+            "message": message,
+            "field": null,
+        }})),
+    )
+        .into_response()
+}
+
+async fn forward(
+    gw: Arc<Gateway>,
+    provider: Provider,
+    rest: String,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let start_unix_nano = unix_nanos();
+    let stats = gw.recorder.stats();
+    stats.request();
+
+    let base = match provider {
+        Provider::OpenAi => &gw.openai,
+        Provider::Anthropic => &gw.anthropic,
+    };
+    // The path as the client encoded it (the extracted `rest` is percent-decoded), so ids such
+    // as `ft%3Agpt-4o` reach the upstream unchanged.
+    let prefix = format!("/gateway/{}/v1/", provider.name());
+    let raw_rest = uri.path().strip_prefix(prefix.as_str()).unwrap_or(&rest);
+    let mut url = base.clone();
+    url.set_path(&format!(
+        "{}/v1/{raw_rest}",
+        base.path().trim_end_matches('/')
+    ));
+    url.set_query(uri.query());
+
+    let mut attribution = Vec::new();
+    let mut project = sightline_model::DEFAULT_PROJECT.to_string();
+    let mut upstream_headers = HeaderMap::with_capacity(headers.len());
+    for (name, value) in &headers {
+        if let Some(key) = name.as_str().strip_prefix(ATTRIBUTION_PREFIX) {
+            if let Ok(v) = value.to_str() {
+                if key == "project" {
+                    if !v.trim().is_empty() {
+                        project = v.trim().to_string();
+                    }
+                } else {
+                    attribution.push((key.to_string(), v.to_string()));
+                }
+            }
+            continue;
+        }
+        if is_hop_by_hop(name) || name == header::HOST || name == header::CONTENT_LENGTH {
+            continue;
+        }
+        upstream_headers.append(name.clone(), value.clone());
+    }
+    let trace =
+        TraceContext::from_traceparent(headers.get("traceparent").and_then(|v| v.to_str().ok()));
+    let mut pending = Pending {
+        exchange: Exchange {
+            provider,
+            method: method.to_string(),
+            path: format!("/{raw_rest}"),
+            upstream_host: base.host_str().unwrap_or_default().to_string(),
+            project,
+            attribution,
+            trace,
+            request_body: Bytes::new(),
+            start_unix_nano,
+            status: None,
+            content_type: None,
+            content_encoding: None,
+            chunks: Vec::new(),
+            response_bytes: 0,
+            capture_truncated: false,
+            first_chunk_ns: None,
+            end_unix_nano: start_unix_nano,
+            outcome: Outcome::Complete,
+        },
+        started,
+    };
+
+    let request_body = match axum::body::to_bytes(body, gw.config.max_request_bytes).await {
+        Ok(b) => b,
+        Err(e) => {
+            let message = format!(
+                "request body is larger than the gateway's limit of {} bytes, or could not be read: {e}",
+                gw.config.max_request_bytes
+            );
+            pending.finish(Outcome::Rejected(message.clone()), &gw.recorder);
+            return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", &message);
+        }
+    };
+    pending.exchange.request_body = request_body.clone();
+
+    let sent = gw
+        .client
+        .request(method.clone(), url)
+        .headers(upstream_headers)
+        .body(request_body)
+        .send()
+        .await;
+    let upstream = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            stats.upstream_error();
+            let (status, code, outcome) = if e.is_timeout() {
+                let m = format!(
+                    "the {} upstream did not answer in time: {e}",
+                    provider.name()
+                );
+                (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    Outcome::Timeout(m),
+                )
+            } else {
+                let m = format!("the {} upstream could not be reached: {e}", provider.name());
+                (
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_unreachable",
+                    Outcome::Unreachable(m),
+                )
+            };
+            let message = match &outcome {
+                Outcome::Timeout(m) | Outcome::Unreachable(m) => m.clone(),
+                _ => String::new(),
+            };
+            pending.finish(outcome, &gw.recorder);
+            return error_response(status, code, &message);
+        }
+    };
+
+    let status = upstream.status();
+    let mut response_headers = HeaderMap::with_capacity(upstream.headers().len());
+    for (name, value) in upstream.headers() {
+        if !is_hop_by_hop(name) {
+            response_headers.append(name.clone(), value.clone());
+        }
+    }
+    let header_str = |name: HeaderName| {
+        response_headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_string)
+    };
+    pending.exchange.status = Some(status.as_u16());
+    pending.exchange.content_type = header_str(header::CONTENT_TYPE);
+    pending.exchange.content_encoding = header_str(header::CONTENT_ENCODING);
+    let expected_len = header_str(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+
+    let body = if method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || expected_len == Some(0)
+    {
+        pending.finish(Outcome::Complete, &gw.recorder);
+        Body::empty()
+    } else {
+        let tee = Tee::new(
+            upstream.bytes_stream().boxed(),
+            pending,
+            gw.recorder.clone(),
+            gw.config.max_capture_bytes,
+            expected_len,
+        );
+        Body::from_stream(tee)
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = response_headers;
+    response
+}

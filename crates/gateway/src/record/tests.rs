@@ -1,0 +1,170 @@
+use std::io::Write;
+
+use super::*;
+use crate::trace::TraceContext;
+use bytes::Bytes;
+
+fn exchange(provider: Provider, path: &str, request: Value, response: &str) -> Exchange {
+    Exchange {
+        provider,
+        method: "POST".into(),
+        path: path.into(),
+        upstream_host: "api.example.com".into(),
+        project: "default".into(),
+        attribution: vec![
+            ("session-id".into(), "s1".into()),
+            ("tags".into(), "a, b".into()),
+            ("metadata-team".into(), "x".into()),
+        ],
+        trace: TraceContext::from_traceparent(None),
+        request_body: Bytes::from(request.to_string()),
+        start_unix_nano: 1_000_000_000,
+        status: Some(200),
+        content_type: Some(
+            if response.starts_with('{') {
+                "application/json"
+            } else {
+                "text/event-stream"
+            }
+            .into(),
+        ),
+        content_encoding: None,
+        // Split in odd places, as a network would.
+        chunks: response
+            .as_bytes()
+            .chunks(7)
+            .map(Bytes::copy_from_slice)
+            .collect(),
+        response_bytes: response.len() as u64,
+        capture_truncated: false,
+        first_chunk_ns: Some(5_000_000),
+        end_unix_nano: 1_100_000_000,
+        outcome: Outcome::Complete,
+    }
+}
+
+#[test]
+fn openai_stream_with_tool_calls_and_usage() {
+    let body = concat!(
+        "data: {\"id\":\"c1\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"\"}}]}}]}\n\n",
+        "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"city\\\":\"}}]}}]}\n\n",
+        "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"Paris\\\"}\"}}]}}]}\n\n",
+        "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+        "data: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":7,\"total_tokens\":18}}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let req = json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "w?"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather"}}]});
+    let span = to_span(&exchange(Provider::OpenAi, "/chat/completions", req, body));
+    let call = span.llm_call().unwrap();
+    assert_eq!(call.convention, "gateway");
+    assert_eq!(call.response_id.as_deref(), Some("c1"));
+    assert_eq!(call.usage.input_tokens, Some(11));
+    assert_eq!(call.usage.output_tokens, Some(7));
+    let tc = &call.output_messages[0].tool_calls[0];
+    assert_eq!(tc.name, "get_weather");
+    assert_eq!(tc.id.as_deref(), Some("call_1"));
+    assert_eq!(tc.arguments.as_deref(), Some("{\"city\":\"Paris\"}"));
+    assert_eq!(call.finish_reasons, vec!["tool_calls"]);
+    assert_eq!(call.ttft_ms, Some(5.0));
+    assert_eq!(call.session_id.as_deref(), Some("s1"));
+    assert_eq!(call.tags, vec!["a", "b"]);
+    assert_eq!(call.metadata["team"], json!("x"));
+    assert!(call.tool_definitions.is_some());
+    assert_eq!(span.name, "chat gpt-4o");
+    assert_eq!(span.service, DEFAULT_SERVICE);
+}
+
+#[test]
+fn anthropic_stream_text_and_tool_use() {
+    let body = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude-3-5-haiku-20241022\",\"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":4,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Let me \"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"check.\"}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"lookup\",\"input\":{}}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"q\\\": \\\"x\\\"}\"}}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":9}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+    let req = json!({"model": "claude-3-5-haiku-20241022", "max_tokens": 50, "stream": true,
+        "system": [{"type": "text", "text": "be brief"}],
+        "messages": [{"role": "user", "content": "hi"}]});
+    let call = to_span(&exchange(Provider::Anthropic, "/messages", req, body))
+        .llm_call()
+        .unwrap();
+    assert_eq!(call.provider.as_deref(), Some("anthropic"));
+    assert_eq!(call.usage.input_tokens, Some(14));
+    assert_eq!(call.usage.cache_read_tokens, Some(4));
+    assert_eq!(call.usage.output_tokens, Some(9));
+    assert_eq!(call.system_instructions.as_deref(), Some("be brief"));
+    let out = &call.output_messages[0];
+    assert_eq!(out.content.as_deref(), Some("Let me check."));
+    assert_eq!(out.tool_calls[0].name, "lookup");
+    assert_eq!(
+        out.tool_calls[0].arguments.as_deref(),
+        Some("{\"q\":\"x\"}")
+    );
+    assert_eq!(call.finish_reasons, vec!["tool_use"]);
+    assert_eq!(call.params.max_tokens, Some(50));
+}
+
+#[test]
+fn gzip_responses_are_decoded_for_recording() {
+    let json_body = json!({"id": "r", "model": "gpt-4o", "choices": [{"index": 0,
+        "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
+    .to_string();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(json_body.as_bytes()).unwrap();
+    let compressed = gz.finish().unwrap();
+    let mut ex = exchange(
+        Provider::OpenAi,
+        "/chat/completions",
+        json!({"model": "gpt-4o", "messages": []}),
+        "{}",
+    );
+    ex.chunks = vec![Bytes::from(compressed)];
+    ex.content_encoding = Some("gzip".into());
+    let call = to_span(&ex).llm_call().unwrap();
+    assert_eq!(call.output_messages[0].content.as_deref(), Some("hi"));
+    assert_eq!(call.usage.total_tokens, Some(4));
+    assert_eq!(call.status, sightline_model::CallStatus::Ok);
+}
+
+#[test]
+fn upstream_error_bodies_become_the_error_message() {
+    let mut ex = exchange(
+        Provider::OpenAi,
+        "/chat/completions",
+        json!({"model": "gpt-4o", "messages": []}),
+        "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"rate_limit_error\"}}",
+    );
+    ex.status = Some(429);
+    let call = to_span(&ex).llm_call().unwrap();
+    assert_eq!(call.error_type.as_deref(), Some("429"));
+    assert_eq!(call.error_message.as_deref(), Some("Rate limit reached"));
+}
+
+#[test]
+fn non_model_paths_are_plain_spans() {
+    let ex = exchange(Provider::OpenAi, "/models", json!(null), "{\"data\":[]}");
+    let span = to_span(&ex);
+    assert!(span.llm_call().is_none());
+    assert_eq!(span.name, "POST /models");
+    assert_eq!(span.attributes["http.response.status_code"], json!(200));
+}
+
+#[test]
+fn request_headers_are_never_recorded() {
+    let ex = exchange(
+        Provider::OpenAi,
+        "/chat/completions",
+        json!({"model": "m"}),
+        "{}",
+    );
+    let span = to_span(&ex);
+    let text = serde_json::to_string(&span).unwrap();
+    assert!(!text.contains("authorization"));
+    assert!(!text.contains("x-sightline"));
+}

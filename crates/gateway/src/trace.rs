@@ -1,0 +1,108 @@
+//! W3C trace context: a call joins the caller's trace when it sends a valid `traceparent`,
+//! otherwise it starts a trace of its own.
+
+use sightline_model::{SpanId, TraceId};
+
+/// Where the gateway's span sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    /// The trace (the caller's, or a new one).
+    pub trace_id: TraceId,
+    /// The caller's span, the parent of the gateway's.
+    pub parent_span_id: Option<SpanId>,
+    /// The gateway's own span.
+    pub span_id: SpanId,
+}
+
+fn random_nonzero<const N: usize>() -> [u8; N] {
+    loop {
+        let bytes: [u8; N] = rand::random();
+        if bytes != [0; N] {
+            return bytes;
+        }
+    }
+}
+
+/// Parses `traceparent` (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`); `None` when
+/// it is absent or invalid (all-zero ids, version `ff`, wrong lengths), as the W3C spec says to
+/// treat it.
+pub fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId)> {
+    let mut parts = value.trim().split('-');
+    let version = parts.next()?;
+    let trace = parts.next()?;
+    let parent = parts.next()?;
+    let flags = parts.next()?;
+    if version.len() != 2
+        || version.eq_ignore_ascii_case("ff")
+        || !version.bytes().all(|b| b.is_ascii_hexdigit())
+        || flags.len() != 2
+        || !flags.bytes().all(|b| b.is_ascii_hexdigit())
+        || trace.len() != 32
+        || parent.len() != 16
+        || (version == "00" && parts.next().is_some())
+    {
+        return None;
+    }
+    Some((
+        TraceId::from_hex(trace).ok()?,
+        SpanId::from_hex(parent).ok()?,
+    ))
+}
+
+impl TraceContext {
+    /// The context for a request carrying `traceparent` (or none).
+    pub fn from_traceparent(value: Option<&str>) -> Self {
+        let span_id = SpanId(random_nonzero());
+        match value.and_then(parse_traceparent) {
+            Some((trace_id, parent)) => Self {
+                trace_id,
+                parent_span_id: Some(parent),
+                span_id,
+            },
+            None => Self {
+                trace_id: TraceId(random_nonzero()),
+                parent_span_id: None,
+                span_id,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_traceparent_is_joined() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let ctx = TraceContext::from_traceparent(Some(tp));
+        assert_eq!(ctx.trace_id.to_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            ctx.parent_span_id.map(|s| s.to_hex()).as_deref(),
+            Some("00f067aa0ba902b7")
+        );
+        assert_ne!(ctx.span_id.to_hex(), "00f067aa0ba902b7");
+    }
+
+    #[test]
+    fn invalid_traceparent_starts_a_trace() {
+        for bad in [
+            "",
+            "garbage",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert!(parse_traceparent(bad).is_none(), "{bad}");
+            let ctx = TraceContext::from_traceparent(Some(bad));
+            assert!(ctx.parent_span_id.is_none());
+        }
+        // A future version may carry more fields.
+        assert!(
+            parse_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x")
+                .is_some()
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! The gateway against the in-process mock provider, recording into a real SQLite store: bytes
+//! pass through unchanged, each call is recorded once with the right fields, and every way a call
+//! can end (complete, upstream error, unreachable, timeout, broken stream, client gone, queue
+//! full) is recorded or counted.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot proceed should panic
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+use sightline_gateway::{Gateway, GatewayConfig, GatewayStats};
+use sightline_ingest::pipeline::enrich::StandardEnricher;
+use sightline_ingest::{Pipeline, PipelineConfig};
+use sightline_mock::{MockConfig, RunningMock};
+use sightline_model::LlmCall;
+use sightline_store::sqlite::{SqliteConfig, SqliteStore};
+use sightline_store::{Enricher, Filter, PageRequest, SharedStore};
+
+struct Harness {
+    mock: RunningMock,
+    store: SharedStore,
+    stats: Arc<GatewayStats>,
+    base: String,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn harness(tweak: impl FnOnce(&mut GatewayConfig)) -> Harness {
+    let mock = RunningMock::start(([127, 0, 0, 1], 0).into(), MockConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let enricher: Arc<dyn Enricher> = Arc::new(StandardEnricher::builtin());
+    let store: SharedStore = Arc::new(
+        SqliteStore::open(
+            SqliteConfig {
+                path: dir.path().to_path_buf(),
+                ..SqliteConfig::default()
+            },
+            enricher.clone(),
+        )
+        .unwrap(),
+    );
+    let pipeline = Pipeline::new(store.clone(), enricher, PipelineConfig::default());
+    let mut config = GatewayConfig {
+        openai_upstream: mock.base_url(),
+        anthropic_upstream: mock.base_url(),
+        ..GatewayConfig::default()
+    };
+    tweak(&mut config);
+    let (gateway, _task) = Gateway::start(config, pipeline).unwrap();
+    let stats = gateway.stats();
+    let app = gateway.router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Harness {
+        base: format!("http://{addr}"),
+        mock,
+        store,
+        stats,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Harness {
+    async fn calls(&self, n: usize) -> Vec<LlmCall> {
+        for _ in 0..200 {
+            let page = self
+                .store
+                .list_calls(
+                    &Filter {
+                        project: "default".into(),
+                        ..Filter::default()
+                    },
+                    &PageRequest::default(),
+                )
+                .await
+                .unwrap();
+            if page.items.len() >= n {
+                let mut items = page.items;
+                items.sort_by_key(|c| c.start_time_unix_nano);
+                return items;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("fewer than {n} calls were recorded");
+    }
+
+    fn post(&self, url: String, body: &Value) -> reqwest::RequestBuilder {
+        self.client
+            .post(url)
+            .header("authorization", "Bearer sk-secret")
+            .json(body)
+    }
+}
+
+fn chat(stream: bool) -> Value {
+    json!({"model": "gpt-4o-mini", "stream": stream, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "hello"}], "max_tokens": 20})
+}
+
+#[tokio::test]
+async fn responses_are_passed_through_and_recorded() {
+    let h = harness(|_| {}).await;
+    for stream in [false, true] {
+        let direct = h
+            .post(
+                format!("{}/v1/chat/completions", h.mock.base_url()),
+                &chat(stream),
+            )
+            .send()
+            .await
+            .unwrap();
+        let through = h
+            .post(
+                format!("{}/gateway/openai/v1/chat/completions", h.base),
+                &chat(stream),
+            )
+            .header("x-sightline-user-id", "u1")
+            .header("x-sightline-tags", "a,b")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(direct.status(), through.status());
+        assert_eq!(
+            direct.headers().get("content-type"),
+            through.headers().get("content-type")
+        );
+        assert_eq!(
+            direct.bytes().await.unwrap(),
+            through.bytes().await.unwrap()
+        );
+    }
+    let calls = h.calls(2).await;
+    assert_eq!(calls[0].convention, "gateway");
+    assert_eq!(calls[0].user_id.as_deref(), Some("u1"));
+    assert_eq!(calls[0].tags, vec!["a", "b"]);
+    assert_eq!(calls[1].params.stream, Some(true));
+    assert!(calls[1].ttft_ms.is_some());
+    assert!(calls[1].usage.output_tokens.unwrap() > 0);
+    for call in &calls {
+        assert!(call.output_messages[0].content.is_some());
+        assert!(call.cost.is_some(), "gpt-4o-mini is priced");
+    }
+    let s = h.stats.snapshot();
+    assert_eq!(s.requests, 2);
+    assert_eq!(s.records_stored, 2);
+    assert_eq!(s.records_dropped_queue_full, 0);
+}
+
+#[tokio::test]
+async fn unreachable_upstream_is_a_502_and_recorded() {
+    // A port nothing listens on: bind, take the port, close.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let h = harness(|c| c.anthropic_upstream = format!("http://127.0.0.1:{port}")).await;
+    let r = h
+        .client
+        .post(format!("{}/gateway/anthropic/v1/messages", h.base))
+        .header("x-api-key", "k")
+        .json(
+            &json!({"model": "claude-3-5-haiku-20241022", "max_tokens": 5,
+            "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_unreachable");
+    let calls = h.calls(1).await;
+    assert_eq!(calls[0].error_type.as_deref(), Some("upstream_unreachable"));
+    assert_eq!(calls[0].provider.as_deref(), Some("anthropic"));
+    assert_eq!(h.stats.snapshot().upstream_errors, 1);
+}
+
+#[tokio::test]
+async fn silent_upstream_times_out() {
+    let h = harness(|c| c.timeout = Duration::from_millis(300)).await;
+    let r = h
+        .post(
+            format!("{}/gateway/openai/v1/chat/completions", h.base),
+            &chat(false),
+        )
+        .header("x-mock-fault", "timeout")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    let calls = h.calls(1).await;
+    assert_eq!(calls[0].error_type.as_deref(), Some("timeout"));
+}
+
+#[tokio::test]
+async fn client_leaving_mid_stream_is_recorded_as_cancelled() {
+    let h = harness(|_| {}).await;
+    let r = h
+        .post(
+            format!("{}/gateway/openai/v1/chat/completions", h.base),
+            &json!({"model": "gpt-4o", "stream": true, "max_tokens": 100,
+                "messages": [{"role": "user", "content": "story"}]}),
+        )
+        .header("x-mock-tokens-per-s", "50")
+        .send()
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    let mut seen = 0;
+    while let Some(chunk) = body.next().await {
+        seen += chunk.unwrap().len();
+        if seen > 400 {
+            break;
+        }
+    }
+    drop(body);
+    let calls = h.calls(1).await;
+    assert_eq!(calls[0].error_type.as_deref(), Some("cancelled"));
+    assert!(calls[0].output_messages[0].content.is_some());
+    assert_eq!(h.stats.snapshot().client_cancelled, 1);
+}
+
+#[tokio::test]
+async fn broken_and_malformed_upstream_bodies_are_recorded() {
+    let h = harness(|_| {}).await;
+    let url = format!("{}/gateway/openai/v1/chat/completions", h.base);
+    let r = h
+        .post(url.clone(), &chat(true))
+        .header("x-mock-fault", "disconnect")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.is_err(), "the client sees the stream break");
+    let r = h
+        .post(url, &chat(false))
+        .header("x-mock-fault", "malformed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(serde_json::from_slice::<Value>(&r.bytes().await.unwrap()).is_err());
+    let calls = h.calls(2).await;
+    assert_eq!(calls[0].error_type.as_deref(), Some("upstream_error"));
+    assert_eq!(calls[1].error_type.as_deref(), Some("malformed_response"));
+}
+
+#[tokio::test]
+async fn a_full_queue_is_counted_not_hidden() {
+    // One slot, and a burst of concurrent calls: whatever does not fit is counted as dropped, and
+    // every call is either stored or counted.
+    let h = harness(|c| {
+        c.queue_capacity = 1;
+        c.batch_max = 1;
+    })
+    .await;
+    let url = format!("{}/gateway/openai/v1/models", h.base);
+    let requests = (0..40).map(|_| {
+        h.client
+            .get(url.clone())
+            .header("authorization", "Bearer k")
+            .send()
+    });
+    for r in futures::future::join_all(requests).await {
+        assert_eq!(r.unwrap().status(), 200);
+    }
+    let mut s = h.stats.snapshot();
+    for _ in 0..100 {
+        if s.records_stored + s.records_dropped_queue_full == 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s = h.stats.snapshot();
+    }
+    assert_eq!(s.requests, 40);
+    assert_eq!(s.records_stored + s.records_dropped_queue_full, 40, "{s:?}");
+    assert_eq!(s.queue_capacity, 1);
+}
+
+#[tokio::test]
+async fn oversized_request_is_refused() {
+    let h = harness(|c| c.max_request_bytes = 100).await;
+    let r = h
+        .post(
+            format!("{}/gateway/openai/v1/chat/completions", h.base),
+            &json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x".repeat(500)}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request_too_large");
+    assert_eq!(
+        h.calls(1).await[0].error_type.as_deref(),
+        Some("request_too_large")
+    );
+}
+
+#[tokio::test]
+async fn encoded_paths_reach_the_upstream_unchanged() {
+    let h = harness(|_| {}).await;
+    let get = |url: String| h.client.get(url).header("authorization", "Bearer k").send();
+    for id in ["gpt-4o", "ft%3Agpt-4o%3Aorg"] {
+        let direct = get(format!("{}/v1/models/{id}", h.mock.base_url()))
+            .await
+            .unwrap();
+        let through = get(format!("{}/gateway/openai/v1/models/{id}", h.base))
+            .await
+            .unwrap();
+        assert_eq!(direct.status(), through.status());
+        assert_eq!(
+            direct.bytes().await.unwrap(),
+            through.bytes().await.unwrap()
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! The Anthropic Messages API, with and without streaming, tool use included.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use crate::gen::{self, count_tokens};
+use crate::respond::{bad_field, event_stream, json_response, sse, Api, Ctx};
+use crate::MockConfig;
+
+/// Text of a `content` (string or blocks) or `system` value, tool inputs and results included.
+fn text_of(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .map(|b| match b.get("type").and_then(Value::as_str) {
+                Some("text") => b
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                Some("tool_use") => b.get("input").map(Value::to_string).unwrap_or_default(),
+                Some("tool_result") => text_of(b.get("content")),
+                _ => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// Whether the last message is the user returning tool results.
+fn ends_with_tool_result(messages: &[Value]) -> bool {
+    messages
+        .last()
+        .and_then(|m| m.get("content"))
+        .and_then(Value::as_array)
+        .is_some_and(|blocks| {
+            blocks
+                .iter()
+                .any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+        })
+}
+
+fn chosen_tool<'a>(req: &'a Value, messages: &[Value]) -> Option<&'a Value> {
+    let tools = req.get("tools").and_then(Value::as_array)?;
+    let choice = req.get("tool_choice");
+    let kind = choice.and_then(|c| c.get("type")).and_then(Value::as_str);
+    match kind {
+        Some("none") => None,
+        Some("tool") => {
+            let name = choice.and_then(|c| c.get("name")).and_then(Value::as_str)?;
+            tools
+                .iter()
+                .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
+        }
+        Some("any") => tools.first(),
+        _ if ends_with_tool_result(messages) => None,
+        _ => tools.first(),
+    }
+}
+
+/// `POST /v1/messages`.
+pub(crate) async fn messages(
+    State(config): State<Arc<MockConfig>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (mut ctx, req) = match Ctx::new(Api::Anthropic, config, uri.path(), &headers, &body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(model) = req.get("model").and_then(Value::as_str).map(str::to_string) else {
+        return bad_field(Api::Anthropic, "model", "model: field required");
+    };
+    let Some(max_tokens) = req.get("max_tokens").and_then(Value::as_u64) else {
+        return bad_field(Api::Anthropic, "max_tokens", "max_tokens: field required");
+    };
+    let Some(messages) = req
+        .get("messages")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
+    else {
+        return bad_field(
+            Api::Anthropic,
+            "messages",
+            "messages: at least one message is required",
+        );
+    };
+    if let Err(r) = ctx.before_response(Api::Anthropic).await {
+        return r;
+    }
+    let mut input_tokens = count_tokens(&text_of(req.get("system")));
+    for m in messages {
+        input_tokens += 4 + count_tokens(&text_of(m.get("content")));
+    }
+    if let Some(tools) = req.get("tools") {
+        input_tokens += count_tokens(&tools.to_string());
+    }
+
+    let tool = chosen_tool(&req, messages);
+    let (pieces, block, stop_reason, output_tokens) = match tool {
+        Some(t) => {
+            let name = t
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("tool")
+                .to_string();
+            let args = gen::tool_arguments(&mut ctx.rng, t.get("input_schema"));
+            let id = format!("toolu_{}", ctx.rng.alnum(24));
+            let (pieces, _) = gen::split_tokens(&args, None);
+            let input: Value = serde_json::from_str(&args).unwrap_or_else(|_| json!({}));
+            let tokens = count_tokens(&name) + count_tokens(&args);
+            (
+                pieces,
+                json!({"type": "tool_use", "id": id, "name": name, "input": input}),
+                "tool_use",
+                tokens,
+            )
+        }
+        None => {
+            let (pieces, truncated) = gen::reply_pieces(&mut ctx.rng, Some(max_tokens));
+            let text = pieces.concat();
+            let tokens = pieces.len() as u64;
+            (
+                pieces,
+                json!({"type": "text", "text": text}),
+                if truncated { "max_tokens" } else { "end_turn" },
+                tokens,
+            )
+        }
+    };
+    let id = format!("msg_{}", ctx.rng.alnum(24));
+    let usage = json!({"input_tokens": input_tokens, "output_tokens": output_tokens,
+        "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0});
+
+    if req.get("stream").and_then(Value::as_bool) != Some(true) {
+        let body = json!({
+            "id": id,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [block],
+            "stop_reason": stop_reason,
+            "stop_sequence": null,
+            "usage": usage,
+        });
+        return json_response(&ctx, &body);
+    }
+
+    let is_tool = block.get("type").and_then(Value::as_str) == Some("tool_use");
+    let start_block = if is_tool {
+        let mut b = block.clone();
+        b["input"] = json!({});
+        b
+    } else {
+        json!({"type": "text", "text": ""})
+    };
+    let head = vec![
+        sse(
+            Some("message_start"),
+            &json!({"type": "message_start", "message": {
+                "id": id, "type": "message", "role": "assistant", "model": model,
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": input_tokens, "output_tokens": 1,
+                    "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}})
+            .to_string(),
+        ),
+        sse(
+            Some("content_block_start"),
+            &json!({"type": "content_block_start", "index": 0, "content_block": start_block})
+                .to_string(),
+        ),
+        sse(Some("ping"), r#"{"type": "ping"}"#),
+    ];
+    let paced = pieces
+        .iter()
+        .map(|p| {
+            let delta = if is_tool {
+                json!({"type": "input_json_delta", "partial_json": p})
+            } else {
+                json!({"type": "text_delta", "text": p})
+            };
+            sse(
+                Some("content_block_delta"),
+                &json!({"type": "content_block_delta", "index": 0, "delta": delta}).to_string(),
+            )
+        })
+        .collect();
+    let tail = vec![
+        sse(
+            Some("content_block_stop"),
+            &json!({"type": "content_block_stop", "index": 0}).to_string(),
+        ),
+        sse(
+            Some("message_delta"),
+            &json!({"type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+                "usage": {"output_tokens": output_tokens}})
+            .to_string(),
+        ),
+        sse(Some("message_stop"), r#"{"type":"message_stop"}"#),
+    ];
+    event_stream(&ctx, head, paced, tail)
+}

@@ -1,0 +1,585 @@
+//! The OpenAI API: chat completions, legacy completions, embeddings and models.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::gen::{self, count_tokens, Rng};
+use crate::respond::{bad_field, event_stream, json_response, sse, Api, Ctx};
+use crate::MockConfig;
+
+const MODELS: [&str; 6] = [
+    "gpt-4o",
+    "gpt-4o-mini",
+    "gpt-4.1-mini",
+    "gpt-3.5-turbo-instruct",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+];
+
+/// Text of a message `content`: a string, or the text parts of a list.
+fn content_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// Prompt tokens the way OpenAI counts chat input: 3 per message, its role, content, name and
+/// tool calls, 3 to prime the reply, plus the tool definitions.
+fn chat_prompt_tokens(messages: &[Value], tools: Option<&Value>) -> u64 {
+    let mut n = 3;
+    for m in messages {
+        n += 3;
+        n += count_tokens(m.get("role").and_then(Value::as_str).unwrap_or(""));
+        n += count_tokens(&content_text(m.get("content")));
+        if m.get("name").is_some() {
+            n += 1;
+        }
+        if let Some(calls) = m.get("tool_calls") {
+            n += count_tokens(&calls.to_string());
+        }
+    }
+    if let Some(tools) = tools {
+        n += count_tokens(&tools.to_string());
+    }
+    n
+}
+
+fn max_tokens(req: &Value) -> Option<u64> {
+    req.get("max_completion_tokens")
+        .or_else(|| req.get("max_tokens"))
+        .and_then(Value::as_u64)
+}
+
+/// The tool the model "decides" to call, when tools are offered, allowed, and the conversation
+/// does not already end with a tool result.
+fn chosen_tool<'a>(req: &'a Value, messages: &[Value]) -> Option<&'a Value> {
+    let tools = req.get("tools").and_then(Value::as_array)?;
+    let choice = req.get("tool_choice");
+    if choice.and_then(Value::as_str) == Some("none") {
+        return None;
+    }
+    let last_role = messages
+        .last()
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str);
+    let forced = choice
+        .and_then(|c| c.get("function"))
+        .and_then(|f| f.get("name"))
+        .and_then(Value::as_str);
+    if last_role == Some("tool") && forced.is_none() {
+        return None;
+    }
+    let function = |t: &'a Value| t.get("function");
+    match forced {
+        Some(name) => tools
+            .iter()
+            .filter_map(function)
+            .find(|f| f.get("name").and_then(Value::as_str) == Some(name)),
+        None => tools.iter().find_map(function),
+    }
+}
+
+struct Choice {
+    pieces: Vec<String>,
+    truncated: bool,
+    tool_call: Option<(String, String, String)>,
+    logprobs: Vec<Value>,
+}
+
+impl Choice {
+    fn finish_reason(&self) -> &'static str {
+        if self.tool_call.is_some() {
+            "tool_calls"
+        } else if self.truncated {
+            "length"
+        } else {
+            "stop"
+        }
+    }
+
+    fn completion_tokens(&self) -> u64 {
+        match &self.tool_call {
+            Some((_, name, args)) => count_tokens(name) + count_tokens(args),
+            None => self.pieces.len() as u64,
+        }
+    }
+}
+
+fn make_choice(rng: &mut Rng, req: &Value, messages: &[Value], top: Option<u64>) -> Choice {
+    if let Some(function) = chosen_tool(req, messages) {
+        let name = function
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("tool")
+            .to_string();
+        let args = gen::tool_arguments(rng, function.get("parameters"));
+        let id = format!("call_{}", rng.alnum(24));
+        let (pieces, _) = gen::split_tokens(&args, None);
+        return Choice {
+            pieces,
+            truncated: false,
+            tool_call: Some((id, name, args)),
+            logprobs: Vec::new(),
+        };
+    }
+    let (pieces, truncated) = gen::reply_pieces(rng, max_tokens(req));
+    let logprobs = match top {
+        Some(top) => pieces
+            .iter()
+            .map(|p| gen::token_logprob(rng, p, top))
+            .collect(),
+        None => Vec::new(),
+    };
+    Choice {
+        pieces,
+        truncated,
+        tool_call: None,
+        logprobs,
+    }
+}
+
+fn usage(prompt: u64, completion: u64) -> Value {
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+    })
+}
+
+/// `POST /v1/chat/completions`.
+pub(crate) async fn chat_completions(
+    State(config): State<Arc<MockConfig>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (mut ctx, req) = match Ctx::new(Api::OpenAi, config, uri.path(), &headers, &body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(model) = req.get("model").and_then(Value::as_str).map(str::to_string) else {
+        return bad_field(Api::OpenAi, "model", "you must provide a model parameter");
+    };
+    let Some(messages) = req
+        .get("messages")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
+    else {
+        return bad_field(
+            Api::OpenAi,
+            "messages",
+            "messages must be a non-empty array",
+        );
+    };
+    let n = req.get("n").and_then(Value::as_u64).unwrap_or(1);
+    if !(1..=8).contains(&n) {
+        return bad_field(Api::OpenAi, "n", "n must be between 1 and 8");
+    }
+    let top = if req.get("logprobs").and_then(Value::as_bool) == Some(true) {
+        let top = req.get("top_logprobs").and_then(Value::as_u64).unwrap_or(0);
+        if top > 20 {
+            return bad_field(
+                Api::OpenAi,
+                "top_logprobs",
+                "top_logprobs must be at most 20",
+            );
+        }
+        Some(top)
+    } else {
+        None
+    };
+    if let Err(r) = ctx.before_response(Api::OpenAi).await {
+        return r;
+    }
+    let prompt_tokens = chat_prompt_tokens(messages, req.get("tools"));
+    let choices: Vec<Choice> = (0..n)
+        .map(|_| make_choice(&mut ctx.rng, &req, messages, top))
+        .collect();
+    let completion_tokens: u64 = choices.iter().map(Choice::completion_tokens).sum();
+    let id = format!("chatcmpl-{}", ctx.rng.alnum(29));
+    let created = ctx.created();
+    let stream = req.get("stream").and_then(Value::as_bool) == Some(true);
+
+    if !stream {
+        let out: Vec<Value> = choices
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut message = json!({"role": "assistant", "content": null, "refusal": null});
+                match &c.tool_call {
+                    Some((id, name, args)) => {
+                        message["tool_calls"] = json!([{"id": id, "type": "function",
+                            "function": {"name": name, "arguments": args}}]);
+                    }
+                    None => message["content"] = json!(c.pieces.concat()),
+                }
+                let logprobs = if top.is_some() && c.tool_call.is_none() {
+                    json!({"content": c.logprobs, "refusal": null})
+                } else {
+                    Value::Null
+                };
+                json!({"index": i, "message": message, "logprobs": logprobs,
+                    "finish_reason": c.finish_reason()})
+            })
+            .collect();
+        let body = json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": out,
+            "usage": usage(prompt_tokens, completion_tokens),
+            "system_fingerprint": "fp_sightline_mock",
+        });
+        return json_response(&ctx, &body);
+    }
+
+    let include_usage = req
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        == Some(true);
+    let chunk = |choices: Value, usage: Option<Value>| {
+        let mut c = json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": "fp_sightline_mock",
+            "choices": choices,
+        });
+        if include_usage {
+            c["usage"] = usage.unwrap_or(Value::Null);
+        }
+        sse(None, &c.to_string())
+    };
+    let mut head = Vec::new();
+    let mut paced = Vec::new();
+    let mut tail = Vec::new();
+    for (i, c) in choices.iter().enumerate() {
+        let first = match &c.tool_call {
+            Some((call_id, name, _)) => json!({"role": "assistant", "content": null,
+                "tool_calls": [{"index": 0, "id": call_id, "type": "function",
+                    "function": {"name": name, "arguments": ""}}], "refusal": null}),
+            None => json!({"role": "assistant", "content": "", "refusal": null}),
+        };
+        head.push(chunk(
+            json!([{"index": i, "delta": first, "logprobs": null, "finish_reason": null}]),
+            None,
+        ));
+        for (k, piece) in c.pieces.iter().enumerate() {
+            let (delta, logprobs) = match &c.tool_call {
+                Some(_) => (
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+                    Value::Null,
+                ),
+                None => (
+                    json!({"content": piece}),
+                    c.logprobs
+                        .get(k)
+                        .map_or(Value::Null, |lp| json!({"content": [lp], "refusal": null})),
+                ),
+            };
+            paced.push(chunk(
+                json!([{"index": i, "delta": delta, "logprobs": logprobs, "finish_reason": null}]),
+                None,
+            ));
+        }
+        tail.push(chunk(
+            json!([{"index": i, "delta": {}, "logprobs": null,
+                "finish_reason": c.finish_reason()}]),
+            None,
+        ));
+    }
+    if include_usage {
+        tail.push(chunk(
+            json!([]),
+            Some(usage(prompt_tokens, completion_tokens)),
+        ));
+    }
+    tail.push(sse(None, "[DONE]"));
+    event_stream(&ctx, head, paced, tail)
+}
+
+/// `POST /v1/completions` (legacy text completions).
+pub(crate) async fn completions(
+    State(config): State<Arc<MockConfig>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (mut ctx, req) = match Ctx::new(Api::OpenAi, config, uri.path(), &headers, &body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(model) = req.get("model").and_then(Value::as_str).map(str::to_string) else {
+        return bad_field(Api::OpenAi, "model", "you must provide a model parameter");
+    };
+    let prompt = match req.get("prompt") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => return bad_field(Api::OpenAi, "prompt", "prompt must be a string or a list"),
+    };
+    let logprobs = req.get("logprobs").and_then(Value::as_u64);
+    if logprobs.is_some_and(|l| l > 5) {
+        return bad_field(Api::OpenAi, "logprobs", "logprobs must be at most 5");
+    }
+    if let Err(r) = ctx.before_response(Api::OpenAi).await {
+        return r;
+    }
+    let (pieces, truncated) = gen::reply_pieces(&mut ctx.rng, max_tokens(&req));
+    let finish = if truncated { "length" } else { "stop" };
+    let prompt_tokens = count_tokens(&prompt);
+    let completion_tokens = pieces.len() as u64;
+    let legacy_logprobs = |rng: &mut Rng, pieces: &[String], offset: usize| -> Value {
+        let Some(top) = logprobs else {
+            return Value::Null;
+        };
+        let mut tokens = Vec::new();
+        let mut token_logprobs = Vec::new();
+        let mut tops = Vec::new();
+        let mut offsets = Vec::new();
+        let mut at = offset;
+        for p in pieces {
+            let lp = gen::token_logprob(rng, p, top.max(1));
+            tokens.push(json!(p));
+            token_logprobs.push(lp["logprob"].clone());
+            let mut alts = serde_json::Map::new();
+            if let Some(list) = lp["top_logprobs"].as_array() {
+                for a in list.iter().take(top as usize) {
+                    if let Some(t) = a["token"].as_str() {
+                        alts.insert(t.to_string(), a["logprob"].clone());
+                    }
+                }
+            }
+            tops.push(Value::Object(alts));
+            offsets.push(json!(at));
+            at += p.len();
+        }
+        json!({"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": tops,
+            "text_offset": offsets})
+    };
+    let id = format!("cmpl-{}", ctx.rng.alnum(29));
+    let created = ctx.created();
+    if req.get("stream").and_then(Value::as_bool) != Some(true) {
+        let lp = legacy_logprobs(&mut ctx.rng, &pieces, prompt.len());
+        let body = json!({
+            "id": id,
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "choices": [{"text": pieces.concat(), "index": 0, "logprobs": lp,
+                "finish_reason": finish}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens},
+            "system_fingerprint": "fp_sightline_mock",
+        });
+        return json_response(&ctx, &body);
+    }
+    let include_usage = req
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        == Some(true);
+    let chunk = |choices: Value, usage: Option<Value>| {
+        let mut c = json!({"id": id, "object": "text_completion", "created": created,
+            "model": model, "system_fingerprint": "fp_sightline_mock", "choices": choices});
+        if include_usage {
+            c["usage"] = usage.unwrap_or(Value::Null);
+        }
+        sse(None, &c.to_string())
+    };
+    let mut offset = prompt.len();
+    let mut paced = Vec::new();
+    for (k, piece) in pieces.iter().enumerate() {
+        let lp = legacy_logprobs(&mut ctx.rng, std::slice::from_ref(piece), offset);
+        offset += piece.len();
+        let finish_reason = if k + 1 == pieces.len() {
+            json!(finish)
+        } else {
+            Value::Null
+        };
+        paced.push(chunk(
+            json!([{"text": piece, "index": 0, "logprobs": lp, "finish_reason": finish_reason}]),
+            None,
+        ));
+    }
+    let mut tail = Vec::new();
+    if include_usage {
+        tail.push(chunk(
+            json!([]),
+            Some(
+                json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens}),
+            ),
+        ));
+    }
+    tail.push(sse(None, "[DONE]"));
+    event_stream(&ctx, Vec::new(), paced, tail)
+}
+
+/// `POST /v1/embeddings`: unit vectors derived from each input, as floats or base64 of
+/// little-endian f32 (what the OpenAI SDKs ask for by default).
+pub(crate) async fn embeddings(
+    State(config): State<Arc<MockConfig>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (ctx, req) = match Ctx::new(Api::OpenAi, config, uri.path(), &headers, &body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(model) = req.get("model").and_then(Value::as_str).map(str::to_string) else {
+        return bad_field(Api::OpenAi, "model", "you must provide a model parameter");
+    };
+    // Inputs as (bytes to embed, token count).
+    let inputs: Vec<(Vec<u8>, u64)> = match req.get("input") {
+        Some(Value::String(s)) => vec![(s.clone().into_bytes(), count_tokens(s))],
+        Some(Value::Array(items)) if !items.is_empty() => {
+            if items.iter().all(Value::is_string) {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|s| (s.as_bytes().to_vec(), count_tokens(s)))
+                    .collect()
+            } else if items.iter().all(Value::is_u64) {
+                vec![(
+                    Value::Array(items.clone()).to_string().into_bytes(),
+                    items.len() as u64,
+                )]
+            } else if items.iter().all(Value::is_array) {
+                items
+                    .iter()
+                    .map(|t| {
+                        let len = t.as_array().map_or(0, Vec::len) as u64;
+                        (t.to_string().into_bytes(), len)
+                    })
+                    .collect()
+            } else {
+                return bad_field(
+                    Api::OpenAi,
+                    "input",
+                    "input must be strings or token arrays",
+                );
+            }
+        }
+        _ => {
+            return bad_field(
+                Api::OpenAi,
+                "input",
+                "input must be a non-empty string or list",
+            )
+        }
+    };
+    let default_dims = if model.contains("large") { 3072 } else { 1536 };
+    let dims = match req.get("dimensions") {
+        None | Some(Value::Null) => default_dims,
+        Some(v) => match v.as_u64() {
+            Some(d) if (1..=8192).contains(&d) => d as usize,
+            _ => return bad_field(Api::OpenAi, "dimensions", "dimensions must be 1 to 8192"),
+        },
+    };
+    let base64_format = match req.get("encoding_format").and_then(Value::as_str) {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(_) => {
+            return bad_field(
+                Api::OpenAi,
+                "encoding_format",
+                "encoding_format must be float or base64",
+            )
+        }
+    };
+    if let Err(r) = ctx.before_response(Api::OpenAi).await {
+        return r;
+    }
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (text, _))| {
+            let v = gen::embedding(ctx.config.seed, text, dims);
+            let embedding = if base64_format {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    let tokens: u64 = inputs.iter().map(|(_, n)| n).sum();
+    let body = json!({
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    });
+    json_response(&ctx, &body)
+}
+
+fn model_object(id: &str) -> Value {
+    json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "sightline-mock"})
+}
+
+/// `GET /v1/models`.
+pub(crate) async fn models(
+    State(config): State<Arc<MockConfig>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let (ctx, _) = match Ctx::new(Api::OpenAi, config, uri.path(), &headers, b"") {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if let Err(r) = ctx.before_response(Api::OpenAi).await {
+        return r;
+    }
+    let data: Vec<Value> = MODELS.iter().map(|m| model_object(m)).collect();
+    json_response(&ctx, &json!({"object": "list", "data": data}))
+}
+
+/// `GET /v1/models/{id}`.
+pub(crate) async fn model(
+    State(config): State<Arc<MockConfig>>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let (ctx, _) = match Ctx::new(Api::OpenAi, config, uri.path(), &headers, b"") {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if let Err(r) = ctx.before_response(Api::OpenAi).await {
+        return r;
+    }
+    if !MODELS.contains(&id.as_str()) {
+        return crate::respond::error(
+            Api::OpenAi,
+            axum::http::StatusCode::NOT_FOUND,
+            "model_not_found",
+            &format!("The model `{id}` does not exist"),
+            Some("model"),
+        );
+    }
+    json_response(&ctx, &model_object(&id))
+}

@@ -1,0 +1,373 @@
+//! What every endpoint shares: reading the request, choosing a fault, waiting out the configured
+//! latency, error bodies in each provider's shape, and paced event streams.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::gen::{fnv1a, Rng};
+use crate::MockConfig;
+
+/// Which API's conventions an answer follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    OpenAi,
+    Anthropic,
+}
+
+/// A fault injected into one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// 429 with a `retry-after` header.
+    RateLimited,
+    /// 500.
+    ServerError,
+    /// Hang, then 504.
+    Timeout,
+    /// 200 with a body that is not valid JSON (or an event stream with a broken event).
+    Malformed,
+    /// For streams: a few chunks, then the connection is cut.
+    Disconnect,
+}
+
+/// One request, ready to be answered.
+pub(crate) struct Ctx {
+    pub config: Arc<MockConfig>,
+    /// Seeded from the configured seed and the request.
+    pub rng: Rng,
+    pub fault: Option<Fault>,
+    pub latency: Duration,
+    pub ttft: Duration,
+    pub tokens_per_s: f64,
+    /// A stable hash of the request, for ids and `created`.
+    pub hash: u64,
+}
+
+fn header_f64(headers: &HeaderMap, name: &str) -> Option<f64> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+}
+
+// The error of these functions is the ready-made response, returned as is.
+#[allow(clippy::result_large_err)]
+impl Ctx {
+    /// Checks the API key and parses the body. Errors are ready-made responses.
+    pub(crate) fn new(
+        api: Api,
+        config: Arc<MockConfig>,
+        path: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(Self, Value), Response> {
+        let has_key = match api {
+            Api::OpenAi => headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.len() > "Bearer ".len() && v.starts_with("Bearer ")),
+            // Anthropic SDKs send `x-api-key`; newer ones may send a bearer token instead.
+            Api::Anthropic => {
+                headers.contains_key("x-api-key") || headers.contains_key(header::AUTHORIZATION)
+            }
+        };
+        if !has_key {
+            return Err(error(
+                api,
+                StatusCode::UNAUTHORIZED,
+                "invalid_api_key",
+                "no API key was sent (the mock accepts any key)",
+                None,
+            ));
+        }
+        let parsed: Value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(body).map_err(|e| {
+                error(
+                    api,
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    &format!("request body is not valid JSON: {e}"),
+                    None,
+                )
+            })?
+        };
+        let hash = fnv1a(config.seed, &[path.as_bytes(), body]);
+        let mut rng = Rng::new(hash);
+        let fault = match headers.get("x-mock-fault").and_then(|v| v.to_str().ok()) {
+            Some("429") => Some(Fault::RateLimited),
+            Some("500") => Some(Fault::ServerError),
+            Some("timeout") => Some(Fault::Timeout),
+            Some("malformed") => Some(Fault::Malformed),
+            Some("disconnect") => Some(Fault::Disconnect),
+            _ => {
+                let u = rng.next_f64();
+                let (a, b, c) = (
+                    config.error_rate_429,
+                    config.error_rate_429 + config.error_rate_500,
+                    config.error_rate_429 + config.error_rate_500 + config.timeout_rate,
+                );
+                if u < a {
+                    Some(Fault::RateLimited)
+                } else if u < b {
+                    Some(Fault::ServerError)
+                } else if u < c {
+                    Some(Fault::Timeout)
+                } else {
+                    None
+                }
+            }
+        };
+        let ms = |name: &str, default: Duration| {
+            header_f64(headers, name).map_or(default, |v| Duration::from_secs_f64(v / 1e3))
+        };
+        let ctx = Self {
+            latency: ms("x-mock-latency-ms", config.latency),
+            ttft: ms("x-mock-ttft-ms", config.ttft),
+            tokens_per_s: header_f64(headers, "x-mock-tokens-per-s").unwrap_or(config.tokens_per_s),
+            config,
+            rng,
+            fault,
+            hash,
+        };
+        Ok((ctx, parsed))
+    }
+
+    /// A deterministic `created` timestamp (within 2023–2024).
+    pub(crate) fn created(&self) -> u64 {
+        1_700_000_000 + self.hash % 31_536_000
+    }
+
+    /// Waits out the latency, then answers with the fault if there is one that replaces the
+    /// whole response (`Malformed` and `Disconnect` are left to the endpoint).
+    pub(crate) async fn before_response(&self, api: Api) -> Result<(), Response> {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        match self.fault {
+            Some(Fault::RateLimited) => {
+                let mut r = error(
+                    api,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_exceeded",
+                    "Rate limit reached for requests (mock provider)",
+                    None,
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                Err(r)
+            }
+            Some(Fault::ServerError) => Err(error(
+                api,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "The server had an error while processing your request (mock provider)",
+                None,
+            )),
+            Some(Fault::Timeout) => {
+                tokio::time::sleep(self.config.timeout).await;
+                Err(error(
+                    api,
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    "Request timed out (mock provider)",
+                    None,
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An error in the API's own shape, with the `code`/`message`/`field` every Sightline error has.
+pub(crate) fn error(
+    api: Api,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    field: Option<&str>,
+) -> Response {
+    let body = match api {
+        Api::OpenAi => json!({"error": {
+            "message": message,
+            "type": openai_type(status),
+            "param": field,
+            "code": code,
+            "field": field,
+        }}),
+        Api::Anthropic => json!({"type": "error", "error": {
+            "type": anthropic_type(status),
+            "message": message,
+            "code": code,
+            "field": field,
+        }}),
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+fn openai_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 404 => "invalid_request_error",
+        401 => "authentication_error",
+        429 => "rate_limit_error",
+        _ => "server_error",
+    }
+}
+
+fn anthropic_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        504 => "timeout_error",
+        _ => "api_error",
+    }
+}
+
+/// A 400 naming the field at fault.
+pub(crate) fn bad_field(api: Api, field: &str, message: &str) -> Response {
+    error(
+        api,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        message,
+        Some(field),
+    )
+}
+
+/// Answer for paths the mock does not serve.
+pub(crate) async fn not_found(uri: axum::http::Uri) -> Response {
+    error(
+        Api::OpenAi,
+        StatusCode::NOT_FOUND,
+        "unknown_url",
+        &format!("Unknown request URL: {} (mock provider)", uri.path()),
+        None,
+    )
+}
+
+/// A JSON response; `Malformed` cuts the body in half, so it is no longer JSON.
+pub(crate) fn json_response(ctx: &Ctx, body: &Value) -> Response {
+    let mut bytes = body.to_string().into_bytes();
+    if ctx.fault == Some(Fault::Malformed) {
+        bytes.truncate(bytes.len() / 2);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
+/// One server-sent event.
+pub(crate) fn sse(event: Option<&str>, data: &str) -> Bytes {
+    match event {
+        Some(e) => Bytes::from(format!("event: {e}\ndata: {data}\n\n")),
+        None => Bytes::from(format!("data: {data}\n\n")),
+    }
+}
+
+/// Streams `head` at once, then `paced` one event per token after the time to first token, then
+/// `tail`. `Malformed` replaces the middle event with one that is not JSON; `Disconnect` cuts the
+/// connection half-way through the paced events.
+pub(crate) fn event_stream(
+    ctx: &Ctx,
+    head: Vec<Bytes>,
+    paced: Vec<Bytes>,
+    tail: Vec<Bytes>,
+) -> Response {
+    let ttft = ctx.ttft;
+    let interval = if ctx.tokens_per_s > 0.0 {
+        Duration::from_secs_f64(1.0 / ctx.tokens_per_s)
+    } else {
+        Duration::ZERO
+    };
+    let mut paced = paced;
+    let cut_at = match ctx.fault {
+        Some(Fault::Disconnect) => Some(paced.len() / 2),
+        Some(Fault::Malformed) => {
+            let mid = paced.len() / 2;
+            if let Some(event) = paced.get_mut(mid) {
+                *event = Bytes::from_static(b"data: {\"choices\": [{\"delta\": {\"content\n\n");
+            }
+            None
+        }
+        _ => None,
+    };
+    if let Some(cut) = cut_at {
+        paced.truncate(cut);
+    }
+    let cut = cut_at.is_some();
+    let paced_len = paced.len();
+    let items: Vec<(Option<u32>, Bytes)> = head
+        .into_iter()
+        .map(|b| (None, b))
+        .chain(
+            paced
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| (Some(i as u32), b)),
+        )
+        .chain(
+            if cut { Vec::new() } else { tail }
+                .into_iter()
+                .map(|b| (None, b)),
+        )
+        .collect();
+    // The time to first token passes before the first event of any kind (a provider sends its
+    // opening events together with the first token); paced events then follow on a fixed
+    // schedule from the first one, so timer jitter does not accumulate.
+    let stream = futures::stream::unfold(
+        (items.into_iter(), false, None::<tokio::time::Instant>),
+        move |(mut it, mut started, mut first_paced)| async move {
+            let (index, bytes) = it.next()?;
+            if !started {
+                started = true;
+                if !ttft.is_zero() {
+                    tokio::time::sleep(ttft).await;
+                }
+            }
+            if let Some(i) = index {
+                let base = *first_paced.get_or_insert_with(tokio::time::Instant::now);
+                if !interval.is_zero() && i > 0 {
+                    tokio::time::sleep_until(base + interval * i).await;
+                }
+            }
+            Some((
+                Ok::<Bytes, std::io::Error>(bytes),
+                (it, started, first_paced),
+            ))
+        },
+    );
+    // The cut comes a little after the last event, so what was sent reaches the client first.
+    let cut_off = futures::stream::once(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err(std::io::Error::other(format!(
+            "mock provider cut the stream after {paced_len} events"
+        )))
+    })
+    .take(usize::from(cut));
+    let stream = stream.chain(cut_off);
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
