@@ -24,6 +24,19 @@ if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)'
   exit 1
 fi
 
+# The web UI tests drive Debian's Chromium with Playwright (Playwright's own browser download is
+# never used). Installed with apt when missing; needs root, as in CI.
+if [[ ! -x /usr/bin/chromium ]]; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "install-test-deps: installing chromium (Debian package)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "install-test-deps: /usr/bin/chromium is missing; install Debian's chromium package (as root: apt-get install chromium)" >&2
+    exit 1
+  fi
+fi
+
 want="$({ cat "$REQUIREMENTS"; "$PYTHON" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)"
 if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] \
   && "$VENV/bin/python" -c 'import pytest, opentelemetry.sdk' 2>/dev/null; then

@@ -49,7 +49,8 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
     let pipeline = Pipeline::new(store.clone(), enricher, config.pipeline.clone());
 
     let app = sightline_ingest::otlp::http::router(pipeline.clone(), config.limits.clone())
-        .merge(sightline_serve::router(store.clone()));
+        .merge(sightline_serve::router(store.clone()))
+        .merge(sightline_ui::router());
 
     let http_listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
