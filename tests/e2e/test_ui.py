@@ -163,7 +163,7 @@ def test_ui_traces_page_lists_traces(demo, page):
     ids = row_ids(page)
     assert len(ids) >= 10
     # the page shows what the API lists (the demo keeps adding traces, so compare a stable one)
-    older = demo.api("/traces", limit=30)["traces"][-1]
+    older = demo.api("/traces", limit=12)["traces"][-1]
     assert older["trace_id"] in ids
     row = page.locator(f"[data-trace-id='{older['trace_id']}']")
     assert older["name"] in row.inner_text() and older["service"] in row.inner_text()
@@ -217,9 +217,13 @@ def test_ui_trace_filters_and_search_change_results(demo, page):
 def test_ui_trace_opens_with_its_messages(demo, page):
     page.goto(demo.base + "/traces")
     page.wait_for_selector("[data-testid=trace-row]")
-    rows = demo.api("/traces", limit=50)["traces"]
-    target = next(t for t in rows if t["llm_call_count"] > 0 and t["status"] == "ok")
-    page.goto(demo.base + "/traces")
+
+    def chat(span):
+        llm = span["llm"]
+        return llm and llm["input_messages"] and (llm["response_model"] or llm["request_model"])
+    # a trace in view (the list is windowed) with a chat call among its spans
+    target = next(t for t in (demo.api(f"/traces/{i}") for i in row_ids(page)[:15])
+                  if any(chat(s) for s in t["spans"]) and all(s["status"] != "error" for s in t["spans"]))
     page.click(f"[data-trace-id='{target['trace_id']}']")
     page.wait_for_url(re.compile(target["trace_id"]))
     page.wait_for_selector("[data-testid=llm-panel]")
@@ -229,6 +233,7 @@ def test_ui_trace_opens_with_its_messages(demo, page):
     # the LLM panel shows the selected call's messages with their roles, and its output
     selected = page.locator("[data-testid=span-row].selected").get_attribute("data-span-id")
     call = next(s["llm"] for s in detail["spans"] if s["span_id"] == selected)
+    assert call == next(s["llm"] for s in detail["spans"] if chat(s)), "the first chat call is shown first"
     roles = page.locator("[data-testid=input-messages] [data-testid=message]").evaluate_all(
         "els => els.map(e => e.dataset.role)")
     assert roles == [m["role"] for m in call["input_messages"]]
@@ -282,10 +287,12 @@ def test_ui_5000_span_trace_opens_windowed(demo, page):
     assert page.locator("[data-testid=span-count]").inner_text() == "5000"
     rendered = page.locator("[data-testid=span-row]").count()
     assert 0 < rendered < 200, f"{rendered} rows in the DOM: the waterfall must be windowed"
-    # scrolling the waterfall renders the rows in view
+    # scrolling the waterfall to the end renders the last span of the tree (the latest child)
+    last = max((s["name"] for s in body["resourceSpans"][0]["scopeSpans"][0]["spans"] if "#" in s["name"]),
+               key=lambda name: int(name.rsplit("#", 1)[1]))
+    assert page.locator(f"[data-testid=span-row]:has-text('{last}')").count() == 0
     page.locator("[data-testid=waterfall]").evaluate("e => { e.scrollTop = e.scrollHeight; }")
-    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=span-row]')]"
-                           ".some(e => e.textContent.includes('#4900'))")
+    page.wait_for_selector(f"[data-testid=span-row]:has-text('{last}')")
     shot(page, "trace-5000")
 
 

@@ -60,7 +60,14 @@ export function usePaged<T>(path: string, field: string, params: Params, key: st
   return { items, ...state, more };
 }
 
+/** The filter form. Its inputs are uncontrolled (re-renders while data loads must not wipe what
+ * the user is typing); the `key` resets them, and the status choice, whenever the URL changes. */
 export function FilterBar({ p, fields = FILTERS as readonly string[] }: { p: URLSearchParams; fields?: readonly string[] }) {
+  return <FilterForm key={p.toString()} p={p} fields={fields} />;
+}
+
+function FilterForm({ p, fields }: { p: URLSearchParams; fields: readonly string[] }) {
+  const [status, setStatus] = useState(p.get("status") ?? "");
   const attrs = [...p.entries()].filter(([k]) => k.startsWith("attr.")).map(([k, v]) => `${k.slice(5)}=${v}`);
   const submit = (e: Event) => {
     e.preventDefault();
@@ -77,19 +84,19 @@ export function FilterBar({ p, fields = FILTERS as readonly string[] }: { p: URL
     setParams(changes, false);
   };
   return (
-    <form class="filters" onSubmit={submit} data-testid="filters" key={p.toString()}>
-      {fields.includes("q") ? <input name="q" class="search" placeholder="Search prompts and completions…" value={p.get("q") ?? ""} data-testid="filter-q" /> : null}
+    <form class="filters" onSubmit={submit} data-testid="filters">
+      {fields.includes("q") ? <input name="q" class="search" placeholder="Search prompts and completions…" defaultValue={p.get("q") ?? ""} data-testid="filter-q" /> : null}
       {fields
         .filter((f) => f !== "q")
         .map((f) => (
-          <input name={f} placeholder={f} value={p.get(f) ?? ""} data-testid={`filter-${f}`} size={12} />
+          <input name={f} placeholder={f} defaultValue={p.get(f) ?? ""} data-testid={`filter-${f}`} size={12} />
         ))}
-      <select name="status" data-testid="filter-status" value={p.get("status") ?? ""}>
+      <select name="status" data-testid="filter-status" value={status} onChange={(e) => setStatus((e.target as HTMLSelectElement).value)}>
         <option value="">any status</option>
         <option value="ok">ok</option>
         <option value="error">error</option>
       </select>
-      <input name="attr" placeholder="attr key=value" value={attrs.join(", ")} data-testid="filter-attr" size={16} />
+      <input name="attr" placeholder="attr key=value" defaultValue={attrs.join(", ")} data-testid="filter-attr" size={16} />
       <button type="submit" data-testid="apply">Apply</button>
       <button type="button" onClick={() => navigate(window.location.pathname)}>Clear</button>
     </form>
