@@ -55,10 +55,15 @@ fn run() -> BuildResult<()> {
     let mut files = Vec::new();
     collect(&dist, &dist, &mut files)?;
     files.sort();
-    let mut code = String::from("/// Every file of the built UI: path relative to the root, and its bytes.\n");
+    let mut code =
+        String::from("/// Every file of the built UI: path relative to the root, and its bytes.\n");
     code.push_str("pub static ASSETS: &[(&str, &[u8])] = &[\n");
     for (rel, abs) in &files {
-        let _ = writeln!(code, "    ({rel:?}, include_bytes!({:?})),", abs.display().to_string());
+        let _ = writeln!(
+            code,
+            "    ({rel:?}, include_bytes!({:?})),",
+            abs.display().to_string()
+        );
     }
     code.push_str("];\n");
     std::fs::write(out.join("assets.rs"), code).map_err(|e| format!("cannot write assets.rs: {e}"))
@@ -115,7 +120,8 @@ fn modified(path: &Path) -> Option<SystemTime> {
 }
 
 fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) -> BuildResult<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     for entry in entries {
         let path = entry
             .map_err(|e| format!("cannot read {}: {e}", dir.display()))?

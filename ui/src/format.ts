@@ -26,7 +26,11 @@ export function fmtMs(ms: number | null | undefined): string {
 export function fmtUsd(usd: number | null | undefined): string {
   if (usd === null || usd === undefined) return "unpriced";
   if (usd === 0) return "$0";
-  if (Math.abs(usd) < 0.01) return `$${usd.toPrecision(2)}`;
+  if (Math.abs(usd) < 0.01) {
+    // two significant digits, never in exponent notation
+    const decimals = Math.min(12, 1 - Math.floor(Math.log10(Math.abs(usd))));
+    return `$${usd.toFixed(decimals)}`;
+  }
   return `$${usd.toFixed(2)}`;
 }
 

@@ -33,7 +33,11 @@ fn read_tree(dir: &Path) -> BTreeMap<String, String> {
             if path.is_dir() {
                 walk(root, &path, out);
             } else if path.extension().is_some_and(|e| e == "ts") {
-                let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 out.insert(rel, std::fs::read_to_string(&path).unwrap());
             }
         }
@@ -65,7 +69,11 @@ fn generate(dir: &Path) -> BTreeMap<String, String> {
 fn generated_ui_types_are_current() {
     let tmp = tempfile::tempdir().unwrap();
     let fresh = generate(tmp.path());
-    assert!(fresh.contains_key("TraceRow.ts") && fresh.contains_key("LlmCall.ts"), "{:?}", fresh.keys());
+    assert!(
+        fresh.contains_key("TraceRow.ts") && fresh.contains_key("LlmCall.ts"),
+        "{:?}",
+        fresh.keys()
+    );
     let committed_dir = committed_dir();
     if std::env::var_os("SIGHTLINE_UPDATE_UI_TYPES").is_some() {
         let _ = std::fs::remove_dir_all(&committed_dir);
@@ -81,7 +89,12 @@ fn generated_ui_types_are_current() {
         .iter()
         .filter(|(path, text)| committed.get(*path) != Some(*text))
         .map(|(path, _)| path.as_str())
-        .chain(committed.keys().filter(|p| !fresh.contains_key(*p)).map(String::as_str))
+        .chain(
+            committed
+                .keys()
+                .filter(|p| !fresh.contains_key(*p))
+                .map(String::as_str),
+        )
         .collect();
     assert!(
         stale.is_empty(),

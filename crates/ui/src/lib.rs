@@ -61,7 +61,12 @@ async fn serve(method: Method, uri: Uri) -> Response {
     }
 }
 
-fn file(bytes: &'static [u8], content_type: &'static str, cache: &'static str, method: &Method) -> Response {
+fn file(
+    bytes: &'static [u8],
+    content_type: &'static str,
+    cache: &'static str,
+    method: &Method,
+) -> Response {
     let body = if *method == Method::HEAD {
         Body::empty()
     } else {
@@ -127,13 +132,20 @@ mod tests {
         assert_eq!(headers[header::CACHE_CONTROL], REVALIDATE);
         let html = String::from_utf8(body).unwrap();
         assert!(html.contains("<div id=\"app\">"), "{html}");
-        assert!(html.contains("/assets/"), "index.html loads hashed assets: {html}");
+        assert!(
+            html.contains("/assets/"),
+            "index.html loads hashed assets: {html}"
+        );
     }
 
     #[tokio::test]
     async fn deep_links_fall_back_to_index_html() {
         let index = asset("index.html").unwrap();
-        for path in ["/traces", "/traces/0123456789abcdef0123456789abcdef", "/sessions/s-1?x=1"] {
+        for path in [
+            "/traces",
+            "/traces/0123456789abcdef0123456789abcdef",
+            "/sessions/s-1?x=1",
+        ] {
             let (status, headers, body) = get(Method::GET, path).await;
             assert_eq!(status, StatusCode::OK, "{path}");
             assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
@@ -149,7 +161,10 @@ mod tests {
             .expect("the build emits a hashed script");
         let (status, headers, body) = get(Method::GET, &format!("/{name}")).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(headers[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(headers[header::CACHE_CONTROL], IMMUTABLE);
         assert_eq!(body, *bytes);
         let (_, headers, body) = get(Method::HEAD, &format!("/{name}")).await;
@@ -159,9 +174,21 @@ mod tests {
 
     #[tokio::test]
     async fn missing_files_and_other_methods_are_errors() {
-        assert_eq!(get(Method::GET, "/assets/nope-123.js").await.0, StatusCode::NOT_FOUND);
-        assert_eq!(get(Method::GET, "/favicon.ico").await.0, StatusCode::NOT_FOUND);
-        assert_eq!(get(Method::GET, "/api/v2/traces").await.0, StatusCode::NOT_FOUND);
-        assert_eq!(get(Method::POST, "/traces").await.0, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            get(Method::GET, "/assets/nope-123.js").await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            get(Method::GET, "/favicon.ico").await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            get(Method::GET, "/api/v2/traces").await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            get(Method::POST, "/traces").await.0,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
     }
 }

@@ -15,8 +15,8 @@ export interface StatsGroup {
   calls: number;
   errors: number;
   error_rate: number;
-  latency_ms: Quantiles;
-  ttft_ms: Quantiles;
+  latency_ms: Quantiles | null;
+  ttft_ms: Quantiles | null;
   input_tokens: number;
   output_tokens: number;
   cost_usd: number | null;

@@ -10,10 +10,10 @@ type Column = { key: string; label: string; value: (g: StatsGroup) => number | n
 
 const COLUMNS: Column[] = [
   { key: "calls", label: "calls", value: (g) => g.calls, format: fmtCompact, better: "high" },
-  { key: "p50", label: "latency p50", value: (g) => g.latency_ms.p50, format: fmtMs, better: "low" },
-  { key: "p95", label: "latency p95", value: (g) => g.latency_ms.p95, format: fmtMs, better: "low" },
-  { key: "ttft", label: "TTFT p50", value: (g) => g.ttft_ms.p50, format: fmtMs, better: "low" },
-  { key: "tps", label: "output tokens/s", value: (g) => g.output_tokens_per_s, format: (v) => (v === null ? "–" : v.toFixed(1)), better: "high" },
+  { key: "p50", label: "latency p50", value: (g) => g.latency_ms?.p50 ?? null, format: fmtMs, better: "low" },
+  { key: "p95", label: "latency p95", value: (g) => g.latency_ms?.p95 ?? null, format: fmtMs, better: "low" },
+  { key: "ttft", label: "TTFT p50", value: (g) => g.ttft_ms?.p50 ?? null, format: fmtMs, better: "low" },
+  { key: "tps", label: "output tokens/s", value: (g) => g.output_tokens_per_s ?? null, format: (v) => (v === null ? "–" : v.toFixed(1)), better: "high" },
   { key: "cpc", label: "cost / call", value: (g) => (g.cost_usd === null || !g.calls ? null : g.cost_usd / g.calls), format: (v) => (v === null ? "unpriced" : fmtUsd(v)), better: "low" },
   { key: "err", label: "error rate", value: (g) => g.error_rate, format: fmtPct, better: "low" },
 ];

@@ -114,8 +114,8 @@ export function Overview({ route }: { route: Route }) {
         <div class="stats" data-testid="kpis">
           <Stat label="Calls" value={fmtInt(t.calls)} testid="kpi-calls" />
           <Stat label="Error rate" value={fmtPct(t.error_rate)} testid="kpi-error-rate" />
-          <Stat label="Latency p50 / p95 / p99" value={`${fmtMs(t.latency_ms.p50)} / ${fmtMs(t.latency_ms.p95)} / ${fmtMs(t.latency_ms.p99)}`} />
-          <Stat label="TTFT p50 / p95" value={`${fmtMs(t.ttft_ms.p50)} / ${fmtMs(t.ttft_ms.p95)}`} />
+          <Stat label="Latency p50 / p95 / p99" value={`${fmtMs(t.latency_ms?.p50)} / ${fmtMs(t.latency_ms?.p95)} / ${fmtMs(t.latency_ms?.p99)}`} />
+          <Stat label="TTFT p50 / p95" value={`${fmtMs(t.ttft_ms?.p50)} / ${fmtMs(t.ttft_ms?.p95)}`} />
           <Stat label="Tokens in / out" value={`${fmtCompact(t.input_tokens)} / ${fmtCompact(t.output_tokens)}`} />
           <Stat label="Cost" value={fmtUsd(t.cost_usd)} testid="kpi-cost" />
         </div>
@@ -165,11 +165,11 @@ export function GroupTable({ groups, groupBy, testid = "group-table" }: { groups
             </td>
             <td class="num">{fmtInt(g.calls)}</td>
             <td class="num">{fmtPct(g.error_rate)}</td>
-            <td class="num">{fmtMs(g.latency_ms.p50)}</td>
-            <td class="num">{fmtMs(g.latency_ms.p95)}</td>
-            <td class="num">{fmtMs(g.latency_ms.p99)}</td>
-            <td class="num">{fmtMs(g.ttft_ms.p50)}</td>
-            <td class="num">{g.output_tokens_per_s === null ? "–" : g.output_tokens_per_s.toFixed(1)}</td>
+            <td class="num">{fmtMs(g.latency_ms?.p50)}</td>
+            <td class="num">{fmtMs(g.latency_ms?.p95)}</td>
+            <td class="num">{fmtMs(g.latency_ms?.p99)}</td>
+            <td class="num">{fmtMs(g.ttft_ms?.p50)}</td>
+            <td class="num">{g.output_tokens_per_s == null ? "–" : g.output_tokens_per_s.toFixed(1)}</td>
             <td class="num">
               {fmtCompact(g.input_tokens)} / {fmtCompact(g.output_tokens)}
             </td>

@@ -88,6 +88,8 @@ export function newMessages(call: LlmCall, shown: Message[]): Message[] {
   return input.slice(prefix);
 }
 
+const WRAPPERS = ["invoke_agent", "create_agent", "execute_tool", "embeddings"];
+
 export function SessionDetail({ id }: { id: string }) {
   const detail = useFetch((signal) => api<SessionDetailResponse>(`/sessions/${encodeURIComponent(id)}`, {}, signal), [id]);
   const calls = useFetch((signal) => api<CallListResponse>("/calls", { session_id: id, limit: 1000 }, signal), [id]);
@@ -122,7 +124,10 @@ export function SessionDetail({ id }: { id: string }) {
       {calls.error ? <ErrorBox error={calls.error} what="the session's calls" /> : null}
       <div class="turns">
         {detail.data.traces.map((t, i) => {
-          const turnCalls = byTrace.get(t.trace_id) ?? [];
+          const all = byTrace.get(t.trace_id) ?? [];
+          // The model calls tell the conversation; agent and tool spans repeat or wrap them.
+          const model = all.filter((c) => !WRAPPERS.includes(c.operation));
+          const turnCalls = model.length ? model : all;
           return (
             <div class="turn card" data-testid="turn">
               <div class="turn-head">

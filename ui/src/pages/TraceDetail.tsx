@@ -60,6 +60,13 @@ function defaultSpan(spans: SpanRow[]): SpanRow | undefined {
   return spans.find((s) => talks(s) && model(s)) ?? spans.find(talks) ?? spans.find((s) => s.llm) ?? spans[0];
 }
 
+/** Where a bar's duration label goes: after the bar, else before it, else inside it. */
+function labelPlace(left: number, width: number) {
+  if (left + width <= 85) return { left: `${left + width}%` };
+  if (left >= 15) return { right: `${100 - left}%` };
+  return { left: `${left}%` };
+}
+
 export function TraceDetail({ route, traceId }: { route: Route; traceId: string }) {
   const trace = useFetch((signal) => api<TraceDetailResponse>(`/traces/${encodeURIComponent(traceId)}`, {}, signal), [traceId]);
   const [collapsed, setCollapsed] = useState<Set<string>>(new Set());
@@ -158,7 +165,7 @@ export function TraceDetail({ route, traceId }: { route: Route; traceId: string 
                   </span>
                   <span class="w-bar">
                     <span class={`bar ${s.llm ? "bar-llm" : ""}`} style={{ left: `${Math.min(left, 99.8)}%`, width: `${width}%` }} />
-                    <span class="bar-label" style={{ left: `${Math.min(left + width, 85)}%` }}>
+                    <span class={`bar-label ${left + width > 85 && left < 15 ? "inside" : ""}`} style={labelPlace(left, width)}>
                       {fmtMs(s.duration_ms)}
                     </span>
                   </span>
