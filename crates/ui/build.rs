@@ -41,7 +41,11 @@ fn run() -> BuildResult<()> {
     println!("cargo:rerun-if-env-changed=NPM");
 
     let dist = match std::env::var_os("SIGHTLINE_UI_DIST") {
-        Some(dir) => PathBuf::from(dir),
+        Some(dir) => {
+            let dist = PathBuf::from(dir);
+            println!("cargo:rerun-if-changed={}", dist.display());
+            dist
+        }
         None => {
             let dist = out.join("ui-dist");
             npm_build(&ui, &dist)?;

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright import sync_api as playwright_sync
 
 from big_trace import build as build_big_trace
 from conftest import REPO, _binary, free_port, wait_until
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = os.environ.get("SIGHTLINE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -7,6 +7,7 @@
 //! dev-dependencies, and it does not depend on the UI build, so it can regenerate types the UI
 //! code no longer compiles against.
 #![cfg(feature = "ts")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot proceed should panic
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
