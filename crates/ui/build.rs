@@ -1,6 +1,7 @@
 //! Builds the web UI in `ui/` and embeds its output.
 //!
-//! `npm ci` runs when `ui/node_modules` is missing or older than `ui/package-lock.json`, then
+//! `npm ci` runs when `ui/node_modules` is missing or older than `ui/package-lock.json` (falling
+//! back to `npm install --no-save` of the same locked versions when `npm ci` refuses), then
 //! `npm run build` type-checks and bundles the app into `$OUT_DIR/ui-dist`; the generated
 //! `assets.rs` holds one `include_bytes!` per output file, so the binary needs nothing at run
 //! time. Cargo re-runs this script only when a UI source file changes.
@@ -92,7 +93,17 @@ fn npm_build(ui: &Path, dist: &Path) -> BuildResult<()> {
     let lock = ui.join("package-lock.json");
     let installed = ui.join("node_modules/.package-lock.json");
     if modified(&installed).is_none() || modified(&installed) < modified(&lock) {
-        npm_run(&npm, ui, &["ci", "--no-audit", "--no-fund"])?;
+        if let Err(ci) = npm_run(&npm, ui, &["ci", "--no-audit", "--no-fund"]) {
+            // `npm ci` refuses a lock file that lacks another platform's optional packages, which
+            // registry mirrors without those packages produce; `npm install` then still installs
+            // the locked versions (and `--no-save` leaves the lock file as committed).
+            println!("cargo:warning={ci}; retrying with `npm install --no-save`");
+            npm_run(
+                &npm,
+                ui,
+                &["install", "--no-save", "--no-audit", "--no-fund"],
+            )?;
+        }
     }
     let dist_arg = dist.display().to_string();
     npm_run(

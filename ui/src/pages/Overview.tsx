@@ -4,6 +4,7 @@
 import { ErrorBox, Loading, RangePicker, SendDataHelp, Stat, useFetch } from "../components/common";
 import { Chart } from "../components/Chart";
 import { GROUP_BYS, Series, StatsGroup, stats, timeseries } from "../api/metrics";
+import { ApiError } from "../api/client";
 import { setParams, Route } from "../router";
 import { stepFor, windowOf } from "../time";
 import { fmtCompact, fmtInt, fmtMs, fmtPct, fmtUsd } from "../format";
@@ -51,9 +52,17 @@ export function Overview({ route }: { route: Route }) {
   const key = [range, p.get("from"), p.get("to"), groupBy];
 
   const total = useFetch(
-    (signal) => {
+    async (signal) => {
       const w = windowOf(p, "1h");
-      return stats({ from: w.from, to: w.to }, signal);
+      try {
+        return await stats({ from: w.from, to: w.to }, signal);
+      } catch (e) {
+        // A server that insists on a dimension: add up the per-service groups instead.
+        if (!(e instanceof ApiError) || e.status !== 400) throw e;
+        const bySvc = await stats({ from: w.from, to: w.to, group_by: "service" }, signal);
+        const t = totals(bySvc.groups);
+        return { groups: t ? [t] : [] };
+      }
     },
     key,
     refresh,
