@@ -293,6 +293,12 @@ def test_ui_5000_span_trace_opens_windowed(demo, page):
     page.locator("[data-testid=waterfall]").evaluate("e => { e.scrollTop = e.scrollHeight; }")
     page.wait_for_selector(f"[data-testid=span-row]:has-text('{last}')")
     shot(page, "trace-5000")
+    # collapsing the root folds the whole tree into one row, and expanding brings it back
+    page.locator("[data-testid=waterfall]").evaluate("e => { e.scrollTop = 0; }")
+    page.locator("[data-testid=span-row]").first.locator(".twisty").click()
+    wait_until(lambda: page.locator("[data-testid=span-row]").count() == 1, what="a collapsed tree")
+    page.locator("[data-testid=span-row]").first.locator(".twisty").click()
+    wait_until(lambda: page.locator("[data-testid=span-row]").count() > 1, what="an expanded tree")
 
 
 # --- sessions and users -------------------------------------------------------------------------
