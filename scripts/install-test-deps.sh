@@ -24,6 +24,31 @@ if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)'
   exit 1
 fi
 
+# `cargo build` builds the web UI (crates/ui/build.rs), which needs Node.js 18+ and npm.
+if ! command -v npm >/dev/null 2>&1; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "install-test-deps: installing nodejs and npm (Debian packages)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  else
+    echo "install-test-deps: npm is missing; install Node.js 18+ and npm (as root: apt-get install nodejs npm)" >&2
+    exit 1
+  fi
+fi
+
+# The web UI tests drive Debian's Chromium with Playwright (Playwright's own browser download is
+# never used). Installed with apt when missing; needs root, as in CI.
+if [[ ! -x /usr/bin/chromium ]]; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "install-test-deps: installing chromium (Debian package)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "install-test-deps: /usr/bin/chromium is missing; install Debian's chromium package (as root: apt-get install chromium)" >&2
+    exit 1
+  fi
+fi
+
 # Prometheus (Debian package) for tests/e2e/test_prometheus.py, which starts it on loopback to
 # scrape Sightline. Skipped when a `prometheus` binary is already on PATH.
 if ! command -v prometheus >/dev/null 2>&1; then

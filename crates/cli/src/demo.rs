@@ -77,6 +77,7 @@ pub async fn run(demo: &DemoArgs, http_addr: SocketAddr) -> anyhow::Result<()> {
     }
 
     println!("Sightline demo running: {base}/api/v1/traces");
+    println!("  Web UI: {base}/");
     println!(
         "  {} traces of the last hour are in; sending {} more per second (Ctrl-C stops).",
         history.traces_acked, demo.rate

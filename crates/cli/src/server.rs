@@ -78,7 +78,8 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
     )));
     let app = sightline_ingest::otlp::http::router(pipeline.clone(), config.limits.clone())
         .merge(sightline_serve::router_with_metrics(store.clone(), metrics))
-        .merge(gateway.router());
+        .merge(gateway.router())
+        .merge(sightline_ui::router());
     drop(gateway);
 
     let http_listener = tokio::net::TcpListener::bind(config.http_addr)

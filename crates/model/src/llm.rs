@@ -7,6 +7,7 @@ use crate::ids::{SpanId, TraceId};
 /// Outcome of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum CallStatus {
     /// The call succeeded (or its span did not say it failed).
     #[default]
@@ -27,6 +28,7 @@ impl CallStatus {
 
 /// Request parameters the caller set; absent ones stay `None`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RequestParams {
     /// Sampling temperature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,6 +64,7 @@ pub struct RequestParams {
 
 /// Token usage. Every count is `None` when the client did not report it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Usage {
     /// Prompt / input tokens (including cached ones, as providers report them).
     pub input_tokens: Option<u64>,
@@ -80,6 +83,7 @@ pub struct Usage {
 /// Cost of a call in USD, and the price entry that produced it. A call whose model has no price
 /// has no `Cost` at all (never a zero cost).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Cost {
     /// Cost of input tokens (uncached, cache reads and cache writes).
     pub input_usd: f64,
@@ -95,6 +99,7 @@ pub struct Cost {
 
 /// A tool call requested by the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ToolCall {
     /// Call identifier, when the provider gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +113,7 @@ pub struct ToolCall {
 
 /// One chat message, input or output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Message {
     /// `system`, `user`, `assistant`, `tool`, ...
     pub role: String,
@@ -130,15 +136,19 @@ pub struct Message {
 
 /// A model invocation, normalized from whichever convention described it (DESIGN §2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LlmCall {
     // identity
     /// Project.
     pub project: String,
     /// Trace identifier.
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub trace_id: TraceId,
     /// Span identifier.
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub span_id: SpanId,
     /// Parent span.
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub parent_span_id: Option<SpanId>,
     /// The span's name.
     pub name: String,

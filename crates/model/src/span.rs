@@ -12,6 +12,7 @@ pub type Attributes = serde_json::Map<String, serde_json::Value>;
 /// The kind of a span, as in OTLP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum SpanKind {
     /// Not specified by the client.
     #[default]
@@ -57,6 +58,7 @@ impl SpanKind {
 /// A span's status code, as in OTLP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum StatusCode {
     /// The default: nothing was set.
     #[default]
@@ -99,6 +101,7 @@ pub struct SpanStatus {
 
 /// The instrumentation scope that produced a span.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Scope {
     /// Scope name, e.g. `opentelemetry.instrumentation.openai_v2`.
     pub name: String,
@@ -112,6 +115,7 @@ pub struct Scope {
 
 /// A timestamped event on a span (or a log record attached to the span).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Event {
     /// Event time in unix nanoseconds.
     pub time_unix_nano: u64,
@@ -127,10 +131,13 @@ pub struct Event {
 
 /// A link from a span to another span.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Link {
     /// Linked trace.
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub trace_id: TraceId,
     /// Linked span.
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub span_id: SpanId,
     /// Link attributes.
     #[serde(default)]

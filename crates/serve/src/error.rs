@@ -49,6 +49,7 @@ pub enum ApiError {
 
 /// The JSON body of every error: `{"error":{"code","message","field"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorResponse {
     /// The error.
     pub error: ErrorBody,
@@ -56,6 +57,7 @@ pub struct ErrorResponse {
 
 /// What went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorBody {
     /// Machine-readable code: `invalid_argument`, `not_found`, `method_not_allowed`,
     /// `unavailable` or `internal`.

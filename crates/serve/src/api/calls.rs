@@ -14,6 +14,7 @@ use crate::error::ApiError;
 
 /// Body of `GET /api/v1/calls`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CallListResponse {
     /// Calls, newest first.
     pub calls: Vec<LlmCall>,

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 
 /// Body of `GET /api/v1/sessions`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SessionListResponse {
     /// Sessions, most recently active first.
     pub sessions: Vec<SessionRow>,
@@ -25,6 +26,7 @@ pub struct SessionListResponse {
 
 /// A session's totals.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SessionRow {
     /// Session identifier.
     pub session_id: String,
@@ -73,6 +75,7 @@ impl From<SessionSummary> for SessionRow {
 
 /// Body of `GET /api/v1/sessions/{session_id}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SessionDetailResponse {
     /// The session's totals.
     pub session: SessionRow,

@@ -18,6 +18,7 @@ use crate::error::ApiError;
 
 /// Body of `GET /api/v1/traces`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TraceListResponse {
     /// Traces, newest first.
     pub traces: Vec<TraceRow>,
@@ -27,6 +28,7 @@ pub struct TraceListResponse {
 
 /// One trace in a list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TraceRow {
     /// 32 hex digits.
     pub trace_id: String,
@@ -81,6 +83,7 @@ impl From<TraceSummary> for TraceRow {
 
 /// Body of `GET /api/v1/traces/{trace_id}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TraceDetailResponse {
     /// 32 hex digits.
     pub trace_id: String,
@@ -99,6 +102,7 @@ impl From<TraceDetail> for TraceDetailResponse {
 
 /// One span of a trace, with everything the client sent and its LLM call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SpanRow {
     /// 16 hex digits.
     pub span_id: String,

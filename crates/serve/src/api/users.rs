@@ -11,6 +11,7 @@ use crate::error::ApiError;
 
 /// Body of `GET /api/v1/users`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct UserListResponse {
     /// Users, most recently seen first.
     pub users: Vec<UserRow>,
@@ -20,6 +21,7 @@ pub struct UserListResponse {
 
 /// One end user's totals.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct UserRow {
     /// User identifier.
     pub user_id: String,
