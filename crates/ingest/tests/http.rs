@@ -824,7 +824,7 @@ async fn only_post_is_routed() {
     )
     .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
-    let r = send(&app, req("/v1/metrics", PROTOBUF, Vec::new())).await;
+    let r = send(&app, req("/v1/profiles", PROTOBUF, Vec::new())).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = send(&app, req("/v1/traces", PROTOBUF, Vec::new())).await;
     assert_eq!(

@@ -205,6 +205,26 @@ pub(crate) fn model_is_rare(
     Ok(calls < bound)
 }
 
+/// Whether fewer traces than a walk would visit have spans of `service`.
+pub(crate) fn service_is_rare(
+    conn: &Connection,
+    project: &str,
+    service: Option<&str>,
+) -> Result<bool, StoreError> {
+    let Some(service) = service.filter(|s| !s.is_empty()) else {
+        return Ok(false);
+    };
+    let bound = collect_bound(stored(conn, "traces")?, 1.5, 200, 50_000);
+    let traces: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM trace_services \
+             WHERE project = ?1 AND service = ?2 LIMIT ?3)",
+        )
+        .and_then(|mut st| st.query_row(params![project, service, bound], |r| r.get(0)))
+        .map_err(db_err)?;
+    Ok(traces < bound)
+}
+
 /// The full-text condition on a call row aliased `c`; `None` for an empty query.
 fn fts_cond(sql: &mut Sql, q: Option<&str>, plan: FtsPlan) -> Option<String> {
     let q = q?.trim();
@@ -324,11 +344,18 @@ fn read_trace_summary(row: &Row<'_>) -> Result<(i64, i64, TraceSummary), StoreEr
 }
 
 /// The trace-list query for a filter and page (exposed for query-plan tests).
+/// Which of a trace-list filter's values are rare enough to start the query from their rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Rare {
+    pub model: bool,
+    pub service: bool,
+}
+
 pub(crate) fn traces_sql(
     filter: &Filter,
     page: &PageRequest,
     fts: FtsPlan,
-    rare_model: bool,
+    rare: Rare,
 ) -> Result<(String, Vec<Value>), StoreError> {
     let mut sql = Sql::default();
     let project = sql.param(filter.project.clone());
@@ -354,13 +381,6 @@ pub(crate) fn traces_sql(
         Some(CallStatus::Ok) => sql.cond("t.error_count = 0".into()),
         None => {}
     }
-    if let Some(service) = nonempty(&filter.service) {
-        let p = sql.param(service.to_string());
-        sql.cond(format!(
-            "(t.service = {p} OR EXISTS (SELECT 1 FROM spans s \
-             WHERE s.trace_ref = t.id AND s.service = {p}))"
-        ));
-    }
     // A trace belongs to a user or session when any of its spans or calls names it; the
     // membership tables written with the summaries list exactly those traces. Such filters are
     // selective, so the query starts from the membership rows (the session's when both are given)
@@ -383,6 +403,20 @@ pub(crate) fn traces_sql(
             }
         }
     }
+    // A trace belongs to every service it has spans of (`trace_services`). A rare service drives
+    // the query like a user or session; a common one is one key lookup per trace walked.
+    if let Some(service) = nonempty(&filter.service) {
+        let p = sql.param(service.to_string());
+        if from == "traces t" && rare.service {
+            from = "trace_services ms CROSS JOIN traces t ON t.id = ms.trace_ref".to_string();
+            sql.cond(format!("ms.project = {project} AND ms.service = {p}"));
+        } else {
+            sql.cond(format!(
+                "EXISTS (SELECT 1 FROM trace_services ms \
+                 WHERE ms.project = {project} AND ms.service = {p} AND ms.trace_ref = t.id)"
+            ));
+        }
+    }
     let mut call = Vec::new();
     let mut model_param = None;
     if let Some(model) = nonempty(&filter.model) {
@@ -400,7 +434,7 @@ pub(crate) fn traces_sql(
         (Some(Some(expr)), FtsPlan::Set) => Some(expr),
         _ => None,
     };
-    let model_drives = rare_model && nonempty(&filter.model).is_some();
+    let model_drives = rare.model && nonempty(&filter.model).is_some();
     if from == "traces t" && (fts_set.is_some() || model_drives) {
         call.push(format!("c.project = {project}"));
         let calls = match (fts_set, &model_param) {
@@ -461,8 +495,11 @@ pub(crate) fn list_traces(
     page_req: &PageRequest,
 ) -> Result<Page<TraceSummary>, StoreError> {
     let fts = fts_plan(conn, filter.q.as_deref())?;
-    let rare_model = model_is_rare(conn, &filter.project, filter.model.as_deref())?;
-    list_traces_with(conn, filter, page_req, fts, rare_model)
+    let rare = Rare {
+        model: model_is_rare(conn, &filter.project, filter.model.as_deref())?,
+        service: service_is_rare(conn, &filter.project, filter.service.as_deref())?,
+    };
+    list_traces_with(conn, filter, page_req, fts, rare)
 }
 
 /// [`list_traces`] with a chosen plan.
@@ -471,9 +508,9 @@ pub(crate) fn list_traces_with(
     filter: &Filter,
     page_req: &PageRequest,
     fts: FtsPlan,
-    rare_model: bool,
+    rare: Rare,
 ) -> Result<Page<TraceSummary>, StoreError> {
-    let (sql, params) = traces_sql(filter, page_req, fts, rare_model)?;
+    let (sql, params) = traces_sql(filter, page_req, fts, rare)?;
     let rows = collect(conn, &sql, &params, read_trace_summary)?;
     Ok(page(rows, clamp_limit(page_req.limit), CursorKind::Traces))
 }

@@ -32,6 +32,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0005_rollups_metrics",
         include_str!("migrations/0005_rollups_metrics.sql"),
     ),
+    (
+        "0006_trace_services",
+        include_str!("migrations/0006_trace_services.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

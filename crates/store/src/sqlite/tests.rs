@@ -213,13 +213,23 @@ fn list_queries_use_indexes() {
             (&PageRequest::default(), FtsPlan::Set, true),
             (&cursor, FtsPlan::Probe, false),
         ] {
-            let (sql, params) = traces_sql(f, page, fts, rare_model).unwrap();
+            let rare = super::read::Rare {
+                model: rare_model,
+                service: rare_model,
+            };
+            let (sql, params) = traces_sql(f, page, fts, rare).unwrap();
             let p = plan(&sql, &params);
             println!("traces/{name}:\n{p}\n");
             if name.starts_with("user") || *name == "session" {
                 // Starts from the user's or session's traces, then sorts those.
                 assert!(
                     p.contains("SEARCH m USING PRIMARY KEY"),
+                    "traces/{name}:\n{p}"
+                );
+            } else if *name == "service" && rare_model {
+                // Starts from the service's (few) traces, then sorts them.
+                assert!(
+                    p.contains("SEARCH ms USING PRIMARY KEY (project=? AND service=?)"),
                     "traces/{name}:\n{p}"
                 );
             } else if *name == "model" && rare_model {
@@ -453,11 +463,42 @@ async fn both_full_text_plans_agree() {
             &f,
             &PageRequest::default(),
             plan,
-            plan == FtsPlan::Set,
+            super::read::Rare {
+                model: plan == FtsPlan::Set,
+                service: plan == FtsPlan::Set,
+            },
         )
         .unwrap();
-        // The model filter, walked from the model's calls or from the trace list.
+        // The model and service filters, walked from their rows or from the trace list.
         for rare_model in [true, false] {
+            let rare = super::read::Rare {
+                model: rare_model,
+                service: rare_model,
+            };
+            let by_service = Filter {
+                service: Some("svc".into()),
+                ..f.clone()
+            };
+            let other = super::read::list_traces_with(
+                &conn,
+                &by_service,
+                &PageRequest::default(),
+                plan,
+                rare,
+            )
+            .unwrap();
+            assert_eq!(
+                other.items, traces.items,
+                "{plan:?} rare_service={rare_model}"
+            );
+            let nowhere = Filter {
+                service: Some("nowhere".into()),
+                ..f.clone()
+            };
+            let empty =
+                super::read::list_traces_with(&conn, &nowhere, &PageRequest::default(), plan, rare)
+                    .unwrap();
+            assert!(empty.items.is_empty());
             let by_model = Filter {
                 model: Some("m".into()),
                 ..f.clone()
@@ -467,7 +508,7 @@ async fn both_full_text_plans_agree() {
                 &by_model,
                 &PageRequest::default(),
                 plan,
-                rare_model,
+                rare,
             )
             .unwrap();
             assert_eq!(
@@ -478,14 +519,9 @@ async fn both_full_text_plans_agree() {
                 model: Some("other".into()),
                 ..f.clone()
             };
-            let empty = super::read::list_traces_with(
-                &conn,
-                &none,
-                &PageRequest::default(),
-                plan,
-                rare_model,
-            )
-            .unwrap();
+            let empty =
+                super::read::list_traces_with(&conn, &none, &PageRequest::default(), plan, rare)
+                    .unwrap();
             assert!(empty.items.is_empty());
         }
         let ids: Vec<_> = calls

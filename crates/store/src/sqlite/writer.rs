@@ -506,6 +506,7 @@ struct Deltas {
     session_traces: HashSet<(String, String, i64)>,
     user_traces: HashSet<(String, String, i64)>,
     user_sessions: HashSet<(String, String, String)>,
+    trace_services: HashSet<(String, String, i64)>,
     spans: i64,
     calls: i64,
     logs: i64,
@@ -602,6 +603,8 @@ impl Deltas {
     fn span(&mut self, span: &EncodedSpan, trace_ref: i64, has_call: bool) {
         self.spans += 1;
         let key = &span.key;
+        self.trace_services
+            .insert((key.project.clone(), span.service.clone(), trace_ref));
         let t = self.trace(trace_ref);
         t.spans += 1;
         t.start = t.start.min(span.start);
@@ -1072,6 +1075,7 @@ impl Txn<'_> {
             session_traces,
             user_traces,
             user_sessions,
+            trace_services,
             spans,
             calls,
             logs,
@@ -1102,6 +1106,14 @@ impl Txn<'_> {
             if new == 1 {
                 users.entry((project, user)).or_default().traces += 1;
             }
+        }
+        for (project, service, trace_ref) in trace_services {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO trace_services (project, service, trace_ref) \
+                 VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut st| st.execute(params![project, service, trace_ref]))
+            .map_err(db_err)?;
         }
         for (project, user, session) in user_sessions {
             let new = conn
