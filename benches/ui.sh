@@ -20,6 +20,8 @@ RUNS="${RUNS:-5}"
 sightline_bin
 machine_notes
 work=$(bench_tmpdir ui)
+# bench_tmpdir ran in a subshell: register the directory (it holds the copied store) here too.
+BENCH_TMP_DIRS+=("$work")
 data="$work/data"
 if [ -n "${DATA_DIR:-}" ]; then
     log "copying $DATA_DIR ($(dir_size "$DATA_DIR"))"

@@ -61,7 +61,7 @@ export function SendDataHelp({ title }: { title: string }) {
       <h3>{title}</h3>
       <p>Point any OpenTelemetry SDK at this server — it speaks OTLP on the standard ports:</p>
       <pre>{`export OTEL_EXPORTER_OTLP_ENDPOINT=${origin}
-export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf   # gRPC: port 4317
+export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf   # or grpc, on the --grpc-addr port (4317 by default)
 export OTEL_SERVICE_NAME=my-llm-app`}</pre>
       <p>
         OTLP/HTTP traces go to <code>{origin}/v1/traces</code>. Or call models through the gateway, which
