@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use sightline_serve::api::calls::CallListResponse;
 use sightline_serve::api::sessions::{SessionDetailResponse, SessionListResponse};
+use sightline_serve::api::stats::StatsResponse;
+use sightline_serve::api::timeseries::TimeseriesResponse;
 use sightline_serve::api::traces::{TraceDetailResponse, TraceListResponse};
 use sightline_serve::api::users::UserListResponse;
 use sightline_serve::ErrorResponse;
@@ -56,6 +58,8 @@ fn generate(dir: &Path) -> BTreeMap<String, String> {
     SessionListResponse::export_all_to(dir).unwrap();
     SessionDetailResponse::export_all_to(dir).unwrap();
     UserListResponse::export_all_to(dir).unwrap();
+    StatsResponse::export_all_to(dir).unwrap();
+    TimeseriesResponse::export_all_to(dir).unwrap();
     ErrorResponse::export_all_to(dir).unwrap();
     read_tree(dir)
         .into_iter()

@@ -28,18 +28,26 @@ export function totals(groups: StatsGroup[]): StatsGroup | null {
   const calls = sum((g) => g.calls);
   const errors = sum((g) => g.errors);
   const priced = groups.some((g) => g.cost_usd !== null);
-  const none = { p50: null, p90: null, p95: null, p99: null };
+  const none = { p50: null, p90: null, p95: null, p99: null, mean: null, count: 0 };
   return {
-    key: null,
+    key: "all",
     calls,
     errors,
     error_rate: calls ? errors / calls : 0,
     latency_ms: none,
     ttft_ms: none,
+    time_per_output_token_ms: none,
     input_tokens: sum((g) => g.input_tokens),
     output_tokens: sum((g) => g.output_tokens),
+    total_tokens: sum((g) => g.total_tokens),
+    cache_read_tokens: sum((g) => g.cache_read_tokens),
+    cache_write_tokens: sum((g) => g.cache_write_tokens),
+    reasoning_tokens: sum((g) => g.reasoning_tokens),
     cost_usd: priced ? sum((g) => g.cost_usd) : null,
+    priced_calls: sum((g) => g.priced_calls),
     output_tokens_per_s: null,
+    output_tokens_per_s_percentiles: none,
+    throughput_per_s: null,
   };
 }
 

@@ -24,6 +24,7 @@ use crate::error::ApiError;
 
 /// Body of `GET /api/v1/stats`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct StatsResponse {
     /// One entry per group, most calls first, at most `limit` (default and most: 1000).
     pub groups: Vec<StatsGroup>,
@@ -36,6 +37,7 @@ pub const MAX_GROUPS: usize = 1000;
 
 /// Percentiles of a distribution; `null` where nothing was measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Percentiles {
     /// Median.
     pub p50: Option<f64>,
@@ -68,6 +70,7 @@ impl Percentiles {
 
 /// One group's statistics.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct StatsGroup {
     /// The group's value of the `group_by` dimension (`all` without one; `""` when unknown).
     pub key: String,

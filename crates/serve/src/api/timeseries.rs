@@ -33,6 +33,7 @@ use crate::error::ApiError;
 
 /// Body of `GET /api/v1/timeseries`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TimeseriesResponse {
     /// The metric read.
     pub metric: String,
@@ -44,6 +45,7 @@ pub struct TimeseriesResponse {
 
 /// One series.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Series {
     /// The group (`all` without `group_by`).
     pub key: String,
@@ -51,6 +53,7 @@ pub struct Series {
     pub points: Vec<(i64, f64)>,
     /// For OTLP metrics, the grouping attributes.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
