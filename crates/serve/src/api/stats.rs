@@ -6,7 +6,7 @@
 //! `service_version`, `provider`, `operation`, `status`, `user_id`, `project`; absent: one group
 //! keyed `all`), `from`/`to` (taken to the minute), and the filters `service`, `model`,
 //! `provider`, `status`, `operation`, `user_id`. `group_by=user_id` (and a `user_id` filter)
-//! reads the per-user rollup, which other filters cannot narrow, and is taken to the hour.
+//! reads the per-user rollup, which other filters cannot narrow, and is taken to the day.
 //! `limit` (1–1000, default 1000) keeps the groups with the most calls; `total_groups` says how
 //! many there were.
 

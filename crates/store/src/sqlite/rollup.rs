@@ -231,11 +231,11 @@ impl RollupDeltas {
             .or_default()
             .add(e, sign, true);
         if let Some(user) = &e.user {
-            // Per-user rows are hourly and daily only (users are many; a minute row per user
-            // would be a row per call) and keep only the latency sketch.
-            let hour = e.minute - e.minute.rem_euclid(3600);
+            // Per-user rows are daily only (users are many: finer rows would cost a row per
+            // user per transaction at each resolution) and keep only the latency sketch.
+            let day = e.minute - e.minute.rem_euclid(86_400);
             self.cells
-                .entry((SeriesKey::user(project, user), hour))
+                .entry((SeriesKey::user(project, user), day))
                 .or_default()
                 .add(e, sign, false);
         }
@@ -253,7 +253,7 @@ impl RollupDeltas {
                 continue;
             }
             let kind = key.kind;
-            let skip = usize::from(kind == KIND_USER);
+            let skip = if kind == KIND_USER { 2 } else { 0 };
             let id = match ids.get(&key) {
                 Some(id) => *id,
                 None => {

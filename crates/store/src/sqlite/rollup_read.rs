@@ -190,8 +190,8 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         }
     }
 
-    // Per-user rows are hourly: their ranges are taken to the hour.
-    let grain = if per_user { HOUR } else { MINUTE };
+    // Per-user rows are daily: their ranges are taken to the day.
+    let grain = if per_user { DAY } else { MINUTE };
     let from = f
         .from_unix_nano
         .map_or(0, |ns| floor_to((ns / 1_000_000_000) as i64, grain));
@@ -206,7 +206,7 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
                 return Err(StoreError::InvalidInput {
                     field: "step",
                     message: if per_user {
-                        format!("per-user series need a whole number of hours as `step`, got {step}s")
+                        format!("per-user series need a whole number of days as `step`, got {step}s")
                     } else {
                         format!("`step` must be a whole number of minutes, got {step}s")
                     },
@@ -245,7 +245,7 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
     let sql = format!(
         "SELECT r.bucket, r.calls, r.errors, r.input_tokens, r.output_tokens, \
          r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens, r.priced_calls, \
-         r.cost_usd, {}, {}, {}, {}{}{} \
+         r.cost_usd, {}, {}, {}, {}, r.series{}{} \
          FROM rollups r CROSS JOIN rollup_series s ON s.id = r.series \
          WHERE r.res = ?1 AND r.bucket >= ?2 AND r.bucket < ?3 AND {}",
         blob(sk.latency, "latency"),
@@ -257,7 +257,9 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         conds.join(" AND "),
     );
     let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
-    let mut groups: HashMap<(Vec<String>, Option<i64>), RollupAggregate> = HashMap::new();
+    // Summed per series first (integer keys, no allocation per row), then per group key.
+    let mut per_series: HashMap<(i64, Option<i64>), RollupAggregate> = HashMap::new();
+    let mut keys: HashMap<i64, Vec<String>> = HashMap::new();
     for (res, a, b) in plan {
         let mut all: Vec<rusqlite::types::Value> = vec![res.into(), a.into(), b.into()];
         all.extend(args.iter().cloned());
@@ -266,12 +268,16 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
             .map_err(db_err)?;
         while let Some(r) = rows.next().map_err(db_err)? {
             let bucket: i64 = r.get(0).map_err(db_err)?;
-            let mut key = Vec::with_capacity(dims.len());
-            for i in 0..dims.len() {
-                key.push(r.get::<_, String>(14 + i).map_err(db_err)?);
+            let series: i64 = r.get(14).map_err(db_err)?;
+            if !keys.contains_key(&series) {
+                let mut key = Vec::with_capacity(dims.len());
+                for i in 0..dims.len() {
+                    key.push(r.get::<_, String>(15 + i).map_err(db_err)?);
+                }
+                keys.insert(series, key);
             }
             let step_bucket = q.step_secs.map(|s| floor_to(bucket, s as i64));
-            let g = groups.entry((key, step_bucket)).or_default();
+            let g = per_series.entry((series, step_bucket)).or_default();
             let n = |i: usize| r.get::<_, i64>(i).map_err(db_err);
             g.calls += n(1)?;
             g.errors += n(2)?;
@@ -289,6 +295,16 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
                 (13, &mut g.output_tokens_per_s),
             ] {
                 merge_blob(sketch, r.get_ref(i).map_err(db_err)?)?;
+            }
+        }
+    }
+    let mut groups: HashMap<(Vec<String>, Option<i64>), RollupAggregate> = HashMap::new();
+    for ((series, bucket), aggregate) in per_series {
+        let key = keys.get(&series).cloned().unwrap_or_default();
+        match groups.entry((key, bucket)) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(&aggregate),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(aggregate);
             }
         }
     }
