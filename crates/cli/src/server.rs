@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use sightline_ingest::pipeline::enrich::StandardEnricher;
 use sightline_ingest::pipeline::Pipeline;
-use sightline_store::sqlite::{SqliteConfig, SqliteStore, Synchronous};
 use sightline_serve::prometheus::{LlmMetrics, LlmMetricsConfig, MetricsSources};
+use sightline_store::sqlite::{SqliteConfig, SqliteStore, Synchronous};
 use sightline_store::{Enricher, SharedStore, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -60,7 +60,9 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
             top_models: config.metrics_top_models,
         },
     )));
-    metrics.push(Arc::new(crate::telemetry::PipelineMetrics(pipeline.clone())));
+    metrics.push(Arc::new(crate::telemetry::PipelineMetrics(
+        pipeline.clone(),
+    )));
     metrics.push(Arc::new(crate::telemetry::StoreMetrics(sqlite)));
     let app = sightline_ingest::otlp::http::router(pipeline.clone(), config.limits.clone())
         .merge(sightline_serve::router_with_metrics(store.clone(), metrics));

@@ -18,36 +18,102 @@ impl MetricsSource for PipelineMetrics {
         let s = self.0.stats();
         let m = self.0.metric_counters().snapshot();
         let counters: [(&str, &str, u64); 11] = [
-            ("sightline_trace_requests_total", "OTLP trace export requests received.", s.trace_requests),
-            ("sightline_log_requests_total", "OTLP log export requests received.", s.log_requests),
-            ("sightline_metric_requests_total", "OTLP metrics export requests received.", m.requests),
-            ("sightline_spans_received_total", "Spans decoded from requests, valid or not.", s.spans_received),
-            ("sightline_spans_accepted_total", "Spans acknowledged (durably stored, duplicates included).", s.spans_accepted),
-            ("sightline_spans_written_total", "Spans newly written.", s.spans_written),
-            ("sightline_spans_duplicate_total", "Spans already stored (client retries).", s.spans_duplicate),
-            ("sightline_log_records_accepted_total", "Log records acknowledged.", s.log_records_accepted),
-            ("sightline_metric_points_received_total", "OTLP metric data points decoded, valid or not.", m.points_received),
-            ("sightline_metric_points_accepted_total", "OTLP metric data points stored.", m.points_accepted),
-            ("sightline_metric_points_rejected_total", "OTLP metric data points rejected individually.", m.points_rejected),
+            (
+                "sightline_trace_requests_total",
+                "OTLP trace export requests received.",
+                s.trace_requests,
+            ),
+            (
+                "sightline_log_requests_total",
+                "OTLP log export requests received.",
+                s.log_requests,
+            ),
+            (
+                "sightline_metric_requests_total",
+                "OTLP metrics export requests received.",
+                m.requests,
+            ),
+            (
+                "sightline_spans_received_total",
+                "Spans decoded from requests, valid or not.",
+                s.spans_received,
+            ),
+            (
+                "sightline_spans_accepted_total",
+                "Spans acknowledged (durably stored, duplicates included).",
+                s.spans_accepted,
+            ),
+            (
+                "sightline_spans_written_total",
+                "Spans newly written.",
+                s.spans_written,
+            ),
+            (
+                "sightline_spans_duplicate_total",
+                "Spans already stored (client retries).",
+                s.spans_duplicate,
+            ),
+            (
+                "sightline_log_records_accepted_total",
+                "Log records acknowledged.",
+                s.log_records_accepted,
+            ),
+            (
+                "sightline_metric_points_received_total",
+                "OTLP metric data points decoded, valid or not.",
+                m.points_received,
+            ),
+            (
+                "sightline_metric_points_accepted_total",
+                "OTLP metric data points stored.",
+                m.points_accepted,
+            ),
+            (
+                "sightline_metric_points_rejected_total",
+                "OTLP metric data points rejected individually.",
+                m.points_rejected,
+            ),
         ];
         for (name, help, v) in counters {
             family(out, name, "counter", help);
             sample(out, name, &[], v as f64);
         }
         let name = "sightline_spans_rejected_total";
-        family(out, name, "counter", "Spans rejected individually, by offending field.");
+        family(
+            out,
+            name,
+            "counter",
+            "Spans rejected individually, by offending field.",
+        );
         for (reason, n) in &s.spans_rejected_by_field {
             sample(out, name, &[("reason", reason)], *n as f64);
         }
         let name = "sightline_requests_failed_total";
-        family(out, name, "counter", "Export requests that failed as a whole, by kind.");
+        family(
+            out,
+            name,
+            "counter",
+            "Export requests that failed as a whole, by kind.",
+        );
         for (kind, n) in &s.failed_requests {
             sample(out, name, &[("kind", kind)], *n as f64);
         }
         for (name, help, v) in [
-            ("sightline_pipeline_inflight_items", "Spans and log records between decode and commit (the queue depth).", s.inflight_items),
-            ("sightline_pipeline_max_inflight_items", "Capacity of the in-flight bound.", s.max_inflight_items),
-            ("sightline_pipeline_inflight_body_bytes", "Request body bytes read and not yet decoded.", s.inflight_body_bytes),
+            (
+                "sightline_pipeline_inflight_items",
+                "Spans and log records between decode and commit (the queue depth).",
+                s.inflight_items,
+            ),
+            (
+                "sightline_pipeline_max_inflight_items",
+                "Capacity of the in-flight bound.",
+                s.max_inflight_items,
+            ),
+            (
+                "sightline_pipeline_inflight_body_bytes",
+                "Request body bytes read and not yet decoded.",
+                s.inflight_body_bytes,
+            ),
         ] {
             family(out, name, "gauge", help);
             sample(out, name, &[], v as f64);
@@ -65,12 +131,28 @@ impl MetricsSource for StoreMetrics {
             Ok(s) => {
                 for (name, help, v) in [
                     ("sightline_store_spans", "Spans stored.", s.spans),
-                    ("sightline_store_llm_calls", "LLM calls stored.", s.llm_calls),
+                    (
+                        "sightline_store_llm_calls",
+                        "LLM calls stored.",
+                        s.llm_calls,
+                    ),
                     ("sightline_store_traces", "Traces stored.", s.traces),
                     ("sightline_store_logs", "Log records stored.", s.logs),
-                    ("sightline_store_db_bytes", "Size of the database file in bytes.", s.db_bytes),
-                    ("sightline_store_wal_bytes", "Size of the write-ahead log in bytes.", s.wal_bytes),
-                    ("sightline_store_queued_writes", "Write requests waiting for the writer thread.", s.queued_writes),
+                    (
+                        "sightline_store_db_bytes",
+                        "Size of the database file in bytes.",
+                        s.db_bytes,
+                    ),
+                    (
+                        "sightline_store_wal_bytes",
+                        "Size of the write-ahead log in bytes.",
+                        s.wal_bytes,
+                    ),
+                    (
+                        "sightline_store_queued_writes",
+                        "Write requests waiting for the writer thread.",
+                        s.queued_writes,
+                    ),
                 ] {
                     family(out, name, "gauge", help);
                     sample(out, name, &[], v as f64);
@@ -80,11 +162,26 @@ impl MetricsSource for StoreMetrics {
         }
         let c = telemetry::commit_latency();
         let name = "sightline_store_commit_duration_seconds";
-        family(out, name, "histogram", "Duration of group commits (one transaction, fsync included).");
+        family(
+            out,
+            name,
+            "histogram",
+            "Duration of group commits (one transaction, fsync included).",
+        );
         for (bound, n) in &c.buckets {
-            sample(out, &format!("{name}_bucket"), &[("le", &bound.to_string())], *n as f64);
+            sample(
+                out,
+                &format!("{name}_bucket"),
+                &[("le", &bound.to_string())],
+                *n as f64,
+            );
         }
-        sample(out, &format!("{name}_bucket"), &[("le", "+Inf")], c.count as f64);
+        sample(
+            out,
+            &format!("{name}_bucket"),
+            &[("le", "+Inf")],
+            c.count as f64,
+        );
         sample(out, &format!("{name}_sum"), &[], c.sum_secs);
         sample(out, &format!("{name}_count"), &[], c.count as f64);
     }

@@ -70,7 +70,14 @@ const MODELS: [(&str, &str, f64, f64, f64, &str); 10] = [
     ("gemini-1.5-flash", "google", 600.0, 0.075, 0.3, "chat"),
     ("llama-3.1-70b", "bedrock", 1500.0, 0.99, 0.99, "chat"),
     ("mistral-large", "mistral", 1700.0, 2.0, 6.0, "chat"),
-    ("text-embedding-3-small", "openai", 120.0, 0.02, 0.0, "embeddings"),
+    (
+        "text-embedding-3-small",
+        "openai",
+        120.0,
+        0.02,
+        0.0,
+        "embeddings",
+    ),
 ];
 
 /// (service, versions, models used)
@@ -131,7 +138,11 @@ fn synthetic_call(rng: &mut Rng, n: u64, start_ns: u64) -> LlmCall {
             price_id: model.into(),
             price_table_version: "bench".into(),
         }),
-        status: if error { CallStatus::Error } else { CallStatus::Ok },
+        status: if error {
+            CallStatus::Error
+        } else {
+            CallStatus::Ok
+        },
         service_name: (*service).into(),
         service_version: Some((*version).into()),
         user_id: Some(format!("user-{user}")),
@@ -147,8 +158,14 @@ fn span_of(call: &LlmCall) -> SpanWithCall {
     let mut attributes = Attributes::new();
     attributes.insert("gen_ai.request.model".into(), json!(call.request_model));
     attributes.insert("gen_ai.provider.name".into(), json!(call.provider));
-    attributes.insert("gen_ai.usage.input_tokens".into(), json!(call.usage.input_tokens));
-    attributes.insert("gen_ai.usage.output_tokens".into(), json!(call.usage.output_tokens));
+    attributes.insert(
+        "gen_ai.usage.input_tokens".into(),
+        json!(call.usage.input_tokens),
+    );
+    attributes.insert(
+        "gen_ai.usage.output_tokens".into(),
+        json!(call.usage.output_tokens),
+    );
     SpanWithCall {
         span: Span {
             project: call.project.clone(),
@@ -237,9 +254,9 @@ async fn main() {
     let days = env("DAYS", 7);
     let ingest_n = env("INGEST", 100_000);
     let reps = env("REPS", 30) as usize;
-    let dir = std::env::var("DIR").map(PathBuf::from).unwrap_or_else(|_| {
-        std::env::temp_dir().join(format!("sightline-bench-rollups-{calls}"))
-    });
+    let dir = std::env::var("DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir().join(format!("sightline-bench-rollups-{calls}")));
 
     if ingest_n > 0 {
         // Alternate to spread any drift of the machine over both.
@@ -337,7 +354,12 @@ async fn main() {
             let status = response.status();
             let body = response.into_body().collect().await.unwrap().to_bytes();
             times.push(started.elapsed().as_secs_f64() * 1000.0);
-            assert_eq!(status, StatusCode::OK, "{q}: {}", String::from_utf8_lossy(&body));
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "{q}: {}",
+                String::from_utf8_lossy(&body)
+            );
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             size = v["groups"]
                 .as_array()

@@ -232,7 +232,8 @@ impl MetricsSource for LlmMetrics {
                 .map(|(l, v)| (*l, v.clone()))
                 .collect()
         };
-        let with = |owned: &[(&'static str, String)], extra: Option<(&'static str, &'static str)>| {
+        let with = |owned: &[(&'static str, String)],
+                    extra: Option<(&'static str, &'static str)>| {
             let mut v: Vec<(&str, String)> = owned.iter().map(|(k, v)| (*k, v.clone())).collect();
             if let Some((k, val)) = extra {
                 v.push((k, val.to_string()));
@@ -241,7 +242,12 @@ impl MetricsSource for LlmMetrics {
         };
 
         let name = "gen_ai_client_operation_duration_seconds";
-        family(out, name, "histogram", "GenAI operation duration (OTel gen_ai.client.operation.duration).");
+        family(
+            out,
+            name,
+            "histogram",
+            "GenAI operation duration (OTel gen_ai.client.operation.duration).",
+        );
         for (key, a) in &groups {
             let l = labels_of(key);
             let refs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -280,15 +286,21 @@ impl MetricsSource for LlmMetrics {
                 "GenAI calls stored.",
                 (|a: &RollupAggregate| a.calls as f64) as fn(&RollupAggregate) -> f64,
             ),
-            ("sightline_gen_ai_errors_total", "GenAI calls that failed.", |a| {
-                a.errors as f64
-            }),
-            ("sightline_gen_ai_cost_usd_total", "Cost of the priced GenAI calls in USD.", |a| {
-                a.cost_usd
-            }),
-            ("sightline_gen_ai_priced_calls_total", "GenAI calls with a known cost.", |a| {
-                a.priced_calls as f64
-            }),
+            (
+                "sightline_gen_ai_errors_total",
+                "GenAI calls that failed.",
+                |a| a.errors as f64,
+            ),
+            (
+                "sightline_gen_ai_cost_usd_total",
+                "Cost of the priced GenAI calls in USD.",
+                |a| a.cost_usd,
+            ),
+            (
+                "sightline_gen_ai_priced_calls_total",
+                "GenAI calls with a known cost.",
+                |a| a.priced_calls as f64,
+            ),
         ] {
             family(out, name, "counter", help);
             for (key, a) in &groups {

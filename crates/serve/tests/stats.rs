@@ -11,14 +11,12 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::Router;
 use serde_json::{json, Value};
-use sightline_model::{Attributes, Scope, Span, SpanId, SpanKind, SpanStatus, TraceId};
 use sightline_model::StatusCode as SpanCode;
+use sightline_model::{Attributes, Scope, Span, SpanId, SpanKind, SpanStatus, TraceId};
 use sightline_serve::prometheus::{LlmMetrics, LlmMetricsConfig, MetricsSources};
 use sightline_store::sqlite::{SqliteConfig, SqliteStore};
 use sightline_store::testsuite::{test_enricher, TestEnricher};
-use sightline_store::{
-    Enricher, MetricKind, MetricPoint, SharedStore, SpanWithCall, WriteBatch,
-};
+use sightline_store::{Enricher, MetricKind, MetricPoint, SharedStore, SpanWithCall, WriteBatch};
 use tempfile::TempDir;
 
 use common::get;
@@ -27,7 +25,14 @@ use common::get;
 const T0: u64 = 1_714_557_600_000_000_000;
 const T0_MS: i64 = (T0 / 1_000_000) as i64;
 
-fn call(n: u64, model: &str, start_ms: u64, dur_ms: u64, tokens: (u64, u64), error: bool) -> SpanWithCall {
+fn call(
+    n: u64,
+    model: &str,
+    start_ms: u64,
+    dur_ms: u64,
+    tokens: (u64, u64),
+    error: bool,
+) -> SpanWithCall {
     let mut resource = Attributes::new();
     resource.insert("service.name".into(), json!("api"));
     let mut attributes = Attributes::new();
@@ -50,7 +55,11 @@ fn call(n: u64, model: &str, start_ms: u64, dur_ms: u64, tokens: (u64, u64), err
         start_time_unix_nano: T0 + start_ms * 1_000_000,
         end_time_unix_nano: T0 + (start_ms + dur_ms) * 1_000_000,
         status: SpanStatus {
-            code: if error { SpanCode::Error } else { SpanCode::Unset },
+            code: if error {
+                SpanCode::Error
+            } else {
+                SpanCode::Unset
+            },
             message: String::new(),
         },
         attributes,
@@ -81,7 +90,14 @@ async fn fixture() -> (Router, SharedStore, TempDir) {
     // claude: 10 calls in the first minute, 2 s each.
     let mut spans = Vec::new();
     for i in 0..100u64 {
-        spans.push(call(i, "gpt-4o", i * 60_000, 10 * (i + 1), (100, 10), i % 10 == 0));
+        spans.push(call(
+            i,
+            "gpt-4o",
+            i * 60_000,
+            10 * (i + 1),
+            (100, 10),
+            i % 10 == 0,
+        ));
     }
     for i in 0..10u64 {
         spans.push(call(1000 + i, "claude", i * 1000, 2000, (50, 5), false));
@@ -123,7 +139,12 @@ async fn stats_by_model() {
     assert_eq!(g["output_tokens"], 1000);
     assert!(close(g["cost_usd"].as_f64().unwrap(), 1.0));
     // Latencies 10, 20, …, 1000 ms: exact p50 (rank 49) is 500, p99 (rank 98) is 990.
-    for (p, exact) in [("p50", 500.0), ("p90", 900.0), ("p95", 950.0), ("p99", 990.0)] {
+    for (p, exact) in [
+        ("p50", 500.0),
+        ("p90", 900.0),
+        ("p95", 950.0),
+        ("p99", 990.0),
+    ] {
         let got = g["latency_ms"][p].as_f64().unwrap();
         assert!(close(got, exact), "{p}: {got} vs {exact}");
     }
@@ -138,7 +159,11 @@ async fn stats_by_model() {
     // Filters and a range: minutes 10..20 hold gpt-4o calls 10..19 and nothing of claude.
     let from = T0_MS + 10 * 60_000;
     let to = T0_MS + 20 * 60_000;
-    let r = get(&router, &format!("/api/v1/stats?from={from}&to={to}&status=error")).await;
+    let r = get(
+        &router,
+        &format!("/api/v1/stats?from={from}&to={to}&status=error"),
+    )
+    .await;
     let g = &r.json()["groups"][0];
     assert_eq!(g["key"], "all");
     assert_eq!(g["calls"], 1);
@@ -149,7 +174,10 @@ async fn stats_by_model() {
     let groups = r.json()["groups"].as_array().unwrap().clone();
     assert_eq!(groups.len(), 2);
     assert_eq!(
-        groups.iter().map(|g| g["calls"].as_i64().unwrap()).sum::<i64>(),
+        groups
+            .iter()
+            .map(|g| g["calls"].as_i64().unwrap())
+            .sum::<i64>(),
         110
     );
 }
@@ -159,10 +187,18 @@ async fn stats_rejects_what_is_not_rolled_up() {
     let (router, _store, _dir) = fixture().await;
     get(&router, "/api/v1/stats?group_by=colour")
         .await
-        .assert_error(StatusCode::BAD_REQUEST, "invalid_argument", Some("group_by"));
+        .assert_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            Some("group_by"),
+        );
     get(&router, "/api/v1/stats?session_id=s1")
         .await
-        .assert_error(StatusCode::BAD_REQUEST, "invalid_argument", Some("session_id"));
+        .assert_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            Some("session_id"),
+        );
     get(&router, "/api/v1/stats?group_by=user_id&model=gpt-4o")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_argument", Some("model"));
@@ -206,9 +242,11 @@ async fn timeseries_of_calls() {
     // Hour 0 holds calls 0..59 (10..600 ms): p99 is rank 58, 590 ms.
     assert!(close(s["points"][0][1].as_f64().unwrap(), 590.0));
 
-    get(&router, "/api/v1/timeseries")
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "invalid_argument", Some("metric"));
+    get(&router, "/api/v1/timeseries").await.assert_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        Some("metric"),
+    );
     get(&router, "/api/v1/timeseries?metric=calls&step=90s")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_argument", Some("step"));
@@ -247,7 +285,11 @@ async fn timeseries_of_an_otlp_metric() {
     }
     store.write_metrics(points).await.unwrap();
     let range = format!("from={T0_MS}&to={}", T0_MS + 10_000);
-    let r = get(&router, &format!("/api/v1/timeseries?metric=gpu.utilization&{range}")).await;
+    let r = get(
+        &router,
+        &format!("/api/v1/timeseries?metric=gpu.utilization&{range}"),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let series = r.json()["series"].as_array().unwrap().clone();
     assert_eq!(series.len(), 2);
@@ -259,10 +301,16 @@ async fn timeseries_of_an_otlp_metric() {
     )
     .await;
     let s = &r.json()["series"][0];
-    assert_eq!(s["points"], json!([[T0_MS, 1.5], [T0_MS + 2000, 3.5], [T0_MS + 4000, 4.5]]));
-    get(&router, "/api/v1/timeseries?metric=gpu.utilization&agg=median")
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "invalid_argument", Some("agg"));
+    assert_eq!(
+        s["points"],
+        json!([[T0_MS, 1.5], [T0_MS + 2000, 3.5], [T0_MS + 4000, 4.5]])
+    );
+    get(
+        &router,
+        "/api/v1/timeseries?metric=gpu.utilization&agg=median",
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_argument", Some("agg"));
 }
 
 #[tokio::test]
@@ -277,11 +325,21 @@ async fn prometheus_exposition_agrees_with_stats() {
     let text = r.text();
     let labels = "project=\"default\",service_name=\"api\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt-4o\",gen_ai_operation_name=\"chat\"";
     assert!(
-        text.contains(&format!("gen_ai_client_operation_duration_seconds_count{{{labels}}} 100\n")),
+        text.contains(&format!(
+            "gen_ai_client_operation_duration_seconds_count{{{labels}}} 100\n"
+        )),
         "{text}"
     );
-    assert!(text.contains(&format!("gen_ai_client_operation_duration_seconds_sum{{{labels}}} 50.5\n")), "{text}");
-    assert!(text.contains(&format!("sightline_gen_ai_errors_total{{{labels}}} 10\n")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "gen_ai_client_operation_duration_seconds_sum{{{labels}}} 50.5\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("sightline_gen_ai_errors_total{{{labels}}} 10\n")),
+        "{text}"
+    );
     // top_models = 1: claude is reported as `other`.
     assert!(text.contains("gen_ai_request_model=\"other\""), "{text}");
     assert!(!text.contains("claude"), "{text}");

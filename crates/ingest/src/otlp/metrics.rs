@@ -268,7 +268,15 @@ pub fn points_from_request(
                     Data::Gauge(g) => {
                         for (pi, p) in g.data_points.into_iter().enumerate() {
                             let path = format!("{base}.gauge.dataPoints[{pi}]");
-                            number_point(&mut out, &info, MetricKind::Gauge, path, p, json!({}), &check);
+                            number_point(
+                                &mut out,
+                                &info,
+                                MetricKind::Gauge,
+                                path,
+                                p,
+                                json!({}),
+                                &check,
+                            );
                         }
                     }
                     Data::Sum(s) => {
@@ -278,7 +286,15 @@ pub fn points_from_request(
                         });
                         for (pi, p) in s.data_points.into_iter().enumerate() {
                             let path = format!("{base}.sum.dataPoints[{pi}]");
-                            number_point(&mut out, &info, MetricKind::Sum, path, p, data.clone(), &check);
+                            number_point(
+                                &mut out,
+                                &info,
+                                MetricKind::Sum,
+                                path,
+                                p,
+                                data.clone(),
+                                &check,
+                            );
                         }
                     }
                     Data::Histogram(h) => {
@@ -472,7 +488,10 @@ pub fn parse(body: &[u8], encoding: Encoding) -> Result<ExportMetricsServiceRequ
             }
             Err(IngestError::invalid(
                 field,
-                format!("failed to decode JSON ExportMetricsServiceRequest: {}", e.inner()),
+                format!(
+                    "failed to decode JSON ExportMetricsServiceRequest: {}",
+                    e.inner()
+                ),
             ))
         }
     }
@@ -559,15 +578,10 @@ pub(crate) async fn http_export(
     };
     let result = async {
         let content_encoding = ContentEncoding::from_header(header_str(header::CONTENT_ENCODING))?;
-        let project =
-            project_from_header(headers.get(PROJECT_HEADER).map(HeaderValue::as_bytes))?;
-        let (bytes, permit) = super::http::read_body(
-            body,
-            headers,
-            limits.max_body_bytes,
-            pipeline.body_budget(),
-        )
-        .await?;
+        let project = project_from_header(headers.get(PROJECT_HEADER).map(HeaderValue::as_bytes))?;
+        let (bytes, permit) =
+            super::http::read_body(body, headers, limits.max_body_bytes, pipeline.body_budget())
+                .await?;
         let l = limits.clone();
         let decoded = pipeline
             .decode(move || decode_body(bytes, encoding, content_encoding, &project, &l))
@@ -662,8 +676,8 @@ mod tests {
     use super::*;
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope};
     use opentelemetry_proto::tonic::metrics::v1::{
-        Gauge, Histogram, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
-        HistogramDataPoint, Sum, Summary, SummaryDataPoint,
+        Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
+        ScopeMetrics, Sum, Summary, SummaryDataPoint,
     };
     use opentelemetry_proto::tonic::resource::v1::Resource;
 
@@ -721,7 +735,11 @@ mod tests {
             metric(
                 "gpu.utilization",
                 Data::Gauge(Gauge {
-                    data_points: vec![number(10, Some(0.5)), number(0, Some(1.0)), number(11, None)],
+                    data_points: vec![
+                        number(10, Some(0.5)),
+                        number(0, Some(1.0)),
+                        number(11, None),
+                    ],
                 }),
             ),
             metric(
@@ -774,7 +792,10 @@ mod tests {
         let d = points_from_request(req, "p", &Limits::default());
         assert_eq!(d.items.len(), 4, "{:?}", d.rejected);
         let g = &d.items[0];
-        assert_eq!((g.name.as_str(), g.kind, g.value), ("gpu.utilization", MetricKind::Gauge, Some(0.5)));
+        assert_eq!(
+            (g.name.as_str(), g.kind, g.value),
+            ("gpu.utilization", MetricKind::Gauge, Some(0.5))
+        );
         assert_eq!(g.resource["service.name"], "trainer");
         assert_eq!(g.attributes["gpu"], "0");
         assert_eq!(g.scope, "torch");
@@ -783,13 +804,26 @@ mod tests {
         assert_eq!(d.items[2].count, Some(3));
         assert_eq!(d.items[2].data["counts"], json!([1, 1, 1]));
         assert_eq!(d.items[3].kind, MetricKind::Summary);
-        let fields: Vec<_> = d.rejected.iter().map(|r| (r.path.as_str(), r.field)).collect();
+        let fields: Vec<_> = d
+            .rejected
+            .iter()
+            .map(|r| (r.path.as_str(), r.field))
+            .collect();
         assert_eq!(
             fields,
             vec![
-                ("resourceMetrics[0].scopeMetrics[0].metrics[0].gauge.dataPoints[1]", "timeUnixNano"),
-                ("resourceMetrics[0].scopeMetrics[0].metrics[0].gauge.dataPoints[2]", "value"),
-                ("resourceMetrics[0].scopeMetrics[0].metrics[2].histogram.dataPoints[1]", "bucketCounts"),
+                (
+                    "resourceMetrics[0].scopeMetrics[0].metrics[0].gauge.dataPoints[1]",
+                    "timeUnixNano"
+                ),
+                (
+                    "resourceMetrics[0].scopeMetrics[0].metrics[0].gauge.dataPoints[2]",
+                    "value"
+                ),
+                (
+                    "resourceMetrics[0].scopeMetrics[0].metrics[2].histogram.dataPoints[1]",
+                    "bucketCounts"
+                ),
                 ("resourceMetrics[0].scopeMetrics[0].metrics[4]", "name"),
             ]
         );
@@ -801,8 +835,11 @@ mod tests {
         let req = parse(body, Encoding::Json).unwrap();
         let d = points_from_request(req, "p", &Limits::default());
         assert_eq!(d.items[0].value, Some(0.25));
-        let err = parse(br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":5}]}]}]}"#, Encoding::Json)
-            .unwrap_err();
+        let err = parse(
+            br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":5}]}]}]}"#,
+            Encoding::Json,
+        )
+        .unwrap_err();
         match err {
             IngestError::InvalidInput { field, .. } => {
                 assert_eq!(field, "resourceMetrics[0].scopeMetrics[0].metrics[0].name")

@@ -9,8 +9,8 @@ pub mod calls;
 pub mod params;
 pub mod sessions;
 pub mod stats;
-pub mod timestamp;
 pub mod timeseries;
+pub mod timestamp;
 pub mod traces;
 pub mod users;
 

@@ -132,9 +132,7 @@ impl StatsGroup {
             priced_calls: a.priced_calls,
             output_tokens_per_s: a.output_tokens_per_s.quantile(0.5),
             output_tokens_per_s_percentiles: Percentiles::of(&a.output_tokens_per_s),
-            throughput_per_s: range_secs
-                .filter(|s| *s > 0.0)
-                .map(|s| a.calls as f64 / s),
+            throughput_per_s: range_secs.filter(|s| *s > 0.0).map(|s| a.calls as f64 / s),
         }
     }
 }
@@ -149,7 +147,10 @@ pub(crate) fn parse_group_by(
             continue;
         }
         if found.is_some() {
-            return Err(invalid("group_by", "`group_by` is given more than once".into()));
+            return Err(invalid(
+                "group_by",
+                "`group_by` is given more than once".into(),
+            ));
         }
         found = Some(RollupDimension::parse(v).ok_or_else(|| {
             invalid(

@@ -8,7 +8,8 @@
 //!   ms), `output_tokens_per_s` (median) and `output_tokens_per_s_p…`, `input_tokens`,
 //!   `output_tokens`, `total_tokens`, `cache_read_tokens`, `cache_write_tokens`,
 //!   `reasoning_tokens`, `cost_usd`. `group_by` is a rolled-up dimension; `step` a whole number
-//!   of minutes (default: about 120 points over the range). Buckets are aligned to multiples of
+//!   of minutes (default: about 120 points over the range, whole hours for ranges of 12 hours or
+//!   more, which read hour rows rather than minute rows). Buckets are aligned to multiples of
 //!   the step; counts, tokens and cost are 0 in buckets without calls, percentiles are left out.
 //! - **Any other name is an OTLP metric** sent to `/v1/metrics`: `group_by` is a comma-separated
 //!   list of attribute keys (default: every attribute set apart), `attr.<key>=<value>` filters,
@@ -57,7 +58,18 @@ pub struct Series {
 const DEFAULT_RANGE_NS: u64 = 24 * 3600 * 1_000_000_000;
 /// Most buckets a request may ask for.
 pub const MAX_POINTS: u64 = 20_000;
-const NICE_STEPS: [u64; 10] = [60, 300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86_400];
+const NICE_STEPS: [u64; 10] = [
+    60,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
+    86_400,
+];
 
 /// What to compute per bucket from a rollup aggregate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -235,7 +247,12 @@ pub async fn timeseries(
             }
             Some(ms) => ms,
             None => {
-                let want = (range_ms / 1000).div_ceil(120).max(60);
+                // About 120 points; from 12 hours on, whole hours, so that hour rows are read
+                // rather than minute rows.
+                let mut want = (range_ms / 1000).div_ceil(120).max(60);
+                if range_ms >= 12 * 3_600_000 {
+                    want = want.max(3600);
+                }
                 NICE_STEPS
                     .iter()
                     .copied()
@@ -252,9 +269,7 @@ pub async fn timeseries(
         if buckets > MAX_POINTS {
             return Err(invalid(
                 "step",
-                format!(
-                    "the range holds {buckets} steps; at most {MAX_POINTS}: set a larger step"
-                ),
+                format!("the range holds {buckets} steps; at most {MAX_POINTS}: set a larger step"),
             ));
         }
         let group_by = parse_group_by(&pairs)?;
@@ -305,7 +320,12 @@ pub async fn timeseries(
     // An OTLP metric.
     let group_by = single(&pairs, "group_by")?.map(|v| {
         v.split(',')
-            .map(|k| k.trim().strip_prefix("attr.").unwrap_or(k.trim()).to_string())
+            .map(|k| {
+                k.trim()
+                    .strip_prefix("attr.")
+                    .unwrap_or(k.trim())
+                    .to_string()
+            })
             .filter(|k| !k.is_empty())
             .collect::<Vec<_>>()
     });
@@ -405,7 +425,10 @@ mod tests {
             CallMetric::parse("output_tokens_per_s_p99"),
             Some(CallMetric::Quantile(SketchKind::Tps, Some(0.99)))
         );
-        assert_eq!(CallMetric::parse("ttft_mean"), Some(CallMetric::Quantile(SketchKind::Ttft, None)));
+        assert_eq!(
+            CallMetric::parse("ttft_mean"),
+            Some(CallMetric::Quantile(SketchKind::Ttft, None))
+        );
         assert_eq!(CallMetric::parse("gpu.utilization"), None);
         assert_eq!(CallMetric::parse("latency_p42"), None);
     }
@@ -424,6 +447,9 @@ mod tests {
     #[test]
     fn fills_missing_buckets() {
         let p = fill(&[(120_000, 3.0)], 0, 240, 60);
-        assert_eq!(p, vec![(0, 0.0), (60_000, 0.0), (120_000, 3.0), (180_000, 0.0)]);
+        assert_eq!(
+            p,
+            vec![(0, 0.0), (60_000, 0.0), (120_000, 3.0), (180_000, 0.0)]
+        );
     }
 }

@@ -60,11 +60,11 @@ use self::encode::EncodedBatch;
 use self::read::ReadPool;
 use self::writer::{Command, Writer};
 use crate::error::StoreError;
+use crate::metrics::{MetricPoint, MetricQuery, MetricSeries, RollupQuery, RollupRow};
 use crate::query::{
     Filter, Page, PageRequest, SessionDetail, SessionSummary, TraceDetail, TraceSummary,
     UserSummary,
 };
-use crate::metrics::{MetricPoint, MetricQuery, MetricSeries, RollupQuery, RollupRow};
 use crate::{Enricher, Store, WriteBatch, WriteReceipt};
 
 /// File name of the database inside the data directory.

@@ -264,7 +264,9 @@ impl RollupDeltas {
             };
             for res in RESOLUTIONS.into_iter().skip(skip) {
                 let bucket = minute - minute.rem_euclid(res);
-                rows.entry((res, kind, bucket, id)).or_default().merge(&cell);
+                rows.entry((res, kind, bucket, id))
+                    .or_default()
+                    .merge(&cell);
             }
         }
         let mut select = conn
@@ -297,12 +299,7 @@ impl RollupDeltas {
                             r.get(7)?,
                         ],
                         r.get::<_, f64>(8)?,
-                        [
-                            r.get::<_, Vec<u8>>(9)?,
-                            r.get(10)?,
-                            r.get(11)?,
-                            r.get(12)?,
-                        ],
+                        [r.get::<_, Vec<u8>>(9)?, r.get(10)?, r.get(11)?, r.get(12)?],
                     ))
                 })
                 .optional()
@@ -528,7 +525,9 @@ pub(crate) fn backfill(conn: &Connection) -> Result<(), StoreError> {
                     )
                     .map_err(db_err)?;
                 let rows = st
-                    .query_map(params![after, BACKFILL_CHUNK], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_map(params![after, BACKFILL_CHUNK], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
                     .map_err(db_err)?;
                 rows.collect::<Result<_, _>>().map_err(db_err)?
             };
@@ -537,7 +536,9 @@ pub(crate) fn backfill(conn: &Connection) -> Result<(), StoreError> {
                 after = *id;
                 match decode_call(json) {
                     Ok(call) => deltas.call(&call.project, &CallStats::of(&call), 1),
-                    Err(e) => tracing::warn!(id, error = %e, "skipping undecodable call in rollup backfill"),
+                    Err(e) => {
+                        tracing::warn!(id, error = %e, "skipping undecodable call in rollup backfill")
+                    }
                 }
             }
             deltas.flush(conn)?;

@@ -110,8 +110,7 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
     if !f.attrs.is_empty() {
         return Err(not_rolled_up("attr"));
     }
-    let per_user =
-        q.group_by.contains(&RollupDimension::UserId) || nonempty(&f.user_id).is_some();
+    let per_user = q.group_by.contains(&RollupDimension::UserId) || nonempty(&f.user_id).is_some();
     let mut conds = vec![
         "(?4 = '' OR s.project = ?4)".to_string(),
         "r.kind = ?5".to_string(),
@@ -180,13 +179,19 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         if let Some(status) = f.status {
             eq(
                 "s.status",
-                if status == CallStatus::Error { "1" } else { "0" },
+                if status == CallStatus::Error {
+                    "1"
+                } else {
+                    "0"
+                },
             );
         }
         if let Some(v) = nonempty(&f.model) {
             args.push(v.to_string().into());
             let p = args.len() + 3;
-            conds.push(format!("(s.request_model = ?{p} OR s.response_model = ?{p})"));
+            conds.push(format!(
+                "(s.request_model = ?{p} OR s.response_model = ?{p})"
+            ));
         }
     }
 
@@ -206,7 +211,9 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
                 return Err(StoreError::InvalidInput {
                     field: "step",
                     message: if per_user {
-                        format!("per-user series need a whole number of days as `step`, got {step}s")
+                        format!(
+                            "per-user series need a whole number of days as `step`, got {step}s"
+                        )
                     } else {
                         format!("`step` must be a whole number of minutes, got {step}s")
                     },
@@ -269,12 +276,12 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         while let Some(r) = rows.next().map_err(db_err)? {
             let bucket: i64 = r.get(0).map_err(db_err)?;
             let series: i64 = r.get(14).map_err(db_err)?;
-            if !keys.contains_key(&series) {
+            if let std::collections::hash_map::Entry::Vacant(e) = keys.entry(series) {
                 let mut key = Vec::with_capacity(dims.len());
                 for i in 0..dims.len() {
                     key.push(r.get::<_, String>(15 + i).map_err(db_err)?);
                 }
-                keys.insert(series, key);
+                e.insert(key);
             }
             let step_bucket = q.step_secs.map(|s| floor_to(bucket, s as i64));
             let g = per_series.entry((series, step_bucket)).or_default();
@@ -317,9 +324,7 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
             aggregate,
         })
         .collect();
-    out.sort_by(|a, b| {
-        (&a.key, a.bucket_unix_secs).cmp(&(&b.key, b.bucket_unix_secs))
-    });
+    out.sort_by(|a, b| (&a.key, a.bucket_unix_secs).cmp(&(&b.key, b.bucket_unix_secs)));
     Ok(out)
 }
 

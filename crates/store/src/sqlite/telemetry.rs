@@ -34,9 +34,10 @@ pub(crate) fn record_commit(took: Duration) {
         }
     }
     COMMITS.count.fetch_add(1, Ordering::Relaxed);
-    COMMITS
-        .sum_nanos
-        .fetch_add(took.as_nanos().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+    COMMITS.sum_nanos.fetch_add(
+        took.as_nanos().min(u128::from(u64::MAX)) as u64,
+        Ordering::Relaxed,
+    );
 }
 
 /// Group commit latency since the process started.

@@ -6,7 +6,7 @@ use serde_json::json;
 use sightline_model::prices::PriceTable;
 use sightline_model::{Attributes, CallStatus, DdSketch, LlmCall};
 
-use super::{filter, llm, page, span, with, write, failed, PROJECT, T0};
+use super::{failed, filter, llm, page, span, with, write, PROJECT, T0};
 use crate::metrics::{
     MetricAgg, MetricField, MetricKind, MetricPoint, MetricQuery, RollupDimension, RollupQuery,
     SketchSet,
@@ -55,7 +55,11 @@ fn expected<'a>(calls: impl Iterator<Item = &'a LlmCall>) -> Expected {
 }
 
 async fn all_calls(store: &Arc<dyn Store>) -> Vec<LlmCall> {
-    store.list_calls(&filter(), &page(1000)).await.unwrap().items
+    store
+        .list_calls(&filter(), &page(1000))
+        .await
+        .unwrap()
+        .items
 }
 
 fn assert_matches(got: &crate::RollupAggregate, want: &Expected, what: &str) {
@@ -88,7 +92,15 @@ pub async fn rollups_equal_a_single_pass(store: Arc<dyn Store>) {
         // Spread over ~3 days, at minute, hour and day boundaries and in between.
         let at = (i * 37 * MIN_MS + (i % 7) * 1_000) % (3 * DAY_MS);
         let mut s = llm(
-            span(100 + i, 1, None, "chat", ["api", "worker"][(i % 2) as usize], at, 50 + i * 13),
+            span(
+                100 + i,
+                1,
+                None,
+                "chat",
+                ["api", "worker"][(i % 2) as usize],
+                at,
+                50 + i * 13,
+            ),
             models[(i % 3) as usize],
             10 + i,
             5 + 2 * i,
@@ -113,10 +125,7 @@ pub async fn rollups_equal_a_single_pass(store: Arc<dyn Store>) {
     assert_eq!(calls.len(), 120);
 
     // Whole range, no grouping.
-    let rows = store
-        .rollups(&stats_query(filter(), vec![]))
-        .await
-        .unwrap();
+    let rows = store.rollups(&stats_query(filter(), vec![])).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_matches(&rows[0].aggregate, &expected(calls.iter()), "all");
 
@@ -159,7 +168,10 @@ pub async fn rollups_equal_a_single_pass(store: Arc<dyn Store>) {
         ..filter()
     };
     let rows = store
-        .rollups(&stats_query(f, vec![RollupDimension::Service, RollupDimension::Status]))
+        .rollups(&stats_query(
+            f,
+            vec![RollupDimension::Service, RollupDimension::Status],
+        ))
         .await
         .unwrap();
     let want = expected(
@@ -201,7 +213,12 @@ pub async fn rollups_equal_a_single_pass(store: Arc<dyn Store>) {
 pub async fn rollups_per_user(store: Arc<dyn Store>) {
     let mut spans = Vec::new();
     for i in 0..30u64 {
-        let s = llm(span(300 + i, 1, None, "chat", "api", i * MIN_MS, 100 + i), "gpt-4o", 10, i);
+        let s = llm(
+            span(300 + i, 1, None, "chat", "api", i * MIN_MS, 100 + i),
+            "gpt-4o",
+            10,
+            i,
+        );
         spans.push(if i % 3 == 0 {
             s
         } else {
@@ -217,7 +234,11 @@ pub async fn rollups_per_user(store: Arc<dyn Store>) {
     let keys: Vec<_> = rows.iter().map(|r| r.key[0].clone()).collect();
     assert_eq!(keys, vec!["user-1", "user-2"]);
     for r in &rows {
-        let want = expected(calls.iter().filter(|c| c.user_id.as_deref() == Some(&r.key[0])));
+        let want = expected(
+            calls
+                .iter()
+                .filter(|c| c.user_id.as_deref() == Some(&r.key[0])),
+        );
         assert_matches(&r.aggregate, &want, &r.key[0]);
     }
     let one = store
@@ -235,7 +256,10 @@ pub async fn rollups_per_user(store: Arc<dyn Store>) {
 
     for (q, field) in [
         (
-            stats_query(filter(), vec![RollupDimension::UserId, RollupDimension::Model]),
+            stats_query(
+                filter(),
+                vec![RollupDimension::UserId, RollupDimension::Model],
+            ),
             "group_by",
         ),
         (
@@ -261,18 +285,31 @@ pub async fn rollups_per_user(store: Arc<dyn Store>) {
     ] {
         let err = store.rollups(&q).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-        assert!(matches!(err, crate::StoreError::InvalidInput { field: f, .. } if f == field), "{err:?}");
+        assert!(
+            matches!(err, crate::StoreError::InvalidInput { field: f, .. } if f == field),
+            "{err:?}"
+        );
     }
 }
 
 /// Re-pricing adjusts the rollup cost sums without counting any call twice.
 pub async fn rollups_follow_recompute(store: Arc<dyn Store>) {
     let stale = with(
-        llm(span(400, 1, None, "chat", "api", 100, 10), "sightline-test-unpriced-model", 10, 10),
+        llm(
+            span(400, 1, None, "chat", "api", 100, 10),
+            "sightline-test-unpriced-model",
+            10,
+            10,
+        ),
         "test.cost_usd",
         json!(2.5),
     );
-    let known = llm(span(401, 1, None, "chat", "api", 200, 10), "gpt-4o", 1000, 500);
+    let known = llm(
+        span(401, 1, None, "chat", "api", 200, 10),
+        "gpt-4o",
+        1000,
+        500,
+    );
     write(&store, vec![stale, known]).await;
     let before = store.rollups(&stats_query(filter(), vec![])).await.unwrap();
     assert_eq!(before[0].aggregate.cost_usd, 2.5);
@@ -294,7 +331,13 @@ pub async fn rollups_follow_recompute(store: Arc<dyn Store>) {
     assert_eq!(unpriced.aggregate.cost(), None);
 }
 
-fn point(name: &str, kind: MetricKind, at_ms: u64, value: f64, attrs: serde_json::Value) -> MetricPoint {
+fn point(
+    name: &str,
+    kind: MetricKind,
+    at_ms: u64,
+    value: f64,
+    attrs: serde_json::Value,
+) -> MetricPoint {
     let mut resource = Attributes::new();
     resource.insert("service.name".into(), json!("trainer"));
     MetricPoint {
@@ -341,7 +384,13 @@ pub async fn metric_points_round_trip(store: Arc<dyn Store>) {
     assert_eq!(store.write_metrics(points).await.unwrap(), 31);
     // Rewriting the same point replaces it.
     store
-        .write_metrics(vec![point("grad_norm", MetricKind::Gauge, 0, 0.5, json!({ "layer": 0, "run": "a" }))])
+        .write_metrics(vec![point(
+            "grad_norm",
+            MetricKind::Gauge,
+            0,
+            0.5,
+            json!({ "layer": 0, "run": "a" }),
+        )])
         .await
         .unwrap();
 
@@ -352,14 +401,20 @@ pub async fn metric_points_round_trip(store: Arc<dyn Store>) {
     };
     let series = store.metric_series(&q).await.unwrap();
     assert_eq!(series.len(), 3, "one series per layer");
-    let layer0 = series.iter().find(|s| s.attributes["layer"] == json!(0)).unwrap();
+    let layer0 = series
+        .iter()
+        .find(|s| s.attributes["layer"] == json!(0))
+        .unwrap();
     assert_eq!(layer0.points.len(), 10);
     assert_eq!(layer0.points[0], (((T0 / 1_000_000) as i64), 0.5));
     assert_eq!(layer0.points[9].1, 90.0);
 
     // Filter on an attribute, resource attributes too.
     let q1 = MetricQuery {
-        attrs: vec![("layer".into(), "2".into()), ("service.name".into(), "trainer".into())],
+        attrs: vec![
+            ("layer".into(), "2".into()),
+            ("service.name".into(), "trainer".into()),
+        ],
         ..q.clone()
     };
     let s = store.metric_series(&q1).await.unwrap();
@@ -391,7 +446,10 @@ pub async fn metric_points_round_trip(store: Arc<dyn Store>) {
         (MetricField::Sum, 10.0),
     ] {
         let s = store
-            .metric_series(&MetricQuery { field, ..hist.clone() })
+            .metric_series(&MetricQuery {
+                field,
+                ..hist.clone()
+            })
             .await
             .unwrap();
         assert_eq!(s[0].points[0].1, want, "{field:?}");
