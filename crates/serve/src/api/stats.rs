@@ -221,22 +221,28 @@ pub async fn stats(
         step_secs: None,
         sketches: SketchSet::ALL,
     };
-    let rows = store.rollups(&query).await?;
-    let mut groups: Vec<StatsGroup> = rows
+    let mut rows = store.rollups(&query).await?;
+    // Most calls first; percentiles are computed only for the groups returned.
+    rows.sort_by(|a, b| {
+        b.aggregate
+            .calls
+            .cmp(&a.aggregate.calls)
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    let total_groups = rows.len();
+    let limit = if single(&pairs, "limit")?.is_some() {
+        params.page.limit
+    } else {
+        MAX_GROUPS
+    };
+    rows.truncate(limit);
+    let groups: Vec<StatsGroup> = rows
         .iter()
         .map(|r| {
             let key = r.key.first().cloned().unwrap_or_else(|| "all".to_string());
             StatsGroup::new(key, &r.aggregate, range_secs)
         })
         .collect();
-    groups.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.key.cmp(&b.key)));
-    let total_groups = groups.len();
-    let limit = if single(&pairs, "limit")?.is_some() {
-        params.page.limit
-    } else {
-        MAX_GROUPS
-    };
-    groups.truncate(limit);
     Ok(Json(StatsResponse {
         groups,
         total_groups,
