@@ -595,7 +595,7 @@ mod tests {
                 output_tokens: Some(tokens / 2),
                 ..Usage::default()
             },
-            cost: (tokens % 3 == 0).then(|| Cost {
+            cost: tokens.is_multiple_of(3).then(|| Cost {
                 input_usd: 0.0,
                 output_usd: 0.0,
                 total_usd: tokens as f64 / 1000.0,
