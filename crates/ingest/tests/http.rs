@@ -826,6 +826,12 @@ async fn only_post_is_routed() {
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     let r = send(&app, req("/v1/profiles", PROTOBUF, Vec::new())).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = send(
+        &app,
+        Request::get("/v1/metrics").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     let r = send(&app, req("/v1/traces", PROTOBUF, Vec::new())).await;
     assert_eq!(
         r.status,
@@ -895,4 +901,80 @@ async fn body_budget_refuses_uploads_that_do_not_fit() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(p.stats().inflight_body_bytes, 0);
     assert_eq!(store.spans().len(), 2);
+}
+
+/// OTLP metrics over HTTP: protobuf (gzip) and JSON are stored, a bad point is rejected alone
+/// with its path, a body that is not OTLP is a 400 naming the field.
+#[tokio::test]
+async fn metrics_are_stored_and_bad_points_rejected_alone() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric::Data, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics,
+        ScopeMetrics,
+    };
+    let (store, app, p) = setup(Limits::default());
+    let point = |t: u64, v: f64| NumberDataPoint {
+        time_unix_nano: t,
+        value: Some(number_data_point::Value::AsDouble(v)),
+        ..Default::default()
+    };
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "loss".into(),
+                    data: Some(Data::Gauge(Gauge {
+                        data_points: vec![point(10, 0.5), point(0, 0.4), point(12, 0.3)],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let mut r = req("/v1/metrics", PROTOBUF, gzip(&request.encode_to_vec()));
+    r.headers_mut()
+        .insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+    let reply = send(&app, r).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let response = ExportMetricsServiceResponse::decode(reply.body.clone()).unwrap();
+    let partial = response.partial_success.unwrap();
+    assert_eq!(partial.rejected_data_points, 1);
+    assert!(
+        partial
+            .error_message
+            .contains("metrics[0].gauge.dataPoints[1].timeUnixNano"),
+        "{}",
+        partial.error_message
+    );
+    let stored = store.metric_points.lock().unwrap().clone();
+    assert_eq!(
+        stored.iter().map(|p| p.value).collect::<Vec<_>>(),
+        vec![Some(0.5), Some(0.3)]
+    );
+    assert_eq!(stored[0].project, DEFAULT_PROJECT);
+
+    let json_body = json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": "lr",
+        "sum": {"aggregationTemporality": 2, "isMonotonic": false,
+                "dataPoints": [{"timeUnixNano": "5", "asInt": "3"}]}}]}]}]});
+    let reply = send(&app, req("/v1/metrics", JSON, json_body.to_string())).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json(), json!({}));
+    assert_eq!(store.metric_points.lock().unwrap().len(), 3);
+
+    let reply = send(&app, req("/v1/metrics", JSON, r#"{"resourceMetrics": 5}"#)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let m = p.metric_counters().snapshot();
+    assert_eq!(
+        (
+            m.requests,
+            m.points_received,
+            m.points_accepted,
+            m.points_rejected
+        ),
+        (3, 4, 3, 1)
+    );
 }

@@ -155,6 +155,14 @@ async fn stats_by_model() {
     }
     assert_eq!(groups[1]["key"], "claude");
     assert_eq!(groups[1]["calls"], 10);
+    assert_eq!(body["total_groups"], 2);
+
+    // `limit` keeps the groups with the most calls.
+    let r = get(&router, "/api/v1/stats?group_by=model&limit=1").await;
+    let body = r.json();
+    assert_eq!(body["groups"].as_array().unwrap().len(), 1);
+    assert_eq!(body["groups"][0]["key"], "gpt-4o");
+    assert_eq!(body["total_groups"], 2);
 
     // Filters and a range: minutes 10..20 hold gpt-4o calls 10..19 and nothing of claude.
     let from = T0_MS + 10 * 60_000;

@@ -5,9 +5,10 @@
 //! response model × operation × status, the call and error counts, token and cost sums, and
 //! DDSketches of latency, time to first token, time per output token and output tokens per
 //! second. Hour and day rollups are the minute ones merged at write time. A separate rollup per
-//! hour × project × user (calls, errors, tokens, cost, latency sketch) serves per-user statistics:
-//! user ids are unbounded, so they are not part of the main key, and per-user ranges are taken
-//! to the hour. Reads ([`RollupQuery`]) never touch raw calls.
+//! day × project × user (calls, errors, tokens, cost, latency sketch) serves per-user statistics:
+//! user ids are unbounded, so they are not part of the main key, and a finer per-user rollup
+//! would cost a row per active user per transaction at each resolution; per-user ranges are taken
+//! to the day. Reads ([`RollupQuery`]) never touch raw calls.
 //!
 //! **Metric points** are what OTLP metrics exporters send: gauges, sums, histograms (explicit
 //! and exponential) and summaries, each point stored with its resource and point attributes in a

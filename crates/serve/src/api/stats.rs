@@ -6,7 +6,7 @@
 //! `service_version`, `provider`, `operation`, `status`, `user_id`, `project`; absent: one group
 //! keyed `all`), `from`/`to` (taken to the minute), and the filters `service`, `model`,
 //! `provider`, `status`, `operation`, `user_id`. `group_by=user_id` (and a `user_id` filter)
-//! reads the per-user rollup, which other filters cannot narrow, and is taken to the hour.
+//! reads the per-user rollup, which other filters cannot narrow, and is taken to the day.
 //! `limit` (1–1000, default 1000) keeps the groups with the most calls; `total_groups` says how
 //! many there were.
 
@@ -224,22 +224,28 @@ pub async fn stats(
         step_secs: None,
         sketches: SketchSet::ALL,
     };
-    let rows = store.rollups(&query).await?;
-    let mut groups: Vec<StatsGroup> = rows
+    let mut rows = store.rollups(&query).await?;
+    // Most calls first; percentiles are computed only for the groups returned.
+    rows.sort_by(|a, b| {
+        b.aggregate
+            .calls
+            .cmp(&a.aggregate.calls)
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    let total_groups = rows.len();
+    let limit = if single(&pairs, "limit")?.is_some() {
+        params.page.limit
+    } else {
+        MAX_GROUPS
+    };
+    rows.truncate(limit);
+    let groups: Vec<StatsGroup> = rows
         .iter()
         .map(|r| {
             let key = r.key.first().cloned().unwrap_or_else(|| "all".to_string());
             StatsGroup::new(key, &r.aggregate, range_secs)
         })
         .collect();
-    groups.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.key.cmp(&b.key)));
-    let total_groups = groups.len();
-    let limit = if single(&pairs, "limit")?.is_some() {
-        params.page.limit
-    } else {
-        MAX_GROUPS
-    };
-    groups.truncate(limit);
     Ok(Json(StatsResponse {
         groups,
         total_groups,

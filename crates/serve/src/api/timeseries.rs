@@ -8,7 +8,8 @@
 //!   ms), `output_tokens_per_s` (median) and `output_tokens_per_s_p…`, `input_tokens`,
 //!   `output_tokens`, `total_tokens`, `cache_read_tokens`, `cache_write_tokens`,
 //!   `reasoning_tokens`, `cost_usd`. `group_by` is a rolled-up dimension; `step` a whole number
-//!   of minutes (default: about 120 points over the range). Buckets are aligned to multiples of
+//!   of minutes (default: about 120 points over the range, whole hours for ranges of 12 hours or
+//!   more, which read hour rows rather than minute rows). Buckets are aligned to multiples of
 //!   the step; counts, tokens and cost are 0 in buckets without calls, percentiles are left out.
 //! - **Any other name is an OTLP metric** sent to `/v1/metrics`: `group_by` is a comma-separated
 //!   list of attribute keys (default: every attribute set apart), `attr.<key>=<value>` filters,
@@ -249,7 +250,12 @@ pub async fn timeseries(
             }
             Some(ms) => ms,
             None => {
-                let want = (range_ms / 1000).div_ceil(120).max(60);
+                // About 120 points; from 12 hours on, whole hours, so that hour rows are read
+                // rather than minute rows.
+                let mut want = (range_ms / 1000).div_ceil(120).max(60);
+                if range_ms >= 12 * 3_600_000 {
+                    want = want.max(3600);
+                }
                 NICE_STEPS
                     .iter()
                     .copied()

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use rusqlite::types::ValueRef;
-use rusqlite::Connection;
+use rusqlite::{params, Connection};
 
 use super::codec::db_err;
 use super::rollup::{KIND_CALLS, KIND_USER, RESOLUTIONS};
@@ -112,8 +112,8 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
     }
     let per_user = q.group_by.contains(&RollupDimension::UserId) || nonempty(&f.user_id).is_some();
     let mut conds = vec![
-        "(?4 = '' OR s.project = ?4)".to_string(),
-        "r.kind = ?5".to_string(),
+        "(?1 = '' OR s.project = ?1)".to_string(),
+        "s.kind = ?2".to_string(),
     ];
     let mut args: Vec<rusqlite::types::Value> = vec![
         f.project.clone().into(),
@@ -160,12 +160,12 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         }
         if let Some(u) = nonempty(&f.user_id) {
             args.push(u.to_string().into());
-            conds.push(format!("s.user_id = ?{}", args.len() + 3));
+            conds.push(format!("s.user_id = ?{}", args.len()));
         }
     } else {
         let mut eq = |col: &str, v: &str| {
             args.push(v.to_string().into());
-            conds.push(format!("{col} = ?{}", args.len() + 3));
+            conds.push(format!("{col} = ?{}", args.len()));
         };
         if let Some(v) = nonempty(&f.service) {
             eq("s.service", v);
@@ -188,15 +188,15 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         }
         if let Some(v) = nonempty(&f.model) {
             args.push(v.to_string().into());
-            let p = args.len() + 3;
+            let p = args.len();
             conds.push(format!(
                 "(s.request_model = ?{p} OR s.response_model = ?{p})"
             ));
         }
     }
 
-    // Per-user rows are hourly: their ranges are taken to the hour.
-    let grain = if per_user { HOUR } else { MINUTE };
+    // Per-user rows are daily: their ranges are taken to the day.
+    let grain = if per_user { DAY } else { MINUTE };
     let from = f
         .from_unix_nano
         .map_or(0, |ns| floor_to((ns / 1_000_000_000) as i64, grain));
@@ -212,7 +212,7 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
                     field: "step",
                     message: if per_user {
                         format!(
-                            "per-user series need a whole number of hours as `step`, got {step}s"
+                            "per-user series need a whole number of days as `step`, got {step}s"
                         )
                     } else {
                         format!("`step` must be a whole number of minutes, got {step}s")
@@ -249,53 +249,93 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         }
     };
     let dims: Vec<String> = q.group_by.iter().map(|d| column(*d).to_string()).collect();
+    // The matching series first (a small table), then the rollup rows of the range, kept when
+    // their series matched: no join per row.
+    let kind: i64 = if per_user { KIND_USER } else { KIND_CALLS };
+    let mut keys: HashMap<i64, Vec<String>> = HashMap::new();
+    {
+        let sql = format!(
+            "SELECT s.id{}{} FROM rollup_series s WHERE {}",
+            if dims.is_empty() { "" } else { ", " },
+            dims.join(", "),
+            conds.join(" AND "),
+        );
+        let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+        let mut rows = st
+            .query(rusqlite::params_from_iter(args.iter()))
+            .map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let mut key = Vec::with_capacity(dims.len());
+            for i in 0..dims.len() {
+                key.push(r.get::<_, String>(1 + i).map_err(db_err)?);
+            }
+            keys.insert(r.get(0).map_err(db_err)?, key);
+        }
+    }
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A few series: let SQLite skip the others' rows too.
+    let only = if keys.len() <= 64 {
+        let mut ids: Vec<i64> = keys.keys().copied().collect();
+        ids.sort_unstable();
+        format!(
+            " AND r.series IN ({})",
+            ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+        )
+    } else {
+        String::new()
+    };
     let sql = format!(
-        "SELECT r.bucket, r.calls, r.errors, r.input_tokens, r.output_tokens, \
+        "SELECT r.series, r.bucket, r.calls, r.errors, r.input_tokens, r.output_tokens, \
          r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens, r.priced_calls, \
-         r.cost_usd, {}, {}, {}, {}{}{} \
-         FROM rollups r CROSS JOIN rollup_series s ON s.id = r.series \
-         WHERE r.res = ?1 AND r.bucket >= ?2 AND r.bucket < ?3 AND {}",
+         r.cost_usd, {}, {}, {}, {} FROM rollups r \
+         WHERE r.res = ?1 AND r.kind = ?2 AND r.bucket >= ?3 AND r.bucket < ?4{only}",
         blob(sk.latency, "latency"),
         blob(sk.ttft, "ttft"),
         blob(sk.tpot, "tpot"),
         blob(sk.tokens_per_s, "tps"),
-        if dims.is_empty() { "" } else { ", " },
-        dims.join(", "),
-        conds.join(" AND "),
     );
     let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
-    let mut groups: HashMap<(Vec<String>, Option<i64>), RollupAggregate> = HashMap::new();
+    // Summed per series first (integer keys, no allocation per row), then per group key.
+    let mut per_series: HashMap<(i64, Option<i64>), RollupAggregate> = HashMap::new();
     for (res, a, b) in plan {
-        let mut all: Vec<rusqlite::types::Value> = vec![res.into(), a.into(), b.into()];
-        all.extend(args.iter().cloned());
-        let mut rows = st
-            .query(rusqlite::params_from_iter(all.iter()))
-            .map_err(db_err)?;
+        let mut rows = st.query(params![res, kind, a, b]).map_err(db_err)?;
         while let Some(r) = rows.next().map_err(db_err)? {
-            let bucket: i64 = r.get(0).map_err(db_err)?;
-            let mut key = Vec::with_capacity(dims.len());
-            for i in 0..dims.len() {
-                key.push(r.get::<_, String>(14 + i).map_err(db_err)?);
+            let series: i64 = r.get(0).map_err(db_err)?;
+            if !keys.contains_key(&series) {
+                continue;
             }
+            let bucket: i64 = r.get(1).map_err(db_err)?;
             let step_bucket = q.step_secs.map(|s| floor_to(bucket, s as i64));
-            let g = groups.entry((key, step_bucket)).or_default();
+            let g = per_series.entry((series, step_bucket)).or_default();
             let n = |i: usize| r.get::<_, i64>(i).map_err(db_err);
-            g.calls += n(1)?;
-            g.errors += n(2)?;
-            g.input_tokens += n(3)?;
-            g.output_tokens += n(4)?;
-            g.cache_read_tokens += n(5)?;
-            g.cache_write_tokens += n(6)?;
-            g.reasoning_tokens += n(7)?;
-            g.priced_calls += n(8)?;
-            g.cost_usd += r.get::<_, f64>(9).map_err(db_err)?;
+            g.calls += n(2)?;
+            g.errors += n(3)?;
+            g.input_tokens += n(4)?;
+            g.output_tokens += n(5)?;
+            g.cache_read_tokens += n(6)?;
+            g.cache_write_tokens += n(7)?;
+            g.reasoning_tokens += n(8)?;
+            g.priced_calls += n(9)?;
+            g.cost_usd += r.get::<_, f64>(10).map_err(db_err)?;
             for (i, sketch) in [
-                (10, &mut g.latency_ms),
-                (11, &mut g.ttft_ms),
-                (12, &mut g.tpot_ms),
-                (13, &mut g.output_tokens_per_s),
+                (11, &mut g.latency_ms),
+                (12, &mut g.ttft_ms),
+                (13, &mut g.tpot_ms),
+                (14, &mut g.output_tokens_per_s),
             ] {
                 merge_blob(sketch, r.get_ref(i).map_err(db_err)?)?;
+            }
+        }
+    }
+    let mut groups: HashMap<(Vec<String>, Option<i64>), RollupAggregate> = HashMap::new();
+    for ((series, bucket), aggregate) in per_series {
+        let key = keys.get(&series).cloned().unwrap_or_default();
+        match groups.entry((key, bucket)) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(&aggregate),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(aggregate);
             }
         }
     }

@@ -721,3 +721,52 @@ async fn full_text_index_is_rebuilt_and_resumed() {
     assert_eq!(hits(&store, "alpha").await, 3);
     store.close().await.unwrap();
 }
+
+/// A store created before rollups existed (here: rollups and their marker removed) gets them
+/// built from its stored calls when opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_are_backfilled_for_older_stores() {
+    use crate::metrics::{RollupQuery, SketchSet};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), test_enricher());
+    let spans = (1..=5u8)
+        .map(|i| item(span(i, i, Some(if i % 2 == 0 { "a" } else { "b" }))))
+        .collect();
+    store
+        .write(WriteBatch {
+            spans,
+            logs: vec![],
+        })
+        .await
+        .unwrap();
+    let query = RollupQuery {
+        filter: Filter {
+            project: "p".into(),
+            ..Filter::default()
+        },
+        sketches: SketchSet::ALL,
+        ..RollupQuery::default()
+    };
+    let before = store.rollups(&query).await.unwrap();
+    assert_eq!(before[0].aggregate.calls, 5);
+    store.close().await.unwrap();
+    drop(store);
+
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.execute_batch(
+        "DELETE FROM rollups; DELETE FROM rollup_series; \
+         DELETE FROM counters WHERE name = 'rollups_built';",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = open(dir.path(), test_enricher());
+    let after = store.rollups(&query).await.unwrap();
+    assert_eq!(after, before);
+    // Once built, reopening does not add them again.
+    store.close().await.unwrap();
+    drop(store);
+    let store = open(dir.path(), test_enricher());
+    assert_eq!(store.rollups(&query).await.unwrap(), before);
+    store.close().await.unwrap();
+}
