@@ -34,9 +34,11 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the server: OTLP receivers, ingest pipeline, store and JSON API.
+    /// Run the server: OTLP receivers, the OpenAI/Anthropic gateway, ingest pipeline, store and
+    /// JSON API.
     Serve(config::ServeArgs),
-    /// Run the server with a traffic generator at a gentle rate, so the API fills with data.
+    /// Run the server with a traffic generator at a gentle rate, so the API fills with data; part
+    /// of the traffic goes through the gateway to an in-process mock provider.
     Demo {
         #[command(flatten)]
         serve: config::ServeArgs,

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
 use crate::capture::{unix_nanos, Exchange, Outcome, Pending, Tee};
+use crate::recorder::Recorder;
 use crate::trace::TraceContext;
 use crate::{Gateway, Provider};
 
@@ -74,6 +75,31 @@ pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> R
         .into_response()
 }
 
+/// Holds the exchange until the response body takes it over; if the handler is dropped first
+/// (the client went away while the upstream was still thinking), the exchange is recorded as
+/// cancelled rather than lost.
+struct Guard<'a> {
+    pending: Option<Pending>,
+    recorder: &'a Recorder,
+}
+
+impl Guard<'_> {
+    fn finish(&mut self, outcome: Outcome) {
+        if let Some(p) = self.pending.take() {
+            p.finish(outcome, self.recorder);
+        }
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.pending.take() {
+            self.recorder.stats().cancelled();
+            p.finish(Outcome::Cancelled, self.recorder);
+        }
+    }
+}
+
 async fn forward(
     gw: Arc<Gateway>,
     provider: Provider,
@@ -126,28 +152,31 @@ async fn forward(
     }
     let trace =
         TraceContext::from_traceparent(headers.get("traceparent").and_then(|v| v.to_str().ok()));
-    let mut pending = Pending {
-        exchange: Exchange {
-            provider,
-            method: method.to_string(),
-            path: format!("/{raw_rest}"),
-            upstream_host: base.host_str().unwrap_or_default().to_string(),
-            project,
-            attribution,
-            trace,
-            request_body: Bytes::new(),
-            start_unix_nano,
-            status: None,
-            content_type: None,
-            content_encoding: None,
-            chunks: Vec::new(),
-            response_bytes: 0,
-            capture_truncated: false,
-            first_chunk_ns: None,
-            end_unix_nano: start_unix_nano,
-            outcome: Outcome::Complete,
-        },
-        started,
+    let mut guard = Guard {
+        pending: Some(Pending {
+            exchange: Exchange {
+                provider,
+                method: method.to_string(),
+                path: format!("/{raw_rest}"),
+                upstream_host: base.host_str().unwrap_or_default().to_string(),
+                project,
+                attribution,
+                trace,
+                request_body: Bytes::new(),
+                start_unix_nano,
+                status: None,
+                content_type: None,
+                content_encoding: None,
+                chunks: Vec::new(),
+                response_bytes: 0,
+                capture_truncated: false,
+                first_chunk_ns: None,
+                end_unix_nano: start_unix_nano,
+                outcome: Outcome::Complete,
+            },
+            started,
+        }),
+        recorder: &gw.recorder,
     };
 
     let request_body = match axum::body::to_bytes(body, gw.config.max_request_bytes).await {
@@ -157,11 +186,13 @@ async fn forward(
                 "request body is larger than the gateway's limit of {} bytes, or could not be read: {e}",
                 gw.config.max_request_bytes
             );
-            pending.finish(Outcome::Rejected(message.clone()), &gw.recorder);
+            guard.finish(Outcome::Rejected(message.clone()));
             return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", &message);
         }
     };
-    pending.exchange.request_body = request_body.clone();
+    if let Some(p) = guard.pending.as_mut() {
+        p.exchange.request_body = request_body.clone();
+    }
 
     let sent = gw
         .client
@@ -196,7 +227,7 @@ async fn forward(
                 Outcome::Timeout(m) | Outcome::Unreachable(m) => m.clone(),
                 _ => String::new(),
             };
-            pending.finish(outcome, &gw.recorder);
+            guard.finish(outcome);
             return error_response(status, code, &message);
         }
     };
@@ -214,9 +245,11 @@ async fn forward(
             .and_then(|v: &HeaderValue| v.to_str().ok())
             .map(str::to_string)
     };
-    pending.exchange.status = Some(status.as_u16());
-    pending.exchange.content_type = header_str(header::CONTENT_TYPE);
-    pending.exchange.content_encoding = header_str(header::CONTENT_ENCODING);
+    if let Some(p) = guard.pending.as_mut() {
+        p.exchange.status = Some(status.as_u16());
+        p.exchange.content_type = header_str(header::CONTENT_TYPE);
+        p.exchange.content_encoding = header_str(header::CONTENT_ENCODING);
+    }
     let expected_len = header_str(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
 
     let body = if method == Method::HEAD
@@ -224,9 +257,9 @@ async fn forward(
         || status == StatusCode::NOT_MODIFIED
         || expected_len == Some(0)
     {
-        pending.finish(Outcome::Complete, &gw.recorder);
+        guard.finish(Outcome::Complete);
         Body::empty()
-    } else {
+    } else if let Some(pending) = guard.pending.take() {
         let tee = Tee::new(
             upstream.bytes_stream().boxed(),
             pending,
@@ -235,6 +268,8 @@ async fn forward(
             expected_len,
         );
         Body::from_stream(tee)
+    } else {
+        Body::empty()
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;

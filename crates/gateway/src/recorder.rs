@@ -3,7 +3,8 @@
 //! The request path only ever calls [`Recorder::submit`], which never waits: the exchange goes on
 //! a bounded channel, or — when the channel is full — is counted as dropped. One background task
 //! takes whatever is queued (up to a batch), turns each exchange into a span on a blocking thread
-//! (JSON parsing of large bodies must not stall the async workers), and writes the batch with
+//! (JSON parsing of large bodies must not stall the async workers, and a panic there costs one
+//! counted batch, not the recorder), and writes the batch with
 //! `Pipeline::ingest_spans`, the same durable path OTLP uses. A batch the pipeline refuses for
 //! overload is retried with backoff; one it still refuses is counted as failed.
 
@@ -61,23 +62,23 @@ pub fn spawn(
         while rx.recv_many(&mut batch, batch_max).await > 0 {
             let exchanges = std::mem::take(&mut batch);
             task_stats.dequeued(exchanges.len());
-            let spans = if exchanges.len() > 4 {
-                match tokio::task::spawn_blocking(move || {
-                    exchanges
-                        .iter()
-                        .map(crate::record::to_span)
-                        .collect::<Vec<_>>()
-                })
-                .await
-                {
-                    Ok(spans) => spans,
-                    Err(e) => {
-                        tracing::error!(error = %e, "gateway record conversion failed");
-                        continue;
-                    }
+            // Parsing bodies is CPU work: it runs on a blocking thread, where a bug in it could
+            // at worst lose this batch (counted), never the recorder.
+            let n = exchanges.len();
+            let spans = match tokio::task::spawn_blocking(move || {
+                exchanges
+                    .iter()
+                    .map(crate::record::to_span)
+                    .collect::<Vec<_>>()
+            })
+            .await
+            {
+                Ok(spans) => spans,
+                Err(e) => {
+                    tracing::error!(error = %e, "gateway record conversion failed");
+                    task_stats.failed(n);
+                    continue;
                 }
-            } else {
-                exchanges.iter().map(crate::record::to_span).collect()
             };
             store(&pipeline, spans, &task_stats).await;
         }

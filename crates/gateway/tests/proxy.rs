@@ -319,3 +319,23 @@ async fn encoded_paths_reach_the_upstream_unchanged() {
         );
     }
 }
+
+#[tokio::test]
+async fn client_giving_up_before_the_answer_is_recorded_as_cancelled() {
+    let h = harness(|_| {}).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let r = impatient
+        .post(format!("{}/gateway/openai/v1/chat/completions", h.base))
+        .header("authorization", "Bearer k")
+        .header("x-mock-latency-ms", "1500")
+        .json(&chat(false))
+        .send()
+        .await;
+    assert!(r.is_err(), "the client timed out");
+    let calls = h.calls(1).await;
+    assert_eq!(calls[0].error_type.as_deref(), Some("cancelled"));
+    assert_eq!(h.stats.snapshot().client_cancelled, 1);
+}

@@ -168,3 +168,32 @@ fn request_headers_are_never_recorded() {
     assert!(!text.contains("authorization"));
     assert!(!text.contains("x-sightline"));
 }
+
+proptest::proptest! {
+    /// Whatever an upstream sends — any bytes, any content type, cut anywhere — recording gives a
+    /// span and never panics.
+    #[test]
+    fn any_response_body_gives_a_span(
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        sse_prefix in proptest::prelude::any::<bool>(),
+        anthropic in proptest::prelude::any::<bool>(),
+        status in proptest::sample::select(vec![200u16, 400, 429, 500]),
+        encoding in proptest::sample::select(vec!["", "gzip", "zstd", "br"]),
+    ) {
+        let mut text = if sse_prefix { b"data: {\"choices\":[{\"delta\":".to_vec() } else { Vec::new() };
+        text.extend_from_slice(&body);
+        let (provider, path) = if anthropic {
+            (Provider::Anthropic, "/messages")
+        } else {
+            (Provider::OpenAi, "/chat/completions")
+        };
+        let mut ex = exchange(provider, path, json!({"model": "m", "stream": sse_prefix}), "{}");
+        ex.chunks = vec![Bytes::from(text)];
+        ex.status = Some(status);
+        ex.content_type = Some(if sse_prefix { "text/event-stream" } else { "application/json" }.into());
+        ex.content_encoding = (!encoding.is_empty()).then(|| encoding.to_string());
+        let span = to_span(&ex);
+        let call = span.llm_call();
+        proptest::prop_assert!(call.is_some());
+    }
+}
