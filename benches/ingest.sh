@@ -31,7 +31,8 @@ RATE="${RATE:-0}"
 
 sightline_bin
 machine_notes
-work=$(bench_tmpdir ingest)
+bench_tmpdir ingest
+work="$BENCH_TMP"
 summary=()
 
 for protocol in $PROTOCOLS; do

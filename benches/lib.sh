@@ -43,12 +43,11 @@ stop_pid() {
     wait "$pid" 2>/dev/null || true
 }
 
-# bench_tmpdir NAME: prints a fresh temporary directory that cleanup removes.
+# bench_tmpdir NAME: a new temporary directory in $BENCH_TMP, removed by bench_cleanup. (Call it
+# directly, not in $(...): a subshell's registration would be lost.)
 bench_tmpdir() {
-    local dir
-    dir="$(mktemp -d "${TMPDIR:-/tmp}/sightline-bench-$1.XXXXXX")"
-    BENCH_TMP_DIRS+=("$dir")
-    printf '%s\n' "$dir"
+    BENCH_TMP="$(mktemp -d "${TMPDIR:-/tmp}/sightline-bench-$1.XXXXXX")"
+    BENCH_TMP_DIRS+=("$BENCH_TMP")
 }
 
 # free_port: a TCP port on 127.0.0.1 that nothing listens on right now.

@@ -60,7 +60,8 @@ fi
 
 sightline_bin
 machine_notes
-work=$(bench_tmpdir phoenix)
+bench_tmpdir phoenix
+work="$BENCH_TMP"
 
 # peak_rss PID: the process's peak resident memory (VmHWM), human-readable.
 peak_rss() {

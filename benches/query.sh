@@ -40,7 +40,8 @@ MARKER="$DATA_DIR.fill.json"
 
 sightline_bin
 machine_notes
-work=$(bench_tmpdir query)
+bench_tmpdir query
+work="$BENCH_TMP"
 
 # --- Fill (once) -------------------------------------------------------------------------------
 if [ -f "$MARKER" ]; then

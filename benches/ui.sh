@@ -6,6 +6,8 @@
 #   DATA_DIR       serve this data directory; it is COPIED first (the bench adds two traces), so
 #                  a store filled by `SPANS=… benches/query.sh` can be reused untouched
 #                  (default: an empty store)
+#   IN_PLACE=1     serve DATA_DIR itself instead of a copy (for stores too big to copy; the two
+#                  bench traces stay in it)
 #   RUNS           page loads per view                           (default 5)
 #   SIGHTLINE_BIN  use this binary instead of building the release one
 #
@@ -19,11 +21,12 @@ trap 'exit 130' INT TERM
 RUNS="${RUNS:-5}"
 sightline_bin
 machine_notes
-work=$(bench_tmpdir ui)
-# bench_tmpdir ran in a subshell: register the directory (it holds the copied store) here too.
-BENCH_TMP_DIRS+=("$work")
+bench_tmpdir ui
+work="$BENCH_TMP"
 data="$work/data"
-if [ -n "${DATA_DIR:-}" ]; then
+if [ -n "${DATA_DIR:-}" ] && [ -n "${IN_PLACE:-}" ]; then
+    data="$DATA_DIR"
+elif [ -n "${DATA_DIR:-}" ]; then
     log "copying $DATA_DIR ($(dir_size "$DATA_DIR"))"
     cp -r "$DATA_DIR" "$data"
 fi

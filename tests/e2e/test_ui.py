@@ -4,8 +4,8 @@
 Every test collects the page's console errors and uncaught exceptions and fails on any. Screenshots
 of each page go to ``tests/e2e/screenshots/`` (``SIGHTLINE_SCREENSHOTS`` overrides; gitignored).
 
-Tests marked ``needs_stats`` exercise the Overview and Models pages, which read
-``/api/v1/stats`` and ``/api/v1/timeseries``; they are skipped while the server answers 404 there.
+Tests marked ``needs_stats`` exercise the Overview and Models pages, which read only
+``/api/v1/stats`` and ``/api/v1/timeseries`` (the rollups).
 """
 
 from __future__ import annotations
@@ -357,20 +357,9 @@ def test_ui_empty_server_tells_how_to_send_data(tmp_path, browser):
 needs_stats = pytest.mark.needs_stats
 
 
-def test_ui_overview_without_metrics_api_shows_an_error(demo, page, stats_available):
-    if stats_available:
-        pytest.skip("the metrics API is present; test_ui_overview_* cover the page")
-    page.goto(demo.base + "/")
-    page.wait_for_selector("[data-testid=error]")
-    assert "Cannot load" in page.locator("[data-testid=error]").first.inner_text()
-    page.goto(demo.base + "/models")
-    page.wait_for_selector("[data-testid=error]")
-
-
 @needs_stats
 def test_ui_overview_shows_rollups(demo, page, stats_available):
-    if not stats_available:
-        pytest.skip("needs_stats: /api/v1/stats answers 404")
+    assert stats_available, "/api/v1/stats must answer"
     since = lambda hours: {"from": int(time.time() * 1000) - hours * 3600_000}  # noqa: E731
     # The demo keeps sending: a model may appear between the page's request and ours, so the
     # page's rows are bounded by the groups before and after it loaded.
@@ -397,8 +386,7 @@ def test_ui_overview_shows_rollups(demo, page, stats_available):
 
 @needs_stats
 def test_ui_models_side_by_side(demo, page, stats_available):
-    if not stats_available:
-        pytest.skip("needs_stats: /api/v1/stats answers 404")
+    assert stats_available, "/api/v1/stats must answer"
     since = {"from": int(time.time() * 1000) - 24 * 3600_000}
     before = demo.api("/stats", group_by="model", **since)["groups"]
     page.goto(demo.base + "/models?range=24h")
