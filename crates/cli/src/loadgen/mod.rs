@@ -970,7 +970,7 @@ mod profile {
 
     /// Fills a data directory through the same stages, without HTTP: `FILL_DIR` (required),
     /// `FILL_SPANS` spans (default 10,000,000) of traces ending over the last `FILL_DAYS` days
-    /// (default 7), `FILL_TASKS` concurrent writers (default 4), no message content unless
+    /// (default 7), `FILL_TASKS` concurrent writers (default 16), no message content unless
     /// `FILL_CONTENT` is set. For query benchmarks over stores too big to fill over the network
     /// in reasonable time (`benches/query.sh` with `FILL=direct`).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -981,13 +981,15 @@ mod profile {
         };
         let target = env("FILL_SPANS", 10_000_000);
         let days = env("FILL_DAYS", 7) as u64;
-        let tasks = env("FILL_TASKS", 4);
+        let tasks = env("FILL_TASKS", 16);
         let content = std::env::var_os("FILL_CONTENT").is_some();
         let enricher: Arc<dyn Enricher> = Arc::new(StandardEnricher::builtin());
         let store = Arc::new(
             SqliteStore::open(
                 SqliteConfig {
                     path: dir.into(),
+                    // A fill needs no fsync per commit; the rows are the same.
+                    synchronous: sightline_store::sqlite::Synchronous::Normal,
                     ..SqliteConfig::default()
                 },
                 enricher.clone(),
