@@ -3,6 +3,7 @@ import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { Series } from "../api/metrics";
+import type { Window } from "../time";
 
 const PALETTE = ["#4f7cff", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#bab0ac"];
 
@@ -26,12 +27,15 @@ export function Chart({
   format,
   testid,
   height = 180,
+  window,
 }: {
   title: string;
   series: Series[];
   format: (v: number) => string;
   testid?: string;
   height?: number;
+  /** The time range asked for (ms): the x axis spans it whatever points came back. */
+  window?: Window;
 }) {
   const el = useRef<HTMLDivElement>(null);
   useEffect(() => {
@@ -44,7 +48,11 @@ export function Chart({
         height,
         legend: { show: series.length > 1 || series.length === 0 ? true : false },
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true } },
+        scales: {
+          x: window
+            ? { time: true, range: (): uPlot.Range.MinMax => [window.from / 1000, window.to / 1000] }
+            : { time: true },
+        },
         axes: [
           { stroke: "#888", grid: { stroke: "#8882" } },
           { stroke: "#888", grid: { stroke: "#8882" }, size: 60, values: (_u, vals) => vals.map((v) => (v === null ? "" : format(v))) },
@@ -52,7 +60,8 @@ export function Chart({
         series: [
           {},
           ...series.map((s, i) => ({
-            label: s.key ?? "(none)",
+            // An empty key is a group without that dimension (e.g. no model reported).
+            label: s.key || "(unknown)",
             stroke: PALETTE[i % PALETTE.length],
             width: 1.5,
             spanGaps: false,
@@ -69,7 +78,7 @@ export function Chart({
       resize.disconnect();
       plot.destroy();
     };
-  }, [series, height]);
+  }, [series, height, window?.from, window?.to]);
   return (
     <div class="chart card" data-testid={testid}>
       <div class="chart-title">{title}</div>

@@ -28,9 +28,10 @@ export function Models({ route }: { route: Route }) {
     const w = windowOf(p, "24h");
     return stats({ from: w.from, to: w.to, group_by: by }, signal);
   }, key);
-  const chart = useFetch((signal) => {
+  const chart = useFetch(async (signal) => {
     const w = windowOf(p, "24h");
-    return timeseries({ from: w.from, to: w.to, step: `${stepFor(w) / 1000}s`, metric: "latency_p95", group_by: by }, signal);
+    const r = await timeseries({ from: w.from, to: w.to, step: `${stepFor(w) / 1000}s`, metric: "latency_p95", group_by: by }, signal);
+    return { ...r, window: w };
   }, key);
 
   const col = COLUMNS.find((c) => c.key === sort) ?? COLUMNS[0];
@@ -90,7 +91,7 @@ export function Models({ route }: { route: Route }) {
         </table>
       ) : null}
       {chart.error ? <ErrorBox error={chart.error} what="latency over time" /> : null}
-      {chart.data ? <Chart title={`Latency p95 by ${by}`} series={chart.data.series} format={fmtMs} testid="chart-models-latency" /> : null}
+      {chart.data ? <Chart title={`Latency p95 by ${by}`} series={chart.data.series} format={fmtMs} testid="chart-models-latency" window={chart.data.window} /> : null}
     </div>
   );
 }

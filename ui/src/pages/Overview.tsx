@@ -97,7 +97,7 @@ export function Overview({ route }: { route: Route }) {
         key: LATENCY[i].replace("latency_", ""),
         points: r.series.flatMap((s) => s.points),
       }));
-      return { grouped: g.map((r) => r.series), latency: latencySeries };
+      return { grouped: g.map((r) => r.series), latency: latencySeries, window: w };
     },
     key,
     refresh,
@@ -141,9 +141,9 @@ export function Overview({ route }: { route: Route }) {
       {charts.error ? <ErrorBox error={charts.error} what="the time series" /> : null}
       {charts.data ? (
         <div class="charts" data-testid="charts">
-          <Chart title="Latency p50 / p95 / p99" series={charts.data.latency} format={fmtMs} testid="chart-latency" />
+          <Chart title="Latency p50 / p95 / p99" series={charts.data.latency} format={fmtMs} testid="chart-latency" window={charts.data.window} />
           {CHARTS.map((c, i) => (
-            <Chart title={`${c.title} by ${groupBy}`} series={charts.data!.grouped[i]} format={c.format} testid={`chart-${c.metric}`} />
+            <Chart title={`${c.title} by ${groupBy}`} series={charts.data!.grouped[i]} format={c.format} testid={`chart-${c.metric}`} window={charts.data!.window} />
           ))}
         </div>
       ) : null}
