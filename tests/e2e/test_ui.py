@@ -213,6 +213,25 @@ def test_ui_trace_filters_and_search_change_results(demo, page):
     assert page.locator("[data-testid=trace-row]").count() == 0
 
 
+def test_ui_shows_token_logprobs_as_confidence(demo, page):
+    # The demo asks for logprobs on some of its gateway calls; the LLM panel colours each output
+    # token by its probability and lists the alternatives in its tooltip.
+    def with_logprobs():
+        calls = demo.api("/calls", service="demo-gateway-app", limit=200)["calls"]
+        return next((c for c in calls if c.get("logprobs")), None)
+    call = wait_until(with_logprobs, timeout=30, what="a gateway call with logprobs")
+    page.goto(f"{demo.base}/traces/{call['trace_id']}?span={call['span_id']}")
+    page.wait_for_selector("[data-testid=logprobs]")
+    recorded = call["logprobs"]
+    recorded = recorded["content"] if isinstance(recorded, dict) else recorded
+    tokens = page.locator("[data-testid=logprobs] .tok")
+    assert tokens.count() == len(recorded)
+    first = recorded[0]
+    assert tokens.first.inner_text() == first["token"]
+    assert tokens.first.get_attribute("title").startswith("p=")
+    shot(page, "logprobs")
+
+
 def test_ui_trace_opens_with_its_messages(demo, page):
     page.goto(demo.base + "/traces")
     page.wait_for_selector("[data-testid=trace-row]")

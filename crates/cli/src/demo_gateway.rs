@@ -57,7 +57,8 @@ fn call(n: u64) -> (&'static str, &'static str, Value) {
             "chat/completions",
             json!({"model": "gpt-4o-mini",
             "messages": [{"role": "system", "content": "You are a helpful assistant."},
-                {"role": "user", "content": q}], "temperature": 0.3}),
+                {"role": "user", "content": q}], "temperature": 0.3,
+            "logprobs": true, "top_logprobs": 3}),
         ),
         1 => (
             "openai",
