@@ -46,7 +46,9 @@ const QUESTIONS: [&str; 6] = [
 
 /// One call's path and body, by its number in the sequence.
 fn call(n: u64) -> (&'static str, &'static str, Value) {
-    let q = QUESTIONS[(n % QUESTIONS.len() as u64) as usize];
+    // Each kind of call (n % 6) cycles through the questions, so no request body repeats
+    // forever (the mock's faults are a function of the body, so a repeated one could always fail).
+    let q = QUESTIONS[((n / 6) % QUESTIONS.len() as u64) as usize];
     let weather_tool = json!([{"type": "function", "function": {"name": "get_weather",
         "description": "Current weather for a city",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
