@@ -235,9 +235,10 @@ pub(crate) fn read_log_event(row: &Row<'_>) -> Result<(Option<SpanId>, Event), S
     ))
 }
 
-/// A stored call decoded.
-pub(crate) fn decode_call(json: &str) -> Result<LlmCall, StoreError> {
-    serde_json::from_str(json).map_err(|e| json_err("stored llm call", e))
+/// The stored call in column `idx` of `row` (a zstd frame or JSON text), decoded.
+pub(crate) fn read_call(row: &Row<'_>, idx: usize) -> Result<LlmCall, StoreError> {
+    let json = super::packed::required(row, idx, "llm call")?;
+    serde_json::from_str(&json).map_err(|e| json_err("stored llm call", e))
 }
 
 /// Orders a trace's spans: parents before children, siblings (and roots) by start time then span

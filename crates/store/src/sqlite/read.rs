@@ -20,8 +20,8 @@ use sightline_model::{CallStatus, LlmCall, SpanId, TraceId};
 use tokio::sync::Semaphore;
 
 use super::codec::{
-    attr_path, clamp_limit, db_err, decode_call, fts_query, read_log_event, read_span, to_u64,
-    trace_id_from, Cursor, CursorKind, OriginReader, LOG_EVENT_COLUMNS, SPAN_COLUMNS,
+    attr_path, clamp_limit, db_err, fts_query, read_log_event, read_span, to_u64, trace_id_from,
+    Cursor, CursorKind, OriginReader, LOG_EVENT_COLUMNS, SPAN_COLUMNS,
 };
 use super::schema::open_reader;
 use crate::error::StoreError;
@@ -246,6 +246,15 @@ fn fts_cond(sql: &mut Sql, q: Option<&str>, plan: FtsPlan) -> Option<String> {
         // Nothing searchable (only punctuation): nothing can match.
         None => "0".to_string(),
     })
+}
+
+/// The status condition on a call row aliased `c`, as a literal so that the partial index on
+/// failed calls applies.
+fn call_status_cond(status: Option<CallStatus>) -> Option<&'static str> {
+    match status? {
+        CallStatus::Error => Some("c.status = 1"),
+        CallStatus::Ok => Some("c.status = 0"),
+    }
 }
 
 /// Conditions that the span row aliased `s` matches every given attribute.
@@ -541,11 +550,8 @@ pub(crate) fn calls_sql(
         "c.start_ns",
         "c.id",
     )?;
-    // Literal conditions, so that the partial index on failed calls applies.
-    match filter.status {
-        Some(CallStatus::Error) => sql.cond("c.status = 1".into()),
-        Some(CallStatus::Ok) => sql.cond("c.status = 0".into()),
-        None => {}
+    if let Some(c) = call_status_cond(filter.status) {
+        sql.cond(c.into());
     }
     for (value, column) in [
         (&filter.service, "service"),
@@ -623,11 +629,10 @@ pub(crate) fn list_calls_with(
 ) -> Result<Page<LlmCall>, StoreError> {
     let (sql, params) = calls_sql(filter, page_req, fts)?;
     let rows = collect(conn, &sql, &params, |row| {
-        let json = super::packed::required(row, 2, "llm call")?;
         Ok((
             row.get(0).map_err(db_err)?,
             row.get(1).map_err(db_err)?,
-            decode_call(&json)?,
+            super::codec::read_call(row, 2)?,
         ))
     })?;
     Ok(page(rows, clamp_limit(page_req.limit), CursorKind::Calls))
@@ -665,8 +670,7 @@ pub(crate) fn get_trace(
         let mut rows = st.query([trace_ref]).map_err(db_err)?;
         while let Some(row) = rows.next().map_err(db_err)? {
             let span_id = super::codec::span_id_from(&row.get::<_, Vec<u8>>(0).map_err(db_err)?)?;
-            let json = super::packed::required(row, 1, "llm call")?;
-            calls.insert(span_id, decode_call(&json)?);
+            calls.insert(span_id, super::codec::read_call(row, 1)?);
         }
     }
     // GenAI log events show on their span, after its own events.
@@ -831,10 +835,8 @@ fn group_member_conds(
         let p = sql.param(model.to_string());
         call.push(format!("(c.request_model = {p} OR c.response_model = {p})"));
     }
-    match filter.status {
-        Some(CallStatus::Error) => call.push("c.status = 1".into()),
-        Some(CallStatus::Ok) => call.push("c.status = 0".into()),
-        None => {}
+    if let Some(c) = call_status_cond(filter.status) {
+        call.push(c.into());
     }
     if let Some(c) = fts_cond(sql, filter.q.as_deref(), FtsPlan::Probe) {
         call.push(c);

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 use sightline_model::{CallStatus, DdSketch, LlmCall};
 
-use super::codec::{db_err, decode_call, to_i64};
+use super::codec::{db_err, read_call, to_i64};
 use super::encode::CallStats;
 use crate::error::StoreError;
 
@@ -456,8 +456,7 @@ pub(crate) fn with_stored_entry(
         .map_err(db_err)?;
     let mut rows = st.query([id]).map_err(db_err)?;
     if let Some(row) = rows.next().map_err(db_err)? {
-        let json = super::packed::required(row, 0, "llm call")?;
-        stats.rollup = Some(RollupEntry::of(&decode_call(&json)?));
+        stats.rollup = Some(RollupEntry::of(&read_call(row, 0)?));
     }
     Ok(Some((id, stats)))
 }
@@ -519,7 +518,7 @@ pub(crate) fn backfill(conn: &Connection) -> Result<(), StoreError> {
     loop {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
         let result = (|| {
-            let rows: Vec<(i64, Result<String, StoreError>)> = {
+            let rows: Vec<(i64, Result<LlmCall, StoreError>)> = {
                 let mut st = conn
                     .prepare_cached(
                         "SELECT id, call FROM llm_calls WHERE id > ?1 ORDER BY id LIMIT ?2",
@@ -528,22 +527,15 @@ pub(crate) fn backfill(conn: &Connection) -> Result<(), StoreError> {
                 let mut rows = st.query(params![after, BACKFILL_CHUNK]).map_err(db_err)?;
                 let mut out = Vec::new();
                 while let Some(r) = rows.next().map_err(db_err)? {
-                    out.push((
-                        r.get(0).map_err(db_err)?,
-                        super::packed::required(r, 1, "llm call").map(|s| s.into_owned()),
-                    ));
+                    out.push((r.get(0).map_err(db_err)?, read_call(r, 1)));
                 }
                 out
             };
             let mut deltas = RollupDeltas::default();
-            for (id, json) in &rows {
+            for (id, call) in &rows {
                 after = *id;
-                let call = match json {
-                    Ok(json) => decode_call(json),
-                    Err(e) => Err(StoreError::Corrupt(e.to_string())),
-                };
                 match call {
-                    Ok(call) => deltas.call(&call.project, &CallStats::of(&call), 1),
+                    Ok(call) => deltas.call(&call.project, &CallStats::of(call), 1),
                     Err(e) => {
                         tracing::warn!(id, error = %e, "skipping undecodable call in rollup backfill")
                     }

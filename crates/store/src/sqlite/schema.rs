@@ -109,10 +109,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     conn.set_prepared_statement_cache_capacity(64);
     super::packed::register(&conn)?;
     // The full-text index lives in its own file (see `search`); `calls_fts` resolves there.
-    let search = path
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join(super::search::SEARCH_FILE);
+    let search = super::search::index_path(path);
     if search.exists() {
         conn.execute("ATTACH DATABASE ?1 AS search", [search.to_string_lossy()])
             .map_err(db_err)?;

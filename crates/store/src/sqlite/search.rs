@@ -27,7 +27,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::watch;
 
-use super::codec::{db_err, decode_call};
+use super::codec::{db_err, read_call};
 use super::packed;
 use crate::error::StoreError;
 
@@ -145,6 +145,14 @@ impl SearchProgress {
     }
 }
 
+/// Where the index of the database `db_path` lives: `search.db` beside it.
+pub(crate) fn index_path(db_path: &Path) -> std::path::PathBuf {
+    db_path
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(SEARCH_FILE)
+}
+
 /// Opens (creating if needed) `search.db`.
 fn open_index(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
@@ -194,8 +202,7 @@ impl Indexer {
     /// Opens the index next to the database `db_path` (whose schema is already migrated) and
     /// prepares the indexer; also returns the progress shared with writer and readers.
     pub fn open(db_path: &Path) -> Result<(Self, Arc<SearchProgress>), StoreError> {
-        let dir = db_path.parent().unwrap_or_else(|| Path::new("."));
-        let index = open_index(&dir.join(SEARCH_FILE))?;
+        let index = open_index(&index_path(db_path))?;
         let main = Connection::open_with_flags(
             db_path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -413,15 +420,10 @@ impl Indexer {
     }
 }
 
-/// The searchable text of the call in column `idx` (empty when the call is gone or unreadable:
-/// a call that cannot be decoded is not searchable, and says so in the log).
+/// The searchable text of the call in column `idx` (empty when it cannot be decoded: such a
+/// call is not searchable, and says so in the log).
 fn text_of(row: &rusqlite::Row<'_>, idx: usize) -> String {
-    let call = match packed::column(row, idx, "llm call") {
-        Ok(Some(json)) => decode_call(&json),
-        Ok(None) => return String::new(),
-        Err(e) => Err(e),
-    };
-    match call {
+    match read_call(row, idx) {
         Ok(call) => call.searchable_text(),
         Err(e) => {
             tracing::warn!(error = %e, "a stored call cannot be indexed for search");
@@ -434,10 +436,7 @@ fn text_of(row: &rusqlite::Row<'_>, idx: usize) -> String {
 /// bare connection).
 #[cfg(test)]
 pub(crate) fn attach_new(conn: &Connection, db_path: &Path) -> Result<(), StoreError> {
-    let path = db_path
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join(SEARCH_FILE);
+    let path = index_path(db_path);
     open_index(&path)?;
     conn.execute("ATTACH DATABASE ?1 AS search", [path.to_string_lossy()])
         .map_err(db_err)?;

@@ -15,12 +15,12 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use sightline_model::prices::PriceTable;
-use sightline_model::{Span, TraceId};
+use sightline_model::{LlmCall, Span, TraceId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{
-    db_err, decode_call, fnv1a, json_err, read_log_event, read_span, trace_ref, OriginReader,
-    SpanKey, LOG_EVENT_COLUMNS, SPAN_COLUMNS,
+    db_err, fnv1a, json_err, read_log_event, read_span, trace_ref, OriginReader, SpanKey,
+    LOG_EVENT_COLUMNS, SPAN_COLUMNS,
 };
 use super::encode::{CallStats, EncodedBatch, EncodedCall, EncodedLog, EncodedSpan};
 use super::packed::Packed;
@@ -1008,7 +1008,7 @@ impl Txn<'_> {
         prices: &PriceTable,
         after: i64,
     ) -> Result<(usize, i64, u64), StoreError> {
-        let rows: Vec<(i64, String, i64, Result<String, StoreError>)> = {
+        let rows: Vec<(i64, String, i64, Result<LlmCall, StoreError>)> = {
             let mut st = self
                 .conn
                 .prepare_cached(
@@ -1025,20 +1025,17 @@ impl Txn<'_> {
                     r.get(0).map_err(db_err)?,
                     r.get(1).map_err(db_err)?,
                     r.get(2).map_err(db_err)?,
-                    super::packed::required(r, 3, "llm call").map(|s| s.into_owned()),
+                    super::codec::read_call(r, 3),
                 ));
             }
             out
         };
         let mut last = after;
         let mut changed = 0;
-        for (id, project, trace_ref, json) in &rows {
-            last = *id;
-            let decoded = match json {
-                Ok(json) => decode_call(json),
-                Err(e) => Err(StoreError::Corrupt(e.to_string())),
-            };
-            let mut call = match decoded {
+        let read = rows.len();
+        for (id, project, trace_ref, call) in rows {
+            last = id;
+            let mut call = match call {
                 Ok(call) => call,
                 Err(e) => {
                     tracing::warn!(id, error = %e, "skipping undecodable call while re-pricing");
@@ -1058,11 +1055,11 @@ impl Txn<'_> {
                 .prepare_cached("UPDATE llm_calls SET cost_usd = ?2, call = ?3 WHERE id = ?1")
                 .and_then(|mut st| st.execute(params![id, new.cost, json]))
                 .map_err(db_err)?;
-            self.deltas.call(project, *trace_ref, &old, -1);
-            self.deltas.call(project, *trace_ref, &new, 1);
+            self.deltas.call(&project, trace_ref, &old, -1);
+            self.deltas.call(&project, trace_ref, &new, 1);
             changed += 1;
         }
-        Ok((rows.len(), last, changed))
+        Ok((read, last, changed))
     }
 
     /// Writes the summaries accumulated over the transaction.
