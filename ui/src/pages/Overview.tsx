@@ -4,7 +4,6 @@
 import { ErrorBox, Loading, RangePicker, SendDataHelp, Stat, useFetch } from "../components/common";
 import { Chart } from "../components/Chart";
 import { GROUP_BYS, Series, StatsGroup, stats, timeseries } from "../api/metrics";
-import { ApiError } from "../api/client";
 import { setParams, Route } from "../router";
 import { stepFor, windowOf } from "../time";
 import { fmtCompact, fmtInt, fmtMs, fmtPct, fmtUsd } from "../format";
@@ -21,36 +20,6 @@ const CHARTS: { metric: string; title: string; grouped: boolean; format: (v: num
 
 const LATENCY = ["latency_p50", "latency_p95", "latency_p99"];
 
-export function totals(groups: StatsGroup[]): StatsGroup | null {
-  if (groups.length === 0) return null;
-  if (groups.length === 1) return groups[0];
-  const sum = (f: (g: StatsGroup) => number | null) => groups.reduce((a, g) => a + (f(g) ?? 0), 0);
-  const calls = sum((g) => g.calls);
-  const errors = sum((g) => g.errors);
-  const priced = groups.some((g) => g.cost_usd !== null);
-  const none = { p50: null, p90: null, p95: null, p99: null, mean: null, count: 0 };
-  return {
-    key: "all",
-    calls,
-    errors,
-    error_rate: calls ? errors / calls : 0,
-    latency_ms: none,
-    ttft_ms: none,
-    time_per_output_token_ms: none,
-    input_tokens: sum((g) => g.input_tokens),
-    output_tokens: sum((g) => g.output_tokens),
-    total_tokens: sum((g) => g.total_tokens),
-    cache_read_tokens: sum((g) => g.cache_read_tokens),
-    cache_write_tokens: sum((g) => g.cache_write_tokens),
-    reasoning_tokens: sum((g) => g.reasoning_tokens),
-    cost_usd: priced ? sum((g) => g.cost_usd) : null,
-    priced_calls: sum((g) => g.priced_calls),
-    output_tokens_per_s: null,
-    output_tokens_per_s_percentiles: none,
-    throughput_per_s: null,
-  };
-}
-
 export function Overview({ route }: { route: Route }) {
   const p = route.params;
   const range = p.get("range") ?? "1h";
@@ -60,17 +29,9 @@ export function Overview({ route }: { route: Route }) {
   const key = [range, p.get("from"), p.get("to"), groupBy];
 
   const total = useFetch(
-    async (signal) => {
+    (signal) => {
       const w = windowOf(p, "1h");
-      try {
-        return await stats({ from: w.from, to: w.to }, signal);
-      } catch (e) {
-        // A server that insists on a dimension: add up the per-service groups instead.
-        if (!(e instanceof ApiError) || e.status !== 400) throw e;
-        const bySvc = await stats({ from: w.from, to: w.to, group_by: "service" }, signal);
-        const t = totals(bySvc.groups);
-        return { groups: t ? [t] : [] };
-      }
+      return stats({ from: w.from, to: w.to }, signal);
     },
     key,
     refresh,
@@ -103,7 +64,8 @@ export function Overview({ route }: { route: Route }) {
     refresh,
   );
 
-  const t = total.data ? totals(total.data.groups) : null;
+  // Without `group_by` the server answers one group covering every call.
+  const t = total.data?.groups[0] ?? null;
 
   return (
     <div class="page" data-testid="page-overview">
