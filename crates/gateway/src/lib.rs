@@ -108,6 +108,9 @@ pub enum GatewayError {
     /// The HTTP client could not be built.
     #[error("cannot build the upstream HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// The recording thread could not be started.
+    #[error("cannot start the gateway recorder: {0}")]
+    Recorder(#[from] std::io::Error),
 }
 
 /// A running gateway: the shared state of its routes and its recorder.
@@ -166,7 +169,7 @@ impl Gateway {
             config.queue_capacity,
             config.batch_max,
             Arc::new(GatewayStats::default()),
-        );
+        )?;
         Ok((
             Arc::new(Self {
                 config,

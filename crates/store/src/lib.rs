@@ -11,6 +11,7 @@
 //! store is built with.
 #![deny(missing_docs)]
 
+pub mod background;
 pub mod error;
 pub mod metrics;
 pub mod query;

@@ -101,6 +101,7 @@ impl Writer {
 
     /// The thread body: runs until closed or until every store handle is dropped.
     pub fn run(mut self) {
+        crate::background::lower_current_thread(crate::background::Priority::Low);
         loop {
             let cmd = match self.stash.pop_front() {
                 Some(cmd) => cmd,
