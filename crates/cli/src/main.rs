@@ -16,6 +16,12 @@ mod telemetry;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: ingest allocates and frees many small buffers per
+/// span on several threads at once, and glibc's malloc spent about 15% of the server's CPU on it
+/// (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sightline: LLM observability in one binary.
 ///
 /// Ingests OpenTelemetry traces and logs (OTLP over HTTP on :4318 and gRPC on :4317), normalizes
