@@ -71,6 +71,8 @@ pub struct WriteReceipt {
     pub spans_duplicate: usize,
     /// Log records stored.
     pub logs_written: usize,
+    /// Log records already stored (the same record resent by a retrying client), ignored.
+    pub logs_duplicate: usize,
 }
 
 /// Storage backend. Every method is safe to call concurrently.

@@ -55,6 +55,7 @@ macro_rules! store_conformance {
                 sessions_and_users,
                 logs_after_the_span_update_its_call,
                 logs_before_the_span_are_merged,
+                resent_logs_are_stored_once,
                 recompute_costs,
                 concurrent_writes_are_durable,
                 projects_are_isolated,
@@ -1440,6 +1441,68 @@ pub async fn logs_after_the_span_update_its_call(store: Arc<dyn Store>) {
         Some(json!({ "content": "what is rust" }))
     );
     assert_eq!(detail.spans[0].llm.as_ref(), Some(&after));
+}
+
+/// A client that retries an export sends the same log records again: each is stored once, and
+/// a resent GenAI event is not merged into its call a second time.
+pub async fn resent_logs_are_stored_once(store: Arc<dyn Store>) {
+    write(
+        &store,
+        vec![llm(
+            span(1, 1, None, "chat", "llm-svc", 100, 50),
+            "gpt-a",
+            1,
+            1,
+        )],
+    )
+    .await;
+    let mut plain = genai_log(1, 1, "app.log", "a plain line", 105);
+    plain.event_name = None;
+    let logs = vec![
+        genai_log(1, 1, "gen_ai.user.message", "what is rust", 110),
+        genai_log(1, 1, "gen_ai.choice", "a systems language", 140),
+        plain,
+    ];
+    let first = store
+        .write(WriteBatch {
+            spans: vec![],
+            logs: logs.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!((first.logs_written, first.logs_duplicate), (3, 0));
+    let again = store
+        .write(WriteBatch {
+            spans: vec![],
+            logs: logs.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!((again.logs_written, again.logs_duplicate), (0, 3));
+
+    let call = call_of(&store, 1, 1).await;
+    assert_eq!(call.input_messages.len(), 1);
+    assert_eq!(call.output_messages.len(), 1);
+    assert_eq!(call.metadata.get("genai_events"), Some(&json!(2)));
+    let detail = store
+        .get_trace(PROJECT, trace_id(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.spans[0].span.events.len(), 2, "each event once");
+
+    // The same words at another time, or in another span, are another record.
+    let later = genai_log(1, 1, "gen_ai.user.message", "what is rust", 111);
+    let elsewhere = genai_log(2, 1, "gen_ai.user.message", "what is rust", 110);
+    let receipt = store
+        .write(WriteBatch {
+            spans: vec![],
+            logs: vec![later, elsewhere],
+        })
+        .await
+        .unwrap();
+    assert_eq!((receipt.logs_written, receipt.logs_duplicate), (2, 0));
+    assert_eq!(call_of(&store, 1, 1).await.input_messages.len(), 2);
 }
 
 /// GenAI events that arrive before their span (or with it) are merged when the span arrives.

@@ -9,7 +9,7 @@ use sightline_model::{
     Attributes, CallStatus, LlmCall, LogRecord, Scope, Span, SpanId, StatusCode,
 };
 
-use super::codec::{encode_extra, json_err, to_i64, SpanKey};
+use super::codec::{encode_extra, fnv1a, json_err, to_i64, SpanKey};
 use super::packed::Packed;
 use crate::error::StoreError;
 use crate::WriteBatch;
@@ -137,6 +137,8 @@ pub(crate) struct EncodedLog {
     pub origin: usize,
     pub attributes: Packed,
     pub body: Option<Packed>,
+    /// What the record says, hashed: the same record resent by a retrying client has the same.
+    pub fingerprint: i64,
 }
 
 impl EncodedBatch {
@@ -173,6 +175,14 @@ struct Origins {
 }
 
 impl Origins {
+    /// The encoded resource and scope of origin `i` (an index [`Origins::index`] returned).
+    fn pair(&self, i: usize) -> (&str, &str) {
+        self.pairs
+            .get(i)
+            .map(|(r, s)| (r.as_str(), s.as_str()))
+            .unwrap_or_default()
+    }
+
     fn index(&mut self, resource: Attributes, scope: Scope) -> Result<usize, StoreError> {
         if let Some((_, _, i)) = self
             .recent
@@ -260,30 +270,42 @@ fn encode_span(
 
 fn encode_log(log: LogRecord, origins: &mut Origins) -> Result<EncodedLog, StoreError> {
     let genai = log.is_genai_event() && log.trace_id.is_some();
-    let attributes = Packed::new(
-        serde_json::to_string(&log.attributes).map_err(|e| json_err("log attributes", e))?,
-    )?;
+    let attributes =
+        serde_json::to_string(&log.attributes).map_err(|e| json_err("log attributes", e))?;
     let body = log
         .body
         .as_ref()
         .map(serde_json::to_string)
         .transpose()
-        .map_err(|e| json_err("log body", e))?
-        .map(Packed::new)
-        .transpose()?;
+        .map_err(|e| json_err("log body", e))?;
+    let origin = origins.index(log.resource, log.scope)?;
+    let (resource, scope) = origins.pair(origin);
+    let fingerprint = fnv1a(&[
+        &log.trace_id.map(|t| t.to_string()).unwrap_or_default(),
+        &log.span_id.map(|s| s.to_string()).unwrap_or_default(),
+        &log.severity_number.to_string(),
+        &log.severity_text,
+        log.event_name.as_deref().unwrap_or("\u{0}"),
+        &log.service,
+        &attributes,
+        body.as_deref().unwrap_or("\u{0}"),
+        resource,
+        scope,
+    ]);
     Ok(EncodedLog {
         genai,
         time: to_i64(log.time_unix_nano),
         severity_number: log.severity_number,
-        origin: origins.index(log.resource, log.scope)?,
+        origin,
         project: log.project,
         trace_id: log.trace_id,
         span_id: log.span_id,
         service: log.service,
         severity_text: log.severity_text,
         event_name: log.event_name,
-        attributes,
-        body,
+        attributes: Packed::new(attributes)?,
+        body: body.map(Packed::new).transpose()?,
+        fingerprint,
     })
 }
 

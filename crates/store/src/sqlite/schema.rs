@@ -36,6 +36,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0006_trace_services",
         include_str!("migrations/0006_trace_services.sql"),
     ),
+    (
+        "0007_log_fingerprint",
+        include_str!("migrations/0007_log_fingerprint.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -28,6 +28,14 @@ use super::search::{QueueOp, SearchProgress};
 use crate::error::StoreError;
 use crate::{Enricher, WriteReceipt};
 
+/// What became of a log record.
+enum LogInsert {
+    /// Stored; with the span's key when it is a GenAI event for a span.
+    Stored(Option<SpanKey>),
+    /// The same record (time and fingerprint) was already stored: a retried export.
+    Duplicate,
+}
+
 /// Work for the writer thread.
 pub(crate) enum Command {
     /// Store a batch durably.
@@ -663,10 +671,17 @@ impl Txn<'_> {
         let mut touched: Vec<SpanKey> = Vec::new();
         let mut touched_set: HashSet<SpanKey> = HashSet::new();
         for log in &batch.logs {
-            if let Some(key) = self.insert_log(log, origin(log.origin)?)? {
-                if touched_set.insert(key.clone()) {
-                    touched.push(key);
+            match self.insert_log(log, origin(log.origin)?)? {
+                LogInsert::Duplicate => {
+                    receipt.logs_duplicate += 1;
+                    continue;
                 }
+                LogInsert::Stored(Some(key)) => {
+                    if touched_set.insert(key.clone()) {
+                        touched.push(key);
+                    }
+                }
+                LogInsert::Stored(None) => {}
             }
             receipt.logs_written += 1;
         }
@@ -711,13 +726,16 @@ impl Txn<'_> {
         Ok(receipt)
     }
 
-    /// Stores a log; returns the span key when it is a GenAI event for a span.
-    fn insert_log(&mut self, log: &EncodedLog, origin: i64) -> Result<Option<SpanKey>, StoreError> {
-        self.conn
+    /// Stores a log unless the same record is already stored; a stored GenAI event for a span
+    /// comes back with the span's key.
+    fn insert_log(&mut self, log: &EncodedLog, origin: i64) -> Result<LogInsert, StoreError> {
+        let changed = self
+            .conn
             .prepare_cached(
-                "INSERT INTO logs (project, trace_id, span_id, time_ns, severity_number, genai, \
-                 service, severity_text, event_name, origin, attributes, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT OR IGNORE INTO logs (project, trace_id, span_id, time_ns, \
+                 severity_number, genai, service, severity_text, event_name, origin, attributes, \
+                 body, fingerprint) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -733,20 +751,24 @@ impl Txn<'_> {
                     origin,
                     log.attributes,
                     log.body,
+                    log.fingerprint,
                 ])
             })
             .map_err(db_err)?;
+        if changed == 0 {
+            return Ok(LogInsert::Duplicate);
+        }
         self.deltas.logs += 1;
         match (log.genai, log.trace_id, log.span_id) {
             (true, Some(trace_id), Some(span_id)) => {
                 *self.genai_logs_exist = true;
-                Ok(Some(SpanKey {
+                Ok(LogInsert::Stored(Some(SpanKey {
                     project: log.project.clone(),
                     trace_id,
                     span_id,
-                }))
+                })))
             }
-            _ => Ok(None),
+            _ => Ok(LogInsert::Stored(None)),
         }
     }
 
