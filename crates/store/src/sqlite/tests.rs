@@ -211,6 +211,7 @@ fn list_queries_use_indexes() {
     for (name, f) in &filters {
         for (page, fts, rare_model) in [
             (&PageRequest::default(), FtsPlan::Set, true),
+            (&PageRequest::default(), FtsPlan::Walk, false),
             (&cursor, FtsPlan::Probe, false),
         ] {
             let rare = super::read::Rare {
@@ -263,6 +264,7 @@ fn list_queries_use_indexes() {
         }
         for (page, fts) in [
             (&PageRequest::default(), FtsPlan::Set),
+            (&PageRequest::default(), FtsPlan::Walk),
             (&call_cursor, FtsPlan::Probe),
         ] {
             let (sql, params) = calls_sql(f, page, fts).unwrap();
@@ -447,7 +449,7 @@ async fn both_full_text_plans_agree() {
         FtsPlan::Set
     );
     let mut results = Vec::new();
-    for plan in [FtsPlan::Set, FtsPlan::Probe] {
+    for plan in [FtsPlan::Set, FtsPlan::Walk, FtsPlan::Probe] {
         let page = PageRequest {
             limit: 4,
             cursor: None,
