@@ -32,7 +32,7 @@ use sightline_model::{
 
 use crate::{
     Enricher, ErrorKind, Filter, Page, PageRequest, SessionSummary, SpanWithCall, Store,
-    StoreError, TraceSummary, UserSummary, WriteBatch,
+    StoreError, TraceSummary, UserSummary, WriteBatch, WriteReceipt,
 };
 
 /// Expands to a module of `#[tokio::test]`s running every conformance check against the store
@@ -324,6 +324,27 @@ fn page(limit: usize) -> PageRequest {
 
 async fn write(store: &Arc<dyn Store>, spans: Vec<Span>) {
     store.write(batch(spans)).await.expect("write");
+}
+
+/// A model call alone in trace `trace`: span 1, service `llm-svc`, at 100 ms, one token each way.
+fn chat_call(trace: u64) -> Span {
+    llm(
+        span(trace, 1, None, "chat", "llm-svc", 100, 50),
+        "gpt-a",
+        1,
+        1,
+    )
+}
+
+/// Writes log records alone.
+async fn write_logs(store: &Arc<dyn Store>, logs: Vec<LogRecord>) -> WriteReceipt {
+    store
+        .write(WriteBatch {
+            spans: vec![],
+            logs,
+        })
+        .await
+        .expect("write logs")
 }
 
 /// Trace numbers (see [`trace_id`]) of the trace list for `f`, in order.
@@ -1367,13 +1388,7 @@ pub async fn logs_after_the_span_update_its_call(store: Arc<dyn Store>) {
         genai_log(1, 1, "gen_ai.user.message", "what is rust", 110),
         genai_log(1, 1, "gen_ai.choice", "a systems language", 140),
     ];
-    let receipt = store
-        .write(WriteBatch {
-            spans: vec![],
-            logs,
-        })
-        .await
-        .unwrap();
+    let receipt = write_logs(&store, logs).await;
     assert_eq!(receipt.logs_written, 2);
     let after = call_of(&store, 1, 1).await;
     assert_eq!(after.input_messages.len(), 1);
@@ -1394,13 +1409,7 @@ pub async fn logs_after_the_span_update_its_call(store: Arc<dyn Store>) {
         genai_log(1, 1, "gen_ai.tool.message", "tool says hi", 130),
         plain,
     ];
-    store
-        .write(WriteBatch {
-            spans: vec![],
-            logs,
-        })
-        .await
-        .unwrap();
+    write_logs(&store, logs).await;
     let after = call_of(&store, 1, 1).await;
     assert_eq!(after.metadata.get("genai_events"), Some(&json!(3)));
     assert_eq!(after.input_messages.len(), 2);
@@ -1446,16 +1455,7 @@ pub async fn logs_after_the_span_update_its_call(store: Arc<dyn Store>) {
 /// A client that retries an export sends the same log records again: each is stored once, and
 /// a resent GenAI event is not merged into its call a second time.
 pub async fn resent_logs_are_stored_once(store: Arc<dyn Store>) {
-    write(
-        &store,
-        vec![llm(
-            span(1, 1, None, "chat", "llm-svc", 100, 50),
-            "gpt-a",
-            1,
-            1,
-        )],
-    )
-    .await;
+    write(&store, vec![chat_call(1)]).await;
     let mut plain = genai_log(1, 1, "app.log", "a plain line", 105);
     plain.event_name = None;
     let logs = vec![
@@ -1463,21 +1463,9 @@ pub async fn resent_logs_are_stored_once(store: Arc<dyn Store>) {
         genai_log(1, 1, "gen_ai.choice", "a systems language", 140),
         plain,
     ];
-    let first = store
-        .write(WriteBatch {
-            spans: vec![],
-            logs: logs.clone(),
-        })
-        .await
-        .unwrap();
+    let first = write_logs(&store, logs.clone()).await;
     assert_eq!((first.logs_written, first.logs_duplicate), (3, 0));
-    let again = store
-        .write(WriteBatch {
-            spans: vec![],
-            logs: logs.clone(),
-        })
-        .await
-        .unwrap();
+    let again = write_logs(&store, logs.clone()).await;
     assert_eq!((again.logs_written, again.logs_duplicate), (0, 3));
 
     let call = call_of(&store, 1, 1).await;
@@ -1494,13 +1482,7 @@ pub async fn resent_logs_are_stored_once(store: Arc<dyn Store>) {
     // The same words at another time, or in another span, are another record.
     let later = genai_log(1, 1, "gen_ai.user.message", "what is rust", 111);
     let elsewhere = genai_log(2, 1, "gen_ai.user.message", "what is rust", 110);
-    let receipt = store
-        .write(WriteBatch {
-            spans: vec![],
-            logs: vec![later, elsewhere],
-        })
-        .await
-        .unwrap();
+    let receipt = write_logs(&store, vec![later, elsewhere]).await;
     assert_eq!((receipt.logs_written, receipt.logs_duplicate), (2, 0));
     assert_eq!(call_of(&store, 1, 1).await.input_messages.len(), 2);
 }
@@ -1512,24 +1494,9 @@ pub async fn logs_before_the_span_are_merged(store: Arc<dyn Store>) {
         genai_log(1, 1, "gen_ai.choice", "ok", 120),
         genai_log(5, 5, "gen_ai.choice", "for a span that never comes", 120),
     ];
-    let receipt = store
-        .write(WriteBatch {
-            spans: vec![],
-            logs,
-        })
-        .await
-        .unwrap();
+    let receipt = write_logs(&store, logs).await;
     assert_eq!(receipt.logs_written, 3);
-    write(
-        &store,
-        vec![llm(
-            span(1, 1, None, "chat", "llm-svc", 100, 50),
-            "gpt-a",
-            1,
-            1,
-        )],
-    )
-    .await;
+    write(&store, vec![chat_call(1)]).await;
     let call = call_of(&store, 1, 1).await;
     assert_eq!(call.input_messages[0].role, "system");
     assert_eq!(call.output_messages[0].content.as_deref(), Some("ok"));
@@ -1561,13 +1528,7 @@ pub async fn logs_before_the_span_are_merged(store: Arc<dyn Store>) {
 
     // Events for a span that is not a call do not make it one.
     write(&store, vec![span(3, 1, None, "plain", "api", 300, 5)]).await;
-    store
-        .write(WriteBatch {
-            spans: vec![],
-            logs: vec![genai_log(3, 1, "gen_ai.choice", "stray", 301)],
-        })
-        .await
-        .unwrap();
+    write_logs(&store, vec![genai_log(3, 1, "gen_ai.choice", "stray", 301)]).await;
     assert_eq!(summary(&store, 3).await.llm_call_count, 0);
     for t in [1, 2] {
         let s = summary(&store, t).await;
