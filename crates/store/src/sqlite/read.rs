@@ -778,6 +778,7 @@ fn groups_sql(
     kind: CursorKind,
     filter: &Filter,
     page: &PageRequest,
+    fts: FtsPlan,
 ) -> Result<(String, Vec<Value>), StoreError> {
     let mut sql = Sql::default();
     let p = sql.param(filter.project.clone());
@@ -806,7 +807,7 @@ fn groups_sql(
     } else {
         "user_id"
     };
-    for cond in group_member_conds(&mut sql, filter, key)? {
+    for cond in group_member_conds(&mut sql, filter, key, fts)? {
         sql.cond(cond);
     }
     let limit = sql.param((clamp_limit(page.limit) + 1) as i64);
@@ -828,6 +829,7 @@ fn group_member_conds(
     sql: &mut Sql,
     filter: &Filter,
     key: &str,
+    fts: FtsPlan,
 ) -> Result<Vec<String>, StoreError> {
     let mut out = Vec::new();
     let mut call = Vec::new();
@@ -850,7 +852,7 @@ fn group_member_conds(
     if let Some(c) = call_status_cond(filter.status) {
         call.push(c.into());
     }
-    if let Some(c) = fts_cond(sql, filter.q.as_deref(), FtsPlan::Probe) {
+    if let Some(c) = fts_cond(sql, filter.q.as_deref(), fts) {
         call.push(c);
     }
     if !call.is_empty() {
@@ -887,6 +889,7 @@ fn group_member_conds(
 pub(crate) fn sessions_sql(
     filter: &Filter,
     page: &PageRequest,
+    fts: FtsPlan,
 ) -> Result<(String, Vec<Value>), StoreError> {
     groups_sql(
         "sessions",
@@ -894,14 +897,16 @@ pub(crate) fn sessions_sql(
         CursorKind::Sessions,
         filter,
         page,
+        fts,
     )
 }
 
 pub(crate) fn users_sql(
     filter: &Filter,
     page: &PageRequest,
+    fts: FtsPlan,
 ) -> Result<(String, Vec<Value>), StoreError> {
-    groups_sql("users", USER_COLUMNS, CursorKind::Users, filter, page)
+    groups_sql("users", USER_COLUMNS, CursorKind::Users, filter, page, fts)
 }
 
 pub(crate) fn list_sessions(
@@ -909,7 +914,8 @@ pub(crate) fn list_sessions(
     filter: &Filter,
     page_req: &PageRequest,
 ) -> Result<Page<SessionSummary>, StoreError> {
-    let (sql, params) = sessions_sql(filter, page_req)?;
+    let fts = fts_plan(conn, filter.q.as_deref())?;
+    let (sql, params) = sessions_sql(filter, page_req, fts)?;
     let rows = collect(conn, &sql, &params, read_session)?;
     Ok(page(
         rows,
@@ -923,7 +929,8 @@ pub(crate) fn list_users(
     filter: &Filter,
     page_req: &PageRequest,
 ) -> Result<Page<UserSummary>, StoreError> {
-    let (sql, params) = users_sql(filter, page_req)?;
+    let fts = fts_plan(conn, filter.q.as_deref())?;
+    let (sql, params) = users_sql(filter, page_req, fts)?;
     let rows = collect(conn, &sql, &params, read_user)?;
     Ok(page(rows, clamp_limit(page_req.limit), CursorKind::Users))
 }

@@ -289,19 +289,25 @@ fn list_queries_use_indexes() {
             }
         }
     }
-    for (name, (sql, params)) in [
-        (
-            "sessions",
-            sessions_sql(&base, &PageRequest::default()).unwrap(),
-        ),
-        ("users", users_sql(&base, &PageRequest::default()).unwrap()),
-    ] {
-        let p = plan(&sql, &params);
-        println!("{name}:\n{p}\n");
-        assert!(
-            !p.contains("TEMP B-TREE FOR ORDER BY"),
-            "{name} sorts:\n{p}"
-        );
+    let searched = Filter {
+        q: Some("needle".into()),
+        ..base.clone()
+    };
+    for fts in [FtsPlan::Walk, FtsPlan::Probe] {
+        for f in [&base, &searched] {
+            let page = PageRequest::default();
+            for (name, (sql, params)) in [
+                ("sessions", sessions_sql(f, &page, fts).unwrap()),
+                ("users", users_sql(f, &page, fts).unwrap()),
+            ] {
+                let p = plan(&sql, &params);
+                println!("{name} ({fts:?}, q={:?}):\n{p}\n", f.q);
+                assert!(
+                    !p.contains("TEMP B-TREE FOR ORDER BY"),
+                    "{name} sorts:\n{p}"
+                );
+            }
+        }
     }
 }
 
@@ -419,7 +425,7 @@ async fn stats_count_rows_and_queue() {
 }
 
 #[tokio::test]
-async fn both_full_text_plans_agree() {
+async fn every_full_text_plan_agrees() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), test_enricher());
     let mut spans = Vec::new();
@@ -428,6 +434,10 @@ async fn both_full_text_plans_agree() {
         let word = if i % 3 == 0 { "needle" } else { "hay" };
         s.attributes
             .insert("test.prompt".into(), json!(format!("{word} number {i}")));
+        s.attributes
+            .insert("session.id".into(), json!(format!("s{}", i % 4)));
+        s.attributes
+            .insert("user.id".into(), json!(format!("u{}", i % 5)));
         spans.push(item(s));
     }
     store
@@ -534,9 +544,27 @@ async fn both_full_text_plans_agree() {
             .collect();
         assert_eq!(ids.len(), 6, "{plan:?}");
         assert_eq!(traces.items.len(), 6, "{plan:?}");
-        results.push((ids, traces.items));
+        // The session and user lists, through the same plan.
+        let groups: Vec<usize> = [
+            sessions_sql(&f, &PageRequest::default(), plan).unwrap(),
+            users_sql(&f, &PageRequest::default(), plan).unwrap(),
+        ]
+        .iter()
+        .map(|(sql, params)| {
+            let mut st = conn.prepare(sql).unwrap();
+            st.query(rusqlite::params_from_iter(params))
+                .unwrap()
+                .mapped(|_| Ok(()))
+                .count()
+        })
+        .collect();
+        results.push((ids, traces.items, groups));
     }
-    assert_eq!(results[0], results[1]);
+    // Needles are spans 3, 6, …, 18: sessions s0–s3 and users u0–u4 all have one.
+    assert_eq!(results[0].2, vec![4, 5]);
+    for r in &results[1..] {
+        assert_eq!(*r, results[0]);
+    }
 }
 
 /// A database written by schema 2 (spans keyed by trace id) is migrated with its data.
