@@ -161,9 +161,12 @@ def main():
         ("GET /api/v1/traces/{id} (random ids)", lambda: f"/api/v1/traces/{next(ids)}"),
         ("GET /api/v1/calls?limit=50", lambda: "/api/v1/calls?limit=50"),
         ("calls ?model=M", lambda: f"/api/v1/calls?limit=50&model={q(pick(found['models']))}"),
+        ("calls ?q=WORD (full text)", lambda: f"/api/v1/calls?limit=50&q={q(pick(found['words']))}"),
         ("GET /api/v1/sessions?limit=50", lambda: "/api/v1/sessions?limit=50"),
         ("GET /api/v1/sessions/{id}", lambda: f"/api/v1/sessions/{q(pick(found['sessions']))}"),
         ("GET /api/v1/users?limit=50", lambda: "/api/v1/users?limit=50"),
+        ("sessions ?q=WORD (full text)", lambda: f"/api/v1/sessions?limit=50&q={q(pick(found['words']))}"),
+        ("users ?q=WORD (full text)", lambda: f"/api/v1/users?limit=50&q={q(pick(found['words']))}"),
     ]
 
     if not found["words"]:

@@ -10,10 +10,12 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, Row};
+use serde_json::value::RawValue;
 
 use super::codec::db_err;
 use crate::error::StoreError;
@@ -139,8 +141,58 @@ fn decompress(frame: &[u8], what: &str) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("stored {what} is not UTF-8: {e}")))
 }
 
-/// Registers `sl_json(x)`: the JSON text of a stored document (NULL stays NULL).
+/// Whether the JSON object `doc` has `key` equal to `value`: a string equal to it, or another
+/// value whose JSON text is it (numbers, booleans and null as written). Only the top level is
+/// read, and only the matching value is decoded.
+fn attr_equals(doc: &str, key: &str, value: &str) -> bool {
+    let found = match serde_json::from_str::<HashMap<&str, &RawValue>>(doc) {
+        Ok(map) => map.get(key).map(|raw| raw.get()),
+        // A key with escapes cannot be borrowed: decode the keys.
+        Err(_) => {
+            return serde_json::from_str::<HashMap<String, &RawValue>>(doc)
+                .ok()
+                .and_then(|map| map.get(key).map(|raw| raw_equals(raw.get(), value)))
+                .unwrap_or(false)
+        }
+    };
+    found.is_some_and(|raw| raw_equals(raw, value))
+}
+
+fn raw_equals(raw: &str, value: &str) -> bool {
+    if raw.starts_with('"') {
+        serde_json::from_str::<Cow<'_, str>>(raw).is_ok_and(|s| s == value)
+    } else {
+        raw == value
+    }
+}
+
+/// Registers `sl_json(x)`, the JSON text of a stored document (NULL stays NULL), and
+/// `sl_attr_eq(x, key, value)`, whether the stored attribute document `x` has `key` equal to
+/// `value` (see [`attr_equals`]): one decompression and one pass per row, where SQLite's `->>`
+/// and `->` would each parse the whole document.
 pub(crate) fn register(conn: &Connection) -> Result<(), StoreError> {
+    conn.create_scalar_function(
+        "sl_attr_eq",
+        3,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| -> rusqlite::Result<bool> {
+            let doc = match ctx.get_raw(0) {
+                ValueRef::Null => return Ok(false),
+                value => unpack(value, "document")
+                    .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?,
+            };
+            let key = ctx
+                .get_raw(1)
+                .as_str()
+                .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
+            let value = ctx
+                .get_raw(2)
+                .as_str()
+                .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
+            Ok(attr_equals(&doc, key, value))
+        },
+    )
+    .map_err(db_err)?;
     conn.create_scalar_function(
         "sl_json",
         1,
@@ -160,6 +212,30 @@ pub(crate) fn register(conn: &Connection) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attribute_equality_matches_strings_and_json_text() {
+        let doc =
+            r#"{"a":"x","n":5,"f":0.5,"b":true,"z":null,"o":{"k":1},"q":"say \"hi\"","l":"long"}"#;
+        for (key, value, want) in [
+            ("a", "x", true),
+            ("a", "\"x\"", false),
+            ("n", "5", true),
+            ("f", "0.5", true),
+            ("b", "true", true),
+            ("z", "null", true),
+            ("o", r#"{"k":1}"#, true),
+            ("q", r#"say "hi""#, true),
+            ("missing", "x", false),
+            ("n", "6", false),
+        ] {
+            assert_eq!(attr_equals(doc, key, value), want, "{key}={value}");
+        }
+        let escaped_key = r#"{"we\"ird":"v","a":"x"}"#;
+        assert!(attr_equals(escaped_key, "a", "x"));
+        assert!(attr_equals(escaped_key, "we\"ird", "v"));
+        assert!(!attr_equals("not json", "a", "x"));
+    }
 
     #[test]
     fn short_documents_stay_text_and_long_ones_shrink() {

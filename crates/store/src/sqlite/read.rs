@@ -274,12 +274,11 @@ fn attr_conds(sql: &mut Sql, attrs: &[(String, String)]) -> Result<Vec<String>, 
     attrs
         .iter()
         .map(|(k, v)| {
-            let path = sql.param(attr_path(k)?);
+            // Validates the key as the JSON path filters always have.
+            attr_path(k)?;
+            let key = sql.param(k.clone());
             let value = sql.param(v.clone());
-            // `->>` matches strings; `->` (JSON text) matches numbers and booleans as written.
-            Ok(format!(
-                "(sl_json(s.attributes) ->> {path} = {value} OR sl_json(s.attributes) -> {path} = {value})"
-            ))
+            Ok(format!("sl_attr_eq(s.attributes, {key}, {value})"))
         })
         .collect()
 }
