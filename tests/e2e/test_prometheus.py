@@ -99,6 +99,10 @@ def test_prometheus_scrapes_what_stats_reports(sightline, prometheus, run_id):
         f"sum(sightline_gen_ai_errors_total{{{sel}}})": stats["errors"],
         f'sum(sightline_gen_ai_tokens_total{{{sel},gen_ai_token_type="input"}})': stats["input_tokens"],
         f'sum(gen_ai_client_token_usage_sum{{{sel},gen_ai_token_type="output"}})': stats["output_tokens"],
+        # Tokens per call have buckets: every call used 100 + i < 1,024 input tokens, more than 64.
+        f'sum(gen_ai_client_token_usage_count{{{sel},gen_ai_token_type="input"}})': stats["calls"],
+        f'sum(gen_ai_client_token_usage_bucket{{{sel},gen_ai_token_type="input",le="1024"}})': stats["calls"],
+        f'sum(gen_ai_client_token_usage_bucket{{{sel},gen_ai_token_type="input",le="64"}})': 0,
         f"sum(sightline_gen_ai_cost_usd_total{{{sel}}})": stats["cost_usd"],
         # Latency: the histogram's sum is the exact sum of durations, in seconds.
         f"sum(gen_ai_client_operation_duration_seconds_sum{{{sel}}})":

@@ -37,6 +37,12 @@ pub const TTFT_BUCKETS: [f64; 16] = [
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
+/// OTel's advisory bucket boundaries for `gen_ai.client.token.usage`, in tokens.
+pub const TOKEN_BUCKETS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+
 /// Something that writes metric families into the exposition.
 #[async_trait]
 pub trait MetricsSource: Send + Sync {
@@ -188,6 +194,7 @@ impl MetricsSource for LlmMetrics {
             sketches: SketchSet {
                 latency: true,
                 ttft: true,
+                tokens: true,
                 ..SketchSet::default()
             },
         };
@@ -266,17 +273,19 @@ impl MetricsSource for LlmMetrics {
         }
 
         let name = "gen_ai_client_token_usage";
-        family(out, name, "histogram", "Tokens used by GenAI calls (OTel gen_ai.client.token.usage); sums and counts per token type.");
+        family(out, name, "histogram", "Tokens used per GenAI call (OTel gen_ai.client.token.usage), by token type; calls that reported their usage.");
         for (key, a) in &groups {
             let base = labels_of(key);
-            for (ty, total) in [("input", a.input_tokens), ("output", a.output_tokens)] {
+            for (ty, sketch) in [
+                ("input", &a.input_tokens_per_call),
+                ("output", &a.output_tokens_per_call),
+            ] {
+                if sketch.count() == 0 {
+                    continue;
+                }
                 let l = with(&base, Some(("gen_ai_token_type", ty)));
-                let mut refs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                refs.push(("le", "+Inf"));
-                sample(out, &format!("{name}_bucket"), &refs, a.calls as f64);
-                refs.pop();
-                sample(out, &format!("{name}_sum"), &refs, total as f64);
-                sample(out, &format!("{name}_count"), &refs, a.calls as f64);
+                let refs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                histogram_from_sketch(out, name, &refs, &TOKEN_BUCKETS, sketch, 1.0);
             }
         }
 

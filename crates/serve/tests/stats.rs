@@ -352,4 +352,13 @@ async fn prometheus_exposition_agrees_with_stats() {
     assert!(text.contains("gen_ai_request_model=\"other\""), "{text}");
     assert!(!text.contains("claude"), "{text}");
     assert!(text.contains("# TYPE gen_ai_client_token_usage histogram"));
+    // Tokens per call come with OTel's buckets (powers of 4), not only `+Inf`.
+    for le in ["1", "4", "16", "1024", "67108864", "+Inf"] {
+        assert!(
+            text.contains(&format!(
+                "gen_ai_client_token_usage_bucket{{{labels},gen_ai_token_type=\"input\",le=\"{le}\"}}"
+            )),
+            "le={le}: {text}"
+        );
+    }
 }

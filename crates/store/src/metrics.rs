@@ -85,6 +85,8 @@ pub struct SketchSet {
     pub tpot: bool,
     /// Output tokens per second.
     pub tokens_per_s: bool,
+    /// Input and output tokens per call.
+    pub tokens: bool,
 }
 
 impl SketchSet {
@@ -94,6 +96,7 @@ impl SketchSet {
         ttft: true,
         tpot: true,
         tokens_per_s: true,
+        tokens: true,
     };
 }
 
@@ -144,6 +147,10 @@ pub struct RollupAggregate {
     pub tpot_ms: DdSketch,
     /// Output tokens per second.
     pub output_tokens_per_s: DdSketch,
+    /// Input tokens per call (calls that reported them).
+    pub input_tokens_per_call: DdSketch,
+    /// Output tokens per call (calls that reported them).
+    pub output_tokens_per_call: DdSketch,
 }
 
 impl RollupAggregate {
@@ -162,6 +169,10 @@ impl RollupAggregate {
         self.ttft_ms.merge(&other.ttft_ms);
         self.tpot_ms.merge(&other.tpot_ms);
         self.output_tokens_per_s.merge(&other.output_tokens_per_s);
+        self.input_tokens_per_call
+            .merge(&other.input_tokens_per_call);
+        self.output_tokens_per_call
+            .merge(&other.output_tokens_per_call);
     }
 
     /// Cost, `None` when no call was priced.

@@ -47,6 +47,9 @@ pub(crate) struct RollupEntry {
     ttft_ms: Option<f64>,
     tpot_ms: Option<f64>,
     tokens_per_s: Option<f64>,
+    /// Input and output tokens as reported (`None`: the call did not say).
+    input_reported: Option<u64>,
+    output_reported: Option<u64>,
 }
 
 impl RollupEntry {
@@ -73,6 +76,8 @@ impl RollupEntry {
             ttft_ms: call.ttft_ms,
             tpot_ms: call.time_per_output_token_ms,
             tokens_per_s: call.output_tokens_per_s,
+            input_reported: call.usage.input_tokens,
+            output_reported: call.usage.output_tokens,
         })
     }
 }
@@ -140,6 +145,8 @@ pub(crate) struct Cell {
     pub ttft: DdSketch,
     pub tpot: DdSketch,
     pub tps: DdSketch,
+    pub input_dist: DdSketch,
+    pub output_dist: DdSketch,
 }
 
 impl Cell {
@@ -169,6 +176,12 @@ impl Cell {
         if let Some(v) = e.tokens_per_s {
             self.tps.add_weighted(v, sign);
         }
+        if let Some(v) = e.input_reported {
+            self.input_dist.add_weighted(v as f64, sign);
+        }
+        if let Some(v) = e.output_reported {
+            self.output_dist.add_weighted(v as f64, sign);
+        }
     }
 
     fn merge(&mut self, o: &Cell) {
@@ -185,6 +198,8 @@ impl Cell {
         self.ttft.merge(&o.ttft);
         self.tpot.merge(&o.tpot);
         self.tps.merge(&o.tps);
+        self.input_dist.merge(&o.input_dist);
+        self.output_dist.merge(&o.output_dist);
     }
 
     fn is_noop(&self) -> bool {
@@ -198,6 +213,8 @@ impl Cell {
             && self.ttft == DdSketch::default()
             && self.tpot == DdSketch::default()
             && self.tps == DdSketch::default()
+            && self.input_dist == DdSketch::default()
+            && self.output_dist == DdSketch::default()
     }
 }
 
@@ -273,15 +290,18 @@ impl RollupDeltas {
             .prepare_cached(
                 "SELECT calls, errors, input_tokens, output_tokens, cache_read_tokens, \
                  cache_write_tokens, reasoning_tokens, priced_calls, cost_usd, latency, ttft, \
-                 tpot, tps FROM rollups WHERE res = ?1 AND kind = ?2 AND bucket = ?3 AND series = ?4",
+                 tpot, tps, input_tokens_dist, output_tokens_dist FROM rollups \
+                 WHERE res = ?1 AND kind = ?2 AND bucket = ?3 AND series = ?4",
             )
             .map_err(db_err)?;
         let mut upsert = conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO rollups (res, kind, bucket, series, calls, errors, \
                  input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
-                 reasoning_tokens, priced_calls, cost_usd, latency, ttft, tpot, tps) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                 reasoning_tokens, priced_calls, cost_usd, latency, ttft, tpot, tps, \
+                 input_tokens_dist, output_tokens_dist) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+                 ?18, ?19)",
             )
             .map_err(db_err)?;
         for ((res, kind, bucket, series), mut cell) in rows {
@@ -299,7 +319,14 @@ impl RollupDeltas {
                             r.get(7)?,
                         ],
                         r.get::<_, f64>(8)?,
-                        [r.get::<_, Vec<u8>>(9)?, r.get(10)?, r.get(11)?, r.get(12)?],
+                        [
+                            r.get::<_, Vec<u8>>(9)?,
+                            r.get(10)?,
+                            r.get(11)?,
+                            r.get(12)?,
+                            r.get(13)?,
+                            r.get(14)?,
+                        ],
                     ))
                 })
                 .optional()
@@ -319,6 +346,8 @@ impl RollupDeltas {
                     &mut cell.ttft,
                     &mut cell.tpot,
                     &mut cell.tps,
+                    &mut cell.input_dist,
+                    &mut cell.output_dist,
                 ]
                 .into_iter()
                 .zip(&sketches)
@@ -351,6 +380,8 @@ impl RollupDeltas {
                     encode(&cell.ttft),
                     encode(&cell.tpot),
                     encode(&cell.tps),
+                    encode(&cell.input_dist),
+                    encode(&cell.output_dist),
                 ])
                 .map_err(db_err)?;
         }

@@ -289,12 +289,14 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
     let sql = format!(
         "SELECT r.series, r.bucket, r.calls, r.errors, r.input_tokens, r.output_tokens, \
          r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens, r.priced_calls, \
-         r.cost_usd, {}, {}, {}, {} FROM rollups r \
+         r.cost_usd, {}, {}, {}, {}, {}, {} FROM rollups r \
          WHERE r.res = ?1 AND r.kind = ?2 AND r.bucket >= ?3 AND r.bucket < ?4{only}",
         blob(sk.latency, "latency"),
         blob(sk.ttft, "ttft"),
         blob(sk.tpot, "tpot"),
         blob(sk.tokens_per_s, "tps"),
+        blob(sk.tokens, "input_tokens_dist"),
+        blob(sk.tokens, "output_tokens_dist"),
     );
     let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
     // Summed per series first (integer keys, no allocation per row), then per group key.
@@ -324,6 +326,8 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
                 (12, &mut g.ttft_ms),
                 (13, &mut g.tpot_ms),
                 (14, &mut g.output_tokens_per_s),
+                (15, &mut g.input_tokens_per_call),
+                (16, &mut g.output_tokens_per_call),
             ] {
                 merge_blob(sketch, r.get_ref(i).map_err(db_err)?)?;
             }

@@ -40,6 +40,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0007_log_fingerprint",
         include_str!("migrations/0007_log_fingerprint.sql"),
     ),
+    (
+        "0008_token_sketches",
+        include_str!("migrations/0008_token_sketches.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
