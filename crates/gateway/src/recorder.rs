@@ -1,22 +1,23 @@
 //! The bounded recording queue and the thread that drains it into the pipeline.
 //!
-//! The request path only ever calls [`Recorder::submit`], which never waits and wakes nobody: the
-//! exchange goes on a bounded queue under a short lock, or — when the queue is full — is counted as
-//! dropped. One background thread, at a lowered scheduling priority, looks at the queue every few
-//! milliseconds (sooner when it fills), turns each exchange into a span (a panic there costs one
-//! counted batch, not the recorder), and writes the batch with `Pipeline::ingest_spans`, the same
-//! durable path OTLP uses. A batch the pipeline refuses for overload is retried with backoff; one
-//! it still refuses is counted as failed.
+//! The request path only ever calls [`Recorder::submit`], which never waits, takes no lock and
+//! wakes nobody: the exchange goes on a bounded lock-free channel, or — when the channel is full —
+//! is counted as dropped. One background thread, at the lowest scheduling priority, looks at the
+//! channel every few milliseconds (sooner when it is half full), turns each exchange into a span,
+//! and writes the batch with `Pipeline::ingest_spans`, the same durable path OTLP uses. A batch
+//! the pipeline refuses for overload is retried with backoff; one it still refuses, or one whose
+//! conversion or storing panics, is counted as failed.
 //!
 //! Polling rather than waking the thread per call keeps a futex wake and a cross-core interrupt
 //! off every proxied response, and turns a steady stream of calls into batches, which the store
-//! commits far more cheaply than one call at a time.
+//! commits far more cheaply than one call at a time. At most the channel's capacity plus one batch
+//! of exchanges is held in memory.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use sightline_ingest::Pipeline;
 use sightline_store::background::{self, Priority};
 use tokio::task::JoinHandle;
@@ -27,82 +28,68 @@ use crate::stats::GatewayStats;
 /// Attempts to store one batch before it is counted as failed.
 const ATTEMPTS: u32 = 5;
 
-/// How long the recorder waits between looks at a queue that had calls in it.
+/// How long the recorder waits between looks at a channel that had calls in it.
 const POLL_BUSY: Duration = Duration::from_millis(2);
 
-/// The longest wait between looks at a queue that stayed empty: the interval doubles from
+/// The longest wait between looks at a channel that stayed empty: the interval doubles from
 /// [`POLL_BUSY`] up to this while no call arrives, so an idle server does not spin.
 const POLL_IDLE: Duration = Duration::from_millis(64);
 
-/// The queue both sides share.
+/// The sending side, shared by every [`Recorder`] clone; dropping the last one closes the
+/// channel and wakes the thread to drain what is left.
 #[derive(Debug)]
-struct Queue {
-    items: Mutex<Vec<Exchange>>,
+struct Shared {
+    tx: Option<Sender<Exchange>>,
     capacity: usize,
-    /// Set once every [`Recorder`] is gone: the thread drains what is left and ends.
-    closed: AtomicBool,
-    /// The recorder thread, to wake it early when the queue fills or closes.
+    stats: Arc<GatewayStats>,
+    /// The recorder thread, to wake it early.
     thread: OnceLock<Thread>,
 }
 
-impl Queue {
+impl Shared {
     fn wake(&self) {
         if let Some(t) = self.thread.get() {
             t.unpark();
         }
     }
-
-    /// Everything queued now.
-    fn take(&self) -> Vec<Exchange> {
-        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::take(&mut *items)
-    }
 }
 
-/// Closes the queue when the last [`Recorder`] clone is dropped.
-#[derive(Debug)]
-struct Sender {
-    queue: Arc<Queue>,
-    stats: Arc<GatewayStats>,
-}
-
-impl Drop for Sender {
+impl Drop for Shared {
     fn drop(&mut self) {
-        self.queue.closed.store(true, Ordering::Release);
-        self.queue.wake();
+        drop(self.tx.take());
+        self.wake();
     }
 }
 
 /// The sending side of the recording queue; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Recorder {
-    sender: Arc<Sender>,
+    shared: Arc<Shared>,
 }
 
 impl Recorder {
     /// Queues an exchange without waiting; counts it as dropped when the queue is full.
     pub fn submit(&self, exchange: Exchange) {
-        let queue = &self.sender.queue;
-        let len = {
-            let mut items = queue.items.lock().unwrap_or_else(|e| e.into_inner());
-            if items.len() >= queue.capacity {
-                drop(items);
-                self.sender.stats.dropped();
-                return;
-            }
-            items.push(exchange);
-            items.len()
+        let Some(tx) = &self.shared.tx else {
+            return;
         };
-        self.sender.stats.queued();
-        // Half full: do not wait for the next look.
-        if len == queue.capacity.div_ceil(2) {
-            queue.wake();
+        match tx.try_send(exchange) {
+            Ok(()) => {
+                self.shared.stats.queued();
+                // Half full: do not wait for the next look.
+                if tx.len() == self.shared.capacity.div_ceil(2) {
+                    self.shared.wake();
+                }
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.shared.stats.dropped();
+            }
         }
     }
 
     /// The counters.
     pub fn stats(&self) -> Arc<GatewayStats> {
-        self.sender.stats.clone()
+        self.shared.stats.clone()
     }
 }
 
@@ -110,8 +97,9 @@ impl Recorder {
 /// is empty.
 ///
 /// Recording is background work: it runs on a thread of its own, with its own single-threaded
-/// runtime and a lowered scheduling priority, so that parsing, normalizing and encoding a call never
-/// takes an async worker (or a core) from a request the gateway is proxying.
+/// runtime and the lowest scheduling priority (nice 19, which still guarantees it progress on a
+/// saturated machine), so that parsing, normalizing and encoding a call never takes an async
+/// worker from a request the gateway is proxying.
 pub fn spawn(
     pipeline: Arc<Pipeline>,
     capacity: usize,
@@ -121,42 +109,42 @@ pub fn spawn(
     let capacity = capacity.max(1);
     let batch_max = batch_max.max(1);
     stats.set_capacity(capacity);
-    let queue = Arc::new(Queue {
-        items: Mutex::new(Vec::new()),
-        capacity,
-        closed: AtomicBool::new(false),
-        thread: OnceLock::new(),
-    });
+    let (tx, rx) = crossbeam_channel::bounded(capacity);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .on_thread_start(|| background::lower_current_thread(Priority::Idle))
+        .on_thread_start(|| background::lower_current_thread(Priority::Lowest))
         .build()?;
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread_queue = queue.clone();
     let thread_stats = stats.clone();
     let thread = std::thread::Builder::new()
         .name("sightline-gateway-recorder".into())
         .spawn(move || {
-            background::lower_current_thread(Priority::Idle);
-            drain(&thread_queue, &runtime, &pipeline, batch_max, &thread_stats);
+            background::lower_current_thread(Priority::Lowest);
+            drain(&rx, &runtime, &pipeline, batch_max, &thread_stats);
             let _ = done_tx.send(());
         })?;
-    let _ = queue.thread.set(thread.thread().clone());
+    let shared = Shared {
+        tx: Some(tx),
+        capacity,
+        stats,
+        thread: OnceLock::new(),
+    };
+    let _ = shared.thread.set(thread.thread().clone());
     let task = tokio::spawn(async move {
         let _ = done_rx.await;
     });
     Ok((
         Recorder {
-            sender: Arc::new(Sender { queue, stats }),
+            shared: Arc::new(shared),
         },
         task,
     ))
 }
 
-/// Stores whatever is queued, in batches of at most `batch_max`, until the queue closes and is
-/// empty.
+/// Stores what is queued, in batches of at most `batch_max`, until every sender is gone and the
+/// channel is empty.
 fn drain(
-    queue: &Queue,
+    rx: &Receiver<Exchange>,
     runtime: &tokio::runtime::Runtime,
     pipeline: &Pipeline,
     batch_max: usize,
@@ -164,10 +152,20 @@ fn drain(
 ) {
     let mut wait = POLL_BUSY;
     loop {
-        // Read `closed` before taking: a queue seen closed and then empty stays empty.
-        let closed = queue.closed.load(Ordering::Acquire);
-        let mut exchanges = queue.take();
-        if exchanges.is_empty() {
+        let mut batch = Vec::new();
+        let closed = loop {
+            match rx.try_recv() {
+                Ok(exchange) => {
+                    batch.push(exchange);
+                    if batch.len() == batch_max {
+                        break false;
+                    }
+                }
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
+            }
+        };
+        if batch.is_empty() {
             if closed {
                 return;
             }
@@ -176,39 +174,34 @@ fn drain(
             continue;
         }
         wait = POLL_BUSY;
-        stats.dequeued(exchanges.len());
-        while !exchanges.is_empty() {
-            let rest = exchanges.split_off(exchanges.len().min(batch_max));
-            let batch = std::mem::replace(&mut exchanges, rest);
-            record(runtime, pipeline, batch, stats);
-        }
-        if !closed {
+        let full = batch.len() == batch_max;
+        stats.dequeued(batch.len());
+        record(runtime, pipeline, batch, stats);
+        if !full && !closed {
             std::thread::park_timeout(POLL_BUSY);
         }
     }
 }
 
-/// Converts and stores one batch.
+/// Converts and stores one batch. A bug anywhere in it costs this batch (counted), never the
+/// recorder.
 fn record(
     runtime: &tokio::runtime::Runtime,
     pipeline: &Pipeline,
     exchanges: Vec<Exchange>,
     stats: &GatewayStats,
 ) {
-    // A bug in parsing a body costs this batch (counted), never the recorder.
     let n = exchanges.len();
-    let converted = std::panic::catch_unwind(|| {
-        exchanges
+    let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let spans = exchanges
             .iter()
             .map(crate::record::to_span)
-            .collect::<Vec<_>>()
-    });
-    match converted {
-        Ok(spans) => runtime.block_on(store(pipeline, spans, stats)),
-        Err(_) => {
-            tracing::error!(calls = n, "gateway record conversion panicked");
-            stats.failed(n);
-        }
+            .collect::<Vec<_>>();
+        runtime.block_on(store(pipeline, spans, stats));
+    }));
+    if stored.is_err() {
+        tracing::error!(calls = n, "recording a batch of gateway calls panicked");
+        stats.failed(n);
     }
 }
 

@@ -14,6 +14,10 @@ pub struct LogRecord {
     pub service: String,
     /// Time of the event in unix nanoseconds (observed time when the client set none).
     pub time_unix_nano: u64,
+    /// When the client's SDK observed the record, unix nanoseconds (0 when unset). Two lines
+    /// logged with the same coarse time differ here; a retried export repeats it.
+    #[serde(default)]
+    pub observed_time_unix_nano: u64,
     /// Severity number (0 when unset).
     pub severity_number: i32,
     /// Severity text.

@@ -37,7 +37,9 @@ pub const TTFT_BUCKETS: [f64; 16] = [
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-/// OTel's advisory bucket boundaries for `gen_ai.client.token.usage`, in tokens.
+/// OTel's advisory bucket boundaries for `gen_ai.client.token.usage`, in tokens. Like every
+/// histogram here, the counts come from a DDSketch, so a value within 1% of a boundary may be
+/// counted on either side of it (4 tokens can land in `le="16"`, 1,030 in `le="1024"`).
 pub const TOKEN_BUCKETS: [f64; 14] = [
     1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
     16777216.0, 67108864.0,

@@ -4,35 +4,52 @@
 //! (an OTLP acknowledgement) the wait is already milliseconds of group commit. Proxying a gateway
 //! call or answering a query is latency work. On a machine with few cores the two compete for the
 //! same CPUs, so the threads that do background work lower their own priority and the scheduler
-//! runs a request thread first whenever both are ready.
+//! runs a request thread first whenever both are ready. Only nice values are used, never
+//! `SCHED_IDLE`: a background thread must still make progress on a saturated machine, both for its
+//! own sake (records would pile up) and because it shares locks with others (the writer hands
+//! texts to the indexer).
 
 /// How far a background thread steps back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
-    /// Below normal (nice 10): it still gets about a tenth of a busy CPU, so work that someone
-    /// waits on — the store's writer, whose commits acknowledge OTLP requests — keeps moving
-    /// when request threads saturate the machine.
+    /// Nice 10: about a tenth of a CPU that a normal thread also wants. For the store's writer,
+    /// whose commits acknowledge OTLP requests, and the search indexer.
     Low,
-    /// Only CPU time nobody else wants (`SCHED_IDLE`): for work that may fall behind and catch
-    /// up later — the full-text indexer, the gateway's recorder behind its bounded queue.
-    Idle,
+    /// Nice 19: about 1.5% of a contended CPU. For work behind a bounded queue that may fall
+    /// behind and catch up later, such as the gateway's recorder.
+    Lowest,
 }
 
-/// Lowers the calling thread's scheduling priority. Best effort: where the OS refuses (or has no
-/// per-thread priorities), the thread keeps running at its priority.
+impl Priority {
+    fn nice(self) -> i32 {
+        match self {
+            Self::Low => 10,
+            Self::Lowest => 19,
+        }
+    }
+}
+
+/// Lowers the calling thread's scheduling priority to at least `priority`; a thread already
+/// below it stays where it is. Best effort: where the OS refuses, the thread keeps its priority.
 pub fn lower_current_thread(priority: Priority) {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: both calls take plain values; on Linux, id 0 names the calling thread (each
-        // thread has its own nice value and policy).
+        // SAFETY: plain values; on Linux, PRIO_PROCESS with id 0 names the calling thread (each
+        // thread has its own nice value).
         let rc = unsafe {
-            match priority {
-                Priority::Low => libc::setpriority(libc::PRIO_PROCESS, 0, 10),
-                Priority::Idle => {
-                    let param = libc::sched_param { sched_priority: 0 };
-                    libc::sched_setscheduler(0, libc::SCHED_IDLE, &param)
-                }
+            // getpriority may legitimately return -1, so errno decides; a failed read counts as
+            // nice 0.
+            *libc::__errno_location() = 0;
+            let current = libc::getpriority(libc::PRIO_PROCESS, 0);
+            let current = if *libc::__errno_location() == 0 {
+                current
+            } else {
+                0
+            };
+            if current >= priority.nice() {
+                return;
             }
+            libc::setpriority(libc::PRIO_PROCESS, 0, priority.nice())
         };
         if rc != 0 {
             tracing::debug!(
@@ -50,26 +67,27 @@ pub fn lower_current_thread(priority: Priority) {
 mod tests {
     use super::*;
 
+    fn nice() -> i32 {
+        // SAFETY: a plain getter on the calling thread.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+    }
+
     #[test]
-    fn lowers_only_the_calling_thread() {
-        let (nice, policy) = std::thread::spawn(|| {
+    fn lowers_only_the_calling_thread_and_never_raises() {
+        let before = nice();
+        let (low, lowest, again) = std::thread::spawn(|| {
             lower_current_thread(Priority::Low);
-            // SAFETY: plain getters on the calling thread.
-            let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-            lower_current_thread(Priority::Idle);
-            let policy = unsafe { libc::sched_getscheduler(0) };
-            (nice, policy)
+            let low = nice();
+            lower_current_thread(Priority::Lowest);
+            let lowest = nice();
+            lower_current_thread(Priority::Low);
+            (low, lowest, nice())
         })
         .join()
         .expect("thread");
-        assert_eq!(nice, 10);
-        assert_eq!(policy, libc::SCHED_IDLE);
-        // SAFETY: as above.
-        let here = unsafe { libc::sched_getscheduler(0) };
-        assert_eq!(
-            here,
-            libc::SCHED_OTHER,
-            "the test thread itself is untouched"
-        );
+        assert_eq!(low, before.max(10));
+        assert_eq!(lowest, 19);
+        assert_eq!(again, 19, "a later, milder call does not raise it");
+        assert_eq!(nice(), before, "the test thread itself is untouched");
     }
 }

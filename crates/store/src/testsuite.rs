@@ -296,6 +296,7 @@ fn genai_log(trace: u64, span: u64, event: &str, content: &str, at: u64) -> LogR
         project: PROJECT.into(),
         service: "llm-svc".into(),
         time_unix_nano: ms(at),
+        observed_time_unix_nano: ms(at),
         severity_number: 9,
         severity_text: "INFO".into(),
         event_name: Some(event.into()),
@@ -1479,11 +1480,15 @@ pub async fn resent_logs_are_stored_once(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(detail.spans[0].span.events.len(), 2, "each event once");
 
-    // The same words at another time, or in another span, are another record.
+    // The same words at another time, in another span, or logged again within the same
+    // (coarse) time but observed later, are another record.
     let later = genai_log(1, 1, "gen_ai.user.message", "what is rust", 111);
     let elsewhere = genai_log(2, 1, "gen_ai.user.message", "what is rust", 110);
-    let receipt = write_logs(&store, vec![later, elsewhere]).await;
-    assert_eq!((receipt.logs_written, receipt.logs_duplicate), (2, 0));
+    let mut again = genai_log(1, 1, "app.log", "a plain line", 105);
+    again.event_name = None;
+    again.observed_time_unix_nano += 1;
+    let receipt = write_logs(&store, vec![later, elsewhere, again]).await;
+    assert_eq!((receipt.logs_written, receipt.logs_duplicate), (3, 0));
     assert_eq!(call_of(&store, 1, 1).await.input_messages.len(), 2);
 }
 

@@ -486,6 +486,7 @@ impl<'a> Converter<'a> {
             project: project.to_string(),
             service: service.to_string(),
             time_unix_nano,
+            observed_time_unix_nano: record.observed_time_unix_nano,
             severity_number: record.severity_number,
             severity_text: record.severity_text,
             event_name,

@@ -281,6 +281,7 @@ fn encode_log(log: LogRecord, origins: &mut Origins) -> Result<EncodedLog, Store
     let origin = origins.index(log.resource, log.scope)?;
     let (resource, scope) = origins.pair(origin);
     let fingerprint = fnv1a(&[
+        &log.observed_time_unix_nano.to_string(),
         &log.trace_id.map(|t| t.to_string()).unwrap_or_default(),
         &log.span_id.map(|s| s.to_string()).unwrap_or_default(),
         &log.severity_number.to_string(),

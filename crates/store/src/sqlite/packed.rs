@@ -158,12 +158,12 @@ fn attr_equals(doc: &str, key: &str, value: &str) -> bool {
     found.is_some_and(|raw| raw_equals(raw, value))
 }
 
+/// `raw` (a JSON value as stored: compact) equals `value` as a string, or as JSON text — so
+/// `"x"` with its quotes also matches the string `x`, as SQLite's `->` did.
 fn raw_equals(raw: &str, value: &str) -> bool {
-    if raw.starts_with('"') {
-        serde_json::from_str::<Cow<'_, str>>(raw).is_ok_and(|s| s == value)
-    } else {
-        raw == value
-    }
+    raw == value
+        || (raw.starts_with('"')
+            && serde_json::from_str::<Cow<'_, str>>(raw).is_ok_and(|s| s == value))
 }
 
 /// Registers `sl_json(x)`, the JSON text of a stored document (NULL stays NULL), and
@@ -219,7 +219,7 @@ mod tests {
             r#"{"a":"x","n":5,"f":0.5,"b":true,"z":null,"o":{"k":1},"q":"say \"hi\"","l":"long"}"#;
         for (key, value, want) in [
             ("a", "x", true),
-            ("a", "\"x\"", false),
+            ("a", "\"x\"", true),
             ("n", "5", true),
             ("f", "0.5", true),
             ("b", "true", true),

@@ -544,6 +544,9 @@ pub(crate) fn backfill(conn: &Connection) -> Result<(), StoreError> {
     if built {
         return Ok(());
     }
+    // Without the marker, whatever rollups exist come from a rebuild that was interrupted (its
+    // chunks committed, its end not reached): start over, or those calls would count twice.
+    conn.execute("DELETE FROM rollups", []).map_err(db_err)?;
     let mut after = 0i64;
     let mut total = 0u64;
     loop {

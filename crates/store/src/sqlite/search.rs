@@ -254,7 +254,7 @@ impl Indexer {
 
     /// The thread body: indexes until asked to stop, then drains the queue and returns.
     pub fn run(mut self) {
-        crate::background::lower_current_thread(crate::background::Priority::Idle);
+        crate::background::lower_current_thread(crate::background::Priority::Low);
         loop {
             let stopping = self.progress.stop.load(Ordering::Acquire);
             if stopping && self.rebuild.is_some() {
