@@ -530,6 +530,9 @@ const BUILT_MARKER: &str = "rollups_built";
 /// Calls folded into the rollups per transaction while backfilling.
 const BACKFILL_CHUNK: i64 = 10_000;
 
+/// How often (in calls) a backfill logs its progress.
+const BACKFILL_PROGRESS: u64 = 200_000;
+
 /// Builds the rollups of the calls stored before rollups existed (a database created by an
 /// earlier version), once: afterwards the writer keeps them current. Runs at open, before the
 /// writer starts.
@@ -547,6 +550,18 @@ pub(crate) fn backfill(conn: &Connection) -> Result<(), StoreError> {
     // Without the marker, whatever rollups exist come from a rebuild that was interrupted (its
     // chunks committed, its end not reached): start over, or those calls would count twice.
     conn.execute("DELETE FROM rollups", []).map_err(db_err)?;
+    let newest: i64 = conn
+        .query_row("SELECT coalesce(max(id), 0) FROM llm_calls", [], |r| {
+            r.get(0)
+        })
+        .map_err(db_err)?;
+    if newest > 0 {
+        // Minutes on a large store, before the server listens: say so, and show progress.
+        tracing::info!(
+            calls_up_to_id = newest,
+            "building rollups of the stored calls before serving"
+        );
+    }
     let mut after = 0i64;
     let mut total = 0u64;
     loop {
@@ -590,6 +605,13 @@ pub(crate) fn backfill(conn: &Connection) -> Result<(), StoreError> {
             Ok((n, done)) => {
                 conn.execute_batch("COMMIT").map_err(db_err)?;
                 total += n as u64;
+                if !done && total % BACKFILL_PROGRESS < n as u64 {
+                    tracing::info!(
+                        calls = total,
+                        percent = (after as f64 * 100.0 / newest.max(1) as f64).round(),
+                        "building rollups"
+                    );
+                }
                 if done {
                     if total > 0 {
                         tracing::info!(calls = total, "built rollups of the stored calls");
