@@ -814,3 +814,53 @@ async fn rollups_are_backfilled_for_older_stores() {
     assert_eq!(store.rollups(&query).await.unwrap(), before);
     store.close().await.unwrap();
 }
+
+/// Times every full-text plan of the trace list on an existing data directory (`SIGHTLINE_DATA`,
+/// read only) for each of `SIGHTLINE_WORDS` (space-separated): best of three, in milliseconds.
+/// Ignored by default; it is how the plan costs in BENCHMARKS.md were measured:
+///
+/// ```text
+/// SIGHTLINE_DATA=/var/tmp/q1m SIGHTLINE_WORDS="southeast document" \
+///   cargo test --release -p sightline-store time_full_text_plans -- --ignored --nocapture
+/// ```
+#[test]
+#[ignore = "measurement harness"]
+fn time_full_text_plans() {
+    let dir = std::env::var("SIGHTLINE_DATA").expect("SIGHTLINE_DATA");
+    let words = std::env::var("SIGHTLINE_WORDS").expect("SIGHTLINE_WORDS");
+    let conn = super::schema::open_reader(&std::path::Path::new(&dir).join(DB_FILE)).unwrap();
+    let rare = super::read::Rare {
+        model: false,
+        service: false,
+    };
+    for word in words.split_whitespace() {
+        let f = Filter {
+            project: "default".into(),
+            q: Some(word.into()),
+            ..Filter::default()
+        };
+        let matches: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM calls_fts WHERE calls_fts MATCH ?1",
+                [word],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let chosen = super::read::fts_plan(&conn, f.q.as_deref()).unwrap();
+        let mut line = format!("{word} ({matches} matching calls, chosen {chosen:?}):");
+        for plan in [FtsPlan::Set, FtsPlan::Walk, FtsPlan::Probe] {
+            let mut best = f64::MAX;
+            let mut rows = 0;
+            for _ in 0..3 {
+                let t = std::time::Instant::now();
+                let page =
+                    super::read::list_traces_with(&conn, &f, &PageRequest::default(), plan, rare)
+                        .unwrap();
+                best = best.min(t.elapsed().as_secs_f64() * 1e3);
+                rows = page.items.len();
+            }
+            line += &format!("  {plan:?} {best:.1} ms ({rows} rows)");
+        }
+        println!("{line}");
+    }
+}
