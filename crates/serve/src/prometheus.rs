@@ -143,6 +143,25 @@ pub fn histogram_from_sketch(
     sample(out, &format!("{name}_count"), labels, sketch.count() as f64);
 }
 
+/// A group's labels, borrowed from its rollup key (in [`LABELS`] order).
+fn group_labels(key: &[String]) -> Vec<(&'static str, &str)> {
+    LABELS
+        .iter()
+        .copied()
+        .zip(key.iter().map(String::as_str))
+        .collect()
+}
+
+/// `base` plus the `gen_ai_token_type` label.
+fn with_token_type<'a>(
+    base: &[(&'static str, &'a str)],
+    ty: &'a str,
+) -> Vec<(&'static str, &'a str)> {
+    let mut v = base.to_vec();
+    v.push(("gen_ai_token_type", ty));
+    v
+}
+
 /// Settings of [`LlmMetrics`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LlmMetricsConfig {
@@ -234,21 +253,6 @@ impl MetricsSource for LlmMetrics {
             }
             groups.entry(key).or_default().merge(&r.aggregate);
         }
-        let labels_of = |key: &[String]| -> Vec<(&'static str, String)> {
-            LABELS
-                .iter()
-                .zip(key)
-                .map(|(l, v)| (*l, v.clone()))
-                .collect()
-        };
-        let with = |owned: &[(&'static str, String)],
-                    extra: Option<(&'static str, &'static str)>| {
-            let mut v: Vec<(&str, String)> = owned.iter().map(|(k, v)| (*k, v.clone())).collect();
-            if let Some((k, val)) = extra {
-                v.push((k, val.to_string()));
-            }
-            v
-        };
 
         let name = "gen_ai_client_operation_duration_seconds";
         family(
@@ -258,8 +262,7 @@ impl MetricsSource for LlmMetrics {
             "GenAI operation duration (OTel gen_ai.client.operation.duration).",
         );
         for (key, a) in &groups {
-            let l = labels_of(key);
-            let refs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let refs = group_labels(key);
             histogram_from_sketch(out, name, &refs, &DURATION_BUCKETS, &a.latency_ms, 1000.0);
         }
 
@@ -269,15 +272,14 @@ impl MetricsSource for LlmMetrics {
             if a.ttft_ms.count() == 0 {
                 continue;
             }
-            let l = labels_of(key);
-            let refs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let refs = group_labels(key);
             histogram_from_sketch(out, name, &refs, &TTFT_BUCKETS, &a.ttft_ms, 1000.0);
         }
 
         let name = "gen_ai_client_token_usage";
         family(out, name, "histogram", "Tokens used per GenAI call (OTel gen_ai.client.token.usage), by token type; calls that reported their usage.");
         for (key, a) in &groups {
-            let base = labels_of(key);
+            let base = group_labels(key);
             for (ty, sketch) in [
                 ("input", &a.input_tokens_per_call),
                 ("output", &a.output_tokens_per_call),
@@ -285,8 +287,7 @@ impl MetricsSource for LlmMetrics {
                 if sketch.count() == 0 {
                     continue;
                 }
-                let l = with(&base, Some(("gen_ai_token_type", ty)));
-                let refs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let refs = with_token_type(&base, ty);
                 histogram_from_sketch(out, name, &refs, &TOKEN_BUCKETS, sketch, 1.0);
             }
         }
@@ -315,15 +316,14 @@ impl MetricsSource for LlmMetrics {
         ] {
             family(out, name, "counter", help);
             for (key, a) in &groups {
-                let l = labels_of(key);
-                let refs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let refs = group_labels(key);
                 sample(out, name, &refs, value(a));
             }
         }
         let name = "sightline_gen_ai_tokens_total";
         family(out, name, "counter", "Tokens of GenAI calls by type.");
         for (key, a) in &groups {
-            let base = labels_of(key);
+            let base = group_labels(key);
             for (ty, n) in [
                 ("input", a.input_tokens),
                 ("output", a.output_tokens),
@@ -331,8 +331,7 @@ impl MetricsSource for LlmMetrics {
                 ("cache_write", a.cache_write_tokens),
                 ("reasoning", a.reasoning_tokens),
             ] {
-                let l = with(&base, Some(("gen_ai_token_type", ty)));
-                let refs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let refs = with_token_type(&base, ty);
                 sample(out, name, &refs, n as f64);
             }
         }

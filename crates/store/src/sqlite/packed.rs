@@ -5,8 +5,8 @@
 //! [`COMPRESS_MIN`] bytes is therefore stored as a zstd frame in a BLOB; a shorter one stays JSON
 //! TEXT. The storage class tells the two apart, so rows written before compression existed read
 //! as they always did. SQL that looks inside a document (attribute filters) goes through the
-//! `sl_json(x)` function, which every connection registers and which returns the JSON text either
-//! way.
+//! `sl_attr_eq(x, key, value)` function, which every connection registers and which reads either
+//! form.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -166,8 +166,7 @@ fn raw_equals(raw: &str, value: &str) -> bool {
             && serde_json::from_str::<Cow<'_, str>>(raw).is_ok_and(|s| s == value))
 }
 
-/// Registers `sl_json(x)`, the JSON text of a stored document (NULL stays NULL), and
-/// `sl_attr_eq(x, key, value)`, whether the stored attribute document `x` has `key` equal to
+/// Registers `sl_attr_eq(x, key, value)`: whether the stored attribute document `x` has `key` equal to
 /// `value` (see [`attr_equals`]): one decompression and one pass per row, where SQLite's `->>`
 /// and `->` would each parse the whole document.
 pub(crate) fn register(conn: &Connection) -> Result<(), StoreError> {
@@ -190,20 +189,6 @@ pub(crate) fn register(conn: &Connection) -> Result<(), StoreError> {
                 .as_str()
                 .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
             Ok(attr_equals(&doc, key, value))
-        },
-    )
-    .map_err(db_err)?;
-    conn.create_scalar_function(
-        "sl_json",
-        1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| -> rusqlite::Result<Option<String>> {
-            match ctx.get_raw(0) {
-                ValueRef::Null => Ok(None),
-                value => unpack(value, "document")
-                    .map(|s| Some(s.into_owned()))
-                    .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e))),
-            }
         },
     )
     .map_err(db_err)
@@ -281,7 +266,7 @@ mod tests {
         }
         let n: i64 = conn
             .query_row(
-                "SELECT count(*) FROM t WHERE sl_json(doc) ->> '$.k' = 'v'",
+                "SELECT count(*) FROM t WHERE sl_attr_eq(doc, 'k', 'v')",
                 [],
                 |r| r.get(0),
             )
