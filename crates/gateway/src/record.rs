@@ -162,16 +162,17 @@ pub fn to_span(ex: &Exchange) -> Span {
         };
     };
 
+    // The body is decoded (at most once) only where it is read: a model call's success, or an
+    // upstream error's message.
     let ok_status = ex.status.is_some_and(|s| (200..300).contains(&s));
-    let body = decoded_body(ex);
     if let (Some(op), true) = (op, ok_status) {
         let is_stream = ex
             .content_type
             .as_deref()
             .is_some_and(|c| c.starts_with("text/event-stream"));
-        let info = match &body {
+        let mut info = match decoded_body(ex) {
             Ok(bytes) => {
-                let text = String::from_utf8_lossy(bytes);
+                let text = String::from_utf8_lossy(&bytes);
                 match (ex.provider, is_stream) {
                     (Provider::OpenAi, true) => openai_stream(&text, op),
                     (Provider::OpenAi, false) => openai_json(&text, op),
@@ -180,11 +181,13 @@ pub fn to_span(ex: &Exchange) -> Span {
                 }
             }
             Err(e) => ResponseInfo {
-                malformed: Some(e.clone()),
+                malformed: Some(e),
                 ..ResponseInfo::default()
             },
         };
-        response_attributes(&mut attrs, &info);
+        let stream_error = info.stream_error.take();
+        let malformed = info.malformed.take();
+        response_attributes(&mut attrs, info);
         if is_stream || streamed {
             if let Some(ns) = ex.first_chunk_ns {
                 set(
@@ -194,9 +197,9 @@ pub fn to_span(ex: &Exchange) -> Span {
                 );
             }
         }
-        if let Some((kind, message)) = info.stream_error {
+        if let Some((kind, message)) = stream_error {
             fail(&mut attrs, &kind, message);
-        } else if let Some(m) = info.malformed.filter(|_| ex.outcome == Outcome::Complete) {
+        } else if let Some(m) = malformed.filter(|_| ex.outcome == Outcome::Complete) {
             fail(&mut attrs, "malformed_response", m);
         }
     }
@@ -207,10 +210,9 @@ pub fn to_span(ex: &Exchange) -> Span {
     match &ex.outcome {
         Outcome::Complete => {
             if let Some(s) = ex.status.filter(|s| *s >= 400) {
-                let message = body
-                    .as_ref()
+                let message = decoded_body(ex)
                     .ok()
-                    .map(|b| upstream_error_message(b))
+                    .map(|b| upstream_error_message(&b))
                     .unwrap_or_default();
                 fail(&mut attrs, &s.to_string(), message);
             }
@@ -394,17 +396,17 @@ fn request_attributes(attrs: &mut Attributes, provider: Provider, op: &str, req:
     }
 }
 
-fn response_attributes(attrs: &mut Attributes, info: &ResponseInfo) {
-    if let Some(v) = &info.id {
-        set(attrs, "gen_ai.response.id", v.as_str());
+fn response_attributes(attrs: &mut Attributes, info: ResponseInfo) {
+    if let Some(v) = info.id {
+        set(attrs, "gen_ai.response.id", v);
     }
-    if let Some(v) = &info.model {
-        set(attrs, "gen_ai.response.model", v.as_str());
+    if let Some(v) = info.model {
+        set(attrs, "gen_ai.response.model", v);
     }
     if !info.output_messages.is_empty() {
         attrs.insert(
             "gen_ai.output.messages".into(),
-            Value::Array(info.output_messages.clone()),
+            Value::Array(info.output_messages),
         );
     }
     if !info.finish_reasons.is_empty() {
@@ -426,8 +428,8 @@ fn response_attributes(attrs: &mut Attributes, info: &ResponseInfo) {
             set(attrs, key, v);
         }
     }
-    if let Some(lp) = &info.logprobs {
-        attrs.insert("sightline.response.logprobs".into(), lp.clone());
+    if let Some(lp) = info.logprobs {
+        attrs.insert("sightline.response.logprobs".into(), lp);
     }
     if let Some(n) = info.embeddings {
         set(attrs, "sightline.gateway.embeddings", n);
@@ -716,6 +718,25 @@ fn anthropic_json(text: &str) -> ResponseInfo {
     info
 }
 
+/// Appends a streamed delta's `key` text to content block `index` (a block of type `kind` when the
+/// stream did not start it), in place: a long stream costs its length, not its length squared.
+fn append_delta(
+    blocks: &mut BTreeMap<u64, Value>,
+    index: u64,
+    delta: &Value,
+    kind: &str,
+    key: &str,
+) {
+    let piece = delta.get(key).and_then(Value::as_str).unwrap_or("");
+    let block = blocks
+        .entry(index)
+        .or_insert_with(|| json!({"type": kind, key: ""}));
+    match block.get_mut(key) {
+        Some(Value::String(text)) => text.push_str(piece),
+        _ => block[key] = json!(piece),
+    }
+}
+
 fn anthropic_stream(text: &str) -> ResponseInfo {
     let mut info = ResponseInfo::default();
     let mut blocks: BTreeMap<u64, Value> = BTreeMap::new();
@@ -753,18 +774,7 @@ fn anthropic_stream(text: &str) -> ResponseInfo {
             "content_block_delta" => {
                 let delta = v.get("delta").cloned().unwrap_or(Value::Null);
                 match delta.get("type").and_then(Value::as_str) {
-                    Some("text_delta") => {
-                        let piece = delta.get("text").and_then(Value::as_str).unwrap_or("");
-                        let block = blocks
-                            .entry(index)
-                            .or_insert_with(|| json!({"type": "text", "text": ""}));
-                        let text = block
-                            .get("text")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string();
-                        block["text"] = json!(text + piece);
-                    }
+                    Some("text_delta") => append_delta(&mut blocks, index, &delta, "text", "text"),
                     Some("input_json_delta") => {
                         let piece = delta
                             .get("partial_json")
@@ -773,16 +783,7 @@ fn anthropic_stream(text: &str) -> ResponseInfo {
                         partial_json.entry(index).or_default().push_str(piece);
                     }
                     Some("thinking_delta") => {
-                        let piece = delta.get("thinking").and_then(Value::as_str).unwrap_or("");
-                        let block = blocks
-                            .entry(index)
-                            .or_insert_with(|| json!({"type": "thinking", "thinking": ""}));
-                        let t = block
-                            .get("thinking")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string();
-                        block["thinking"] = json!(t + piece);
+                        append_delta(&mut blocks, index, &delta, "thinking", "thinking");
                     }
                     _ => {}
                 }
