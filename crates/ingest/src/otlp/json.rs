@@ -105,7 +105,7 @@ pub fn parse<R: DeserializeOwned>(
 
 /// The field a path names, without the `?` serde puts where it could not tell; `body` for the
 /// root.
-fn field_of(path: &serde_path_to_error::Path) -> String {
+pub(super) fn field_of(path: &serde_path_to_error::Path) -> String {
     let mut s = path.to_string();
     while let Some(stripped) = s.strip_suffix(".?").or_else(|| s.strip_suffix('?')) {
         s = stripped.to_string();
@@ -117,9 +117,9 @@ fn field_of(path: &serde_path_to_error::Path) -> String {
     }
 }
 
-type PathError = serde_path_to_error::Error<serde_json::Error>;
+pub(super) type PathError = serde_path_to_error::Error<serde_json::Error>;
 
-fn strict<R: DeserializeOwned>(body: &[u8]) -> Result<R, PathError> {
+pub(super) fn strict<R: DeserializeOwned>(body: &[u8]) -> Result<R, PathError> {
     // Plain serde first (cheapest); the path-tracking pass runs only to explain a failure.
     if let Ok(r) = serde_json::from_slice::<R>(body) {
         return Ok(r);

@@ -462,38 +462,15 @@ pub fn parse(body: &[u8], encoding: Encoding) -> Result<ExportMetricsServiceRequ
                 format!("failed to decode protobuf ExportMetricsServiceRequest: {e}"),
             )
         }),
-        Encoding::Json => {
-            if let Ok(r) = serde_json::from_slice(body) {
-                return Ok(r);
-            }
-            let mut de = serde_json::Deserializer::from_slice(body);
-            let result: Result<ExportMetricsServiceRequest, _> =
-                serde_path_to_error::deserialize(&mut de);
-            let e = match result.map(|r| (r, de.end())) {
-                Ok((r, Ok(()))) => return Ok(r),
-                Ok((_, Err(e))) => {
-                    return Err(IngestError::invalid(
-                        "body",
-                        format!("failed to decode JSON ExportMetricsServiceRequest: {e}"),
-                    ))
-                }
-                Err(e) => e,
-            };
-            let mut field = e.path().to_string();
-            while let Some(s) = field.strip_suffix(".?").or_else(|| field.strip_suffix('?')) {
-                field = s.to_string();
-            }
-            if field.is_empty() || field == "." {
-                field = "body".into();
-            }
-            Err(IngestError::invalid(
-                field,
+        Encoding::Json => super::json::strict(body).map_err(|e| {
+            IngestError::invalid(
+                super::json::field_of(e.path()),
                 format!(
                     "failed to decode JSON ExportMetricsServiceRequest: {}",
                     e.inner()
                 ),
-            ))
-        }
+            )
+        }),
     }
 }
 
@@ -520,26 +497,7 @@ pub async fn export_points(
     limits: &Limits,
 ) -> Result<ExportOutcome, IngestError> {
     pipeline.metric_counters().decoded(&decoded);
-    if decoded.items.is_empty() {
-        if let Some(first) = decoded.rejected.first() {
-            return Err(IngestError::invalid(
-                format!("{}.{}", first.path, first.field),
-                if decoded.rejected.len() == 1 {
-                    first.reason.clone()
-                } else {
-                    format!(
-                        "all {} data points rejected: {}",
-                        decoded.rejected.len(),
-                        decoded.problems()
-                    )
-                },
-            ));
-        }
-    }
-    let outcome = ExportOutcome {
-        rejected: i64::try_from(decoded.rejected.len()).unwrap_or(i64::MAX),
-        message: decoded.summary("data points", limits),
-    };
+    let outcome = super::outcome(&decoded, "data points", limits)?;
     pipeline.ingest_metrics(decoded.items).await?;
     Ok(outcome)
 }
@@ -547,12 +505,12 @@ pub async fn export_points(
 /// The protobuf response.
 pub fn response(outcome: &ExportOutcome) -> ExportMetricsServiceResponse {
     ExportMetricsServiceResponse {
-        partial_success: (outcome.rejected > 0 || outcome.message.is_some()).then(|| {
-            ExportMetricsPartialSuccess {
+        partial_success: outcome
+            .has_partial_success()
+            .then(|| ExportMetricsPartialSuccess {
                 rejected_data_points: outcome.rejected,
                 error_message: outcome.message.clone().unwrap_or_default(),
-            }
-        }),
+            }),
     }
 }
 
