@@ -14,6 +14,9 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode,
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
+use sightline_ingest::otlp::{project_from_header, PROJECT_HEADER};
+use sightline_ingest::IngestError;
+
 use crate::capture::{unix_nanos, Exchange, Outcome, Pending, Tee};
 use crate::recorder::Recorder;
 use crate::trace::TraceContext;
@@ -64,12 +67,22 @@ pub(crate) async fn anthropic(
 
 /// A Sightline error response.
 pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    error_response_for(status, code, None, message)
+}
+
+/// [`error_response`] naming the request field (a header) that was wrong.
+fn error_response_for(
+    status: StatusCode,
+    code: &str,
+    field: Option<&str>,
+    message: &str,
+) -> Response {
     (
         status,
         axum::Json(serde_json::json!({"error": {
             "code": code,
             "message": message,
-            "field": null,
+            "field": field,
         }})),
     )
         .into_response()
@@ -129,17 +142,29 @@ async fn forward(
     ));
     url.set_query(uri.query());
 
+    // The project is validated as on every OTLP receiver; a bad name is the caller's mistake,
+    // answered before anything reaches the upstream, and nothing is recorded.
+    let project = match project_from_header(headers.get(PROJECT_HEADER).map(|v| v.as_bytes())) {
+        Ok(p) => p,
+        Err(e) => {
+            let message = match &e {
+                IngestError::InvalidInput { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            return error_response_for(
+                StatusCode::BAD_REQUEST,
+                "invalid_project",
+                Some(PROJECT_HEADER),
+                &message,
+            );
+        }
+    };
     let mut attribution = Vec::new();
-    let mut project = sightline_model::DEFAULT_PROJECT.to_string();
     let mut upstream_headers = HeaderMap::with_capacity(headers.len());
     for (name, value) in &headers {
         if let Some(key) = name.as_str().strip_prefix(ATTRIBUTION_PREFIX) {
-            if let Ok(v) = value.to_str() {
-                if key == "project" {
-                    if !v.trim().is_empty() {
-                        project = v.trim().to_string();
-                    }
-                } else {
+            if key != "project" {
+                if let Ok(v) = value.to_str() {
                     attribution.push((key.to_string(), v.to_string()));
                 }
             }

@@ -8,9 +8,9 @@
 //! headers are never recorded (they carry the API key); only the `x-sightline-*` ones are read.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
 use serde_json::{json, Map, Value};
+use sightline_ingest::otlp::body::{decompress_prefix, ContentEncoding};
 use sightline_model::{Attributes, Scope, Span, SpanKind, SpanStatus, StatusCode};
 
 use crate::capture::{Exchange, Outcome};
@@ -22,7 +22,7 @@ pub const SCOPE_NAME: &str = "sightline.gateway";
 /// Service name when the caller does not send `x-sightline-service`.
 pub const DEFAULT_SERVICE: &str = "sightline-gateway";
 /// Largest decompressed response read for recording.
-const MAX_DECODED_BYTES: u64 = 64 * 1024 * 1024;
+const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
 
 /// What a response said, in convention terms.
 #[derive(Debug, Default)]
@@ -258,39 +258,19 @@ pub fn to_span(ex: &Exchange) -> Span {
 }
 
 /// The response body with its content encoding undone (gzip, deflate, zstd; at most
-/// [`MAX_DECODED_BYTES`]).
+/// [`MAX_DECODED_BYTES`], with the same decoders and zstd window bound as OTLP request bodies).
 fn decoded_body(ex: &Exchange) -> Result<Vec<u8>, String> {
+    let encoding = ContentEncoding::from_header(ex.content_encoding.as_deref()).map_err(|_| {
+        format!(
+            "response content-encoding `{}` is not decoded",
+            ex.content_encoding.as_deref().unwrap_or_default()
+        )
+    })?;
     let raw: Vec<u8> = ex.chunks.concat();
-    let encoding = ex
-        .content_encoding
-        .as_deref()
-        .map(|e| e.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    let read = match encoding.as_str() {
-        "" | "identity" => return Ok(raw),
-        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(raw.as_slice())
-            .take(MAX_DECODED_BYTES)
-            .read_to_end(&mut out),
-        "deflate" => flate2::read::ZlibDecoder::new(raw.as_slice())
-            .take(MAX_DECODED_BYTES)
-            .read_to_end(&mut out),
-        "zstd" => match zstd::stream::read::Decoder::new(raw.as_slice()) {
-            Ok(d) => d.take(MAX_DECODED_BYTES).read_to_end(&mut out),
-            Err(e) => Err(e),
-        },
-        other => {
-            return Err(format!(
-                "response content-encoding `{other}` is not decoded"
-            ))
-        }
-    };
-    match read {
-        Ok(_) => Ok(out),
-        // A cut-off compressed stream still yields what was decoded before the cut.
-        Err(_) if !out.is_empty() => Ok(out),
-        Err(e) => Err(format!("cannot decode {encoding} response body: {e}")),
+    if encoding == ContentEncoding::Identity {
+        return Ok(raw);
     }
+    decompress_prefix(&raw, encoding, MAX_DECODED_BYTES).map_err(|e| format!("response {e}"))
 }
 
 /// The message of an upstream error body (`error.message` in both APIs), else its start.

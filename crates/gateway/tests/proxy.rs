@@ -302,6 +302,51 @@ async fn oversized_request_is_refused() {
 }
 
 #[tokio::test]
+async fn projects_are_named_as_on_otlp() {
+    let h = harness(|_| {}).await;
+    let send = |project: &'static str| {
+        h.post(
+            format!("{}/gateway/openai/v1/chat/completions", h.base),
+            &chat(false),
+        )
+        .header("x-sightline-project", project)
+        .send()
+    };
+    let r = send("team a/prod").await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_project");
+    assert_eq!(body["error"]["field"], "x-sightline-project");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`team a/prod` is not a project name"),
+        "{body}"
+    );
+
+    assert_eq!(send("team-a.prod").await.unwrap().status(), 200);
+    let filter = Filter {
+        project: "team-a.prod".into(),
+        ..Filter::default()
+    };
+    for _ in 0..200 {
+        let page = h
+            .store
+            .list_calls(&filter, &PageRequest::default())
+            .await
+            .unwrap();
+        if !page.items.is_empty() {
+            assert_eq!(page.items.len(), 1, "the refused call is not recorded");
+            assert_eq!(h.stats.snapshot().records_stored, 1);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the call to team-a.prod was not recorded");
+}
+
+#[tokio::test]
 async fn encoded_paths_reach_the_upstream_unchanged() {
     let h = harness(|_| {}).await;
     let get = |url: String| h.client.get(url).header("authorization", "Bearer k").send();

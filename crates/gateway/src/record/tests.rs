@@ -133,6 +133,54 @@ fn gzip_responses_are_decoded_for_recording() {
 }
 
 #[test]
+fn compressed_bodies_are_decoded_within_bounds() {
+    let json_body = json!({"id": "r", "model": "gpt-4o", "choices": [{"index": 0,
+        "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]})
+    .to_string();
+    let record = |body: Vec<u8>, encoding: &str| {
+        let mut ex = exchange(
+            Provider::OpenAi,
+            "/chat/completions",
+            json!({"model": "gpt-4o", "messages": []}),
+            "{}",
+        );
+        ex.chunks = vec![Bytes::from(body)];
+        ex.content_encoding = Some(encoding.into());
+        to_span(&ex).llm_call().unwrap()
+    };
+
+    // A zstd frame that asks for a 1 GiB window is refused before anything is allocated.
+    let mut zstd = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+    zstd.window_log(30).unwrap();
+    zstd.include_contentsize(false).unwrap();
+    zstd.write_all(json_body.as_bytes()).unwrap();
+    let call = record(zstd.finish().unwrap(), "zstd");
+    assert_eq!(call.error_type.as_deref(), Some("malformed_response"));
+    assert!(
+        call.error_message.as_deref().unwrap().contains("zstd"),
+        "{:?}",
+        call.error_message
+    );
+
+    // A gzip body cut off mid-stream still yields what came before the cut.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(format!("{json_body}{}", " ".repeat(100_000)).as_bytes())
+        .unwrap();
+    let mut cut = gz.finish().unwrap();
+    cut.truncate(cut.len() - 8);
+    let call = record(cut, "gzip");
+    assert_eq!(call.output_messages[0].content.as_deref(), Some("hi"));
+
+    // An encoding nobody decodes is named.
+    let call = record(json_body.into_bytes(), "br");
+    assert!(call
+        .error_message
+        .as_deref()
+        .unwrap()
+        .contains("content-encoding `br` is not decoded"));
+}
+
+#[test]
 fn upstream_error_bodies_become_the_error_message() {
     let mut ex = exchange(
         Provider::OpenAi,

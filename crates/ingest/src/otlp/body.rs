@@ -112,39 +112,63 @@ pub fn decompress(
     encoding: ContentEncoding,
     max: usize,
 ) -> Result<Bytes, IngestError> {
-    let out = match encoding {
-        ContentEncoding::Identity => {
-            if body.len() > max {
-                return Err(too_large(max));
-            }
-            return Ok(body);
+    if encoding == ContentEncoding::Identity {
+        if body.len() > max {
+            return Err(too_large(max));
         }
-        ContentEncoding::Gzip => read_capped(
-            flate2::read::MultiGzDecoder::new(&body[..]),
-            body.len(),
-            max,
-            encoding,
-        )?,
-        ContentEncoding::Deflate => read_capped(
-            flate2::read::ZlibDecoder::new(&body[..]),
-            body.len(),
-            max,
-            encoding,
-        )?,
+        return Ok(body);
+    }
+    let reader = decoder(&body, encoding, max).map_err(|e| decompress_error(encoding, &e))?;
+    let mut out = Vec::new();
+    match read_capped(reader, body.len(), max, &mut out) {
+        Ok(()) => Ok(Bytes::from(out)),
+        Err(Capped::TooLarge) => Err(too_large(max)),
+        Err(Capped::Read(e)) => Err(decompress_error(encoding, &e)),
+    }
+}
+
+/// What could be decompressed of `body`, for a reader that keeps whatever it can: at most
+/// `max` bytes (the rest is left unread, not refused), and the output decoded before an error
+/// when there is any (a stream cut off mid-frame still yields its start). An error only when
+/// nothing at all could be decoded. The same decoders and zstd window bound as [`decompress`].
+pub fn decompress_prefix(
+    body: &[u8],
+    encoding: ContentEncoding,
+    max: usize,
+) -> Result<Vec<u8>, String> {
+    if encoding == ContentEncoding::Identity {
+        return Ok(body[..body.len().min(max)].to_vec());
+    }
+    let failed = |e: &std::io::Error| format!("body cannot be decoded as {}: {e}", encoding.name());
+    let reader = decoder(body, encoding, max).map_err(|e| failed(&e))?;
+    let mut out = Vec::new();
+    match read_capped(reader, body.len(), max, &mut out) {
+        Ok(()) => Ok(out),
+        Err(Capped::TooLarge) => Ok(out),
+        Err(Capped::Read(_)) if !out.is_empty() => Ok(out),
+        Err(Capped::Read(e)) => Err(failed(&e)),
+    }
+}
+
+/// A reader of `body` decompressed by `encoding` (not identity). A zstd frame may ask for a
+/// window of up to 128 MiB, allocated before any output: allow what streaming compressors use
+/// (8 MiB at their highest standard levels) and, for larger caps, windows up to the cap, but
+/// never more — a larger window cannot be needed for an output that stops at the cap anyway.
+fn decoder<'a>(
+    body: &'a [u8],
+    encoding: ContentEncoding,
+    max: usize,
+) -> std::io::Result<Box<dyn Read + 'a>> {
+    Ok(match encoding {
+        ContentEncoding::Identity => Box::new(body),
+        ContentEncoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
+        ContentEncoding::Deflate => Box::new(flate2::read::ZlibDecoder::new(body)),
         ContentEncoding::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::new(&body[..])
-                .map_err(|e| decompress_error(encoding, &e))?;
-            // A frame may ask for a window of up to 128 MiB, allocated before any output. Allow
-            // what streaming compressors use (8 MiB at their highest standard levels) and, for
-            // larger caps, windows up to the cap, but never more: a larger window cannot be
-            // needed for an output that is refused past the cap anyway.
-            decoder
-                .window_log_max(window_log_for(max))
-                .map_err(|e| decompress_error(encoding, &e))?;
-            read_capped(decoder, body.len(), max, encoding)?
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(body)?;
+            decoder.window_log_max(window_log_for(max))?;
+            Box::new(decoder)
         }
-    };
-    Ok(Bytes::from(out))
+    })
 }
 
 /// The largest zstd window log accepted for an output cap of `max` bytes: the cap rounded up to
@@ -167,27 +191,39 @@ fn decompress_error(encoding: ContentEncoding, e: &std::io::Error) -> IngestErro
     )
 }
 
-/// Reads `reader` to the end, never holding more than `max` bytes (plus one read chunk).
+/// Why [`read_capped`] stopped early.
+enum Capped {
+    /// The output passed the cap; `out` holds what was read up to the cap.
+    TooLarge,
+    /// The decoder failed; `out` holds what it produced before.
+    Read(std::io::Error),
+}
+
+/// Reads `reader` to the end into `out`, never holding more than `max` bytes (plus one read
+/// chunk).
 fn read_capped(
     mut reader: impl Read,
     compressed_len: usize,
     max: usize,
-    encoding: ContentEncoding,
-) -> Result<Vec<u8>, IngestError> {
+    out: &mut Vec<u8>,
+) -> Result<(), Capped> {
     const CHUNK: usize = 64 * 1024;
     let initial = compressed_len.saturating_mul(4).max(CHUNK).min(max);
-    let mut out: Vec<u8> = Vec::with_capacity(initial);
+    out.reserve_exact(initial);
     let mut chunk = vec![0u8; CHUNK];
     loop {
         let n = match reader.read(&mut chunk) {
-            Ok(0) => return Ok(out),
+            Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(decompress_error(encoding, &e)),
+            Err(e) => return Err(Capped::Read(e)),
         };
         let needed = out.len() + n;
         if needed > max {
-            return Err(too_large(max));
+            let room = max - out.len();
+            out.reserve_exact(room);
+            out.extend_from_slice(&chunk[..room]);
+            return Err(Capped::TooLarge);
         }
         if needed > out.capacity() {
             // Grow geometrically, but never past the cap.

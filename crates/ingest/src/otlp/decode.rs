@@ -337,29 +337,21 @@ pub fn logs_from_owned_request(
     }
 }
 
-/// Converts an OTLP `AnyValue` to JSON: strings, booleans, integers (as i64 numbers), doubles
-/// (NaN and infinities, which JSON cannot hold, as the strings `NaN`, `Infinity`, `-Infinity`),
-/// arrays, key-value lists as objects and bytes as base64 strings. An empty value is `null`.
-/// No truncation is applied.
-pub fn any_value_to_json(value: AnyValue) -> Value {
-    Converter::new(&Limits {
-        max_attribute_value_bytes: usize::MAX,
-        ..Limits::default()
-    })
-    .value(value)
-}
-
 type ItemError = (&'static str, String);
 
-/// Conversion state for one request: the limits and what was truncated or dropped.
-struct Converter<'a> {
+/// Conversion state for one request: the limits and what was truncated or dropped. Converts
+/// OTLP `AnyValue`s to JSON: strings (truncated to `max_attribute_value_bytes`), booleans,
+/// integers (as i64 numbers), doubles (NaN and infinities, which JSON cannot hold, as the strings
+/// `NaN`, `Infinity`, `-Infinity`), arrays, key-value lists as objects and bytes as base64
+/// strings. An empty value is `null`.
+pub(crate) struct Converter<'a> {
     limits: &'a Limits,
     truncated: u64,
     dropped_links: u64,
 }
 
 impl<'a> Converter<'a> {
-    fn new(limits: &'a Limits) -> Self {
+    pub(crate) fn new(limits: &'a Limits) -> Self {
         Self {
             limits,
             truncated: 0,
@@ -512,7 +504,12 @@ impl<'a> Converter<'a> {
         Ok(())
     }
 
-    fn attributes(&mut self, kvs: Vec<KeyValue>) -> Attributes {
+    /// Attribute values shortened so far.
+    pub(crate) fn truncated(&self) -> u64 {
+        self.truncated
+    }
+
+    pub(crate) fn attributes(&mut self, kvs: Vec<KeyValue>) -> Attributes {
         let mut out = Attributes::new();
         for kv in kvs {
             let v = kv.value.map(|v| self.value(v)).unwrap_or(Value::Null);
@@ -1009,18 +1006,24 @@ mod tests {
     }
 
     #[test]
-    fn any_value_to_json_keeps_everything() {
-        let v = any_value_to_json(AnyValue {
+    fn values_convert_with_strings_truncated_at_the_limit() {
+        let limits = Limits {
+            max_attribute_value_bytes: 50_000,
+            ..Limits::default()
+        };
+        let mut conv = Converter::new(&limits);
+        let v = conv.value(AnyValue {
             value: Some(any_value::Value::StringValue("x".repeat(100_000))),
         });
-        assert_eq!(v.as_str().map(str::len), Some(100_000));
-        assert_eq!(any_value_to_json(AnyValue { value: None }), Value::Null);
+        assert_eq!(v.as_str().map(str::len), Some(50_000));
+        assert_eq!(conv.value(AnyValue { value: None }), Value::Null);
         assert_eq!(
-            any_value_to_json(AnyValue {
+            conv.value(AnyValue {
                 value: Some(any_value::Value::DoubleValue(f64::INFINITY))
             }),
             json!("Infinity")
         );
+        assert_eq!(conv.truncated(), 1);
     }
 
     #[test]

@@ -40,7 +40,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::{Request, Status};
 
 use super::body::{self, ContentEncoding, Encoding};
-use super::decode::{any_value_to_json, Decoded, Limits, Rejection};
+use super::decode::{Converter, Decoded, Limits, Rejection};
 use super::{project_from_header, status, ExportOutcome, PROJECT_HEADER};
 use crate::error::IngestError;
 use crate::pipeline::Pipeline;
@@ -132,12 +132,6 @@ pub fn check_point_count(
     Ok(n)
 }
 
-fn attributes(kvs: Vec<KeyValue>) -> Attributes {
-    kvs.into_iter()
-        .map(|kv| (kv.key, kv.value.map_or(Value::Null, any_value_to_json)))
-        .collect()
-}
-
 fn temporality(t: i32) -> &'static str {
     match AggregationTemporality::try_from(t) {
         Ok(AggregationTemporality::Delta) => "delta",
@@ -146,7 +140,7 @@ fn temporality(t: i32) -> &'static str {
     }
 }
 
-fn exemplars(list: Vec<Exemplar>) -> Value {
+fn exemplars(list: Vec<Exemplar>, conv: &mut Converter<'_>) -> Value {
     Value::Array(
         list.into_iter()
             .map(|e| {
@@ -160,7 +154,7 @@ fn exemplars(list: Vec<Exemplar>) -> Value {
                     "value": value,
                     "trace_id": hex::encode(&e.trace_id),
                     "span_id": hex::encode(&e.span_id),
-                    "attributes": attributes(e.filtered_attributes),
+                    "attributes": conv.attributes(e.filtered_attributes),
                 })
             })
             .collect(),
@@ -200,35 +194,140 @@ impl MetricInfo<'_> {
     }
 }
 
-/// Converts a request into points, rejecting invalid ones alone.
+/// Where a metric or one of its data points sits in a request, in OTLP/JSON field names;
+/// formatted only for a point that is rejected.
+#[derive(Clone, Copy)]
+struct PointPath {
+    resource: usize,
+    scope: usize,
+    metric: usize,
+    /// The data kind's field and the point's index, for a point.
+    point: Option<(&'static str, usize)>,
+}
+
+impl PointPath {
+    fn point(self, kind: &'static str, index: usize) -> Self {
+        Self {
+            point: Some((kind, index)),
+            ..self
+        }
+    }
+}
+
+impl std::fmt::Display for PointPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "resourceMetrics[{}].scopeMetrics[{}].metrics[{}]",
+            self.resource, self.scope, self.metric
+        )?;
+        if let Some((kind, index)) = self.point {
+            write!(f, ".{kind}.dataPoints[{index}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// The points of one request as they are converted: kept, rejected, and the attribute
+/// conversion (with its value truncation) shared with spans and logs.
+struct Points<'a> {
+    out: Decoded<MetricPoint>,
+    conv: Converter<'a>,
+    limits: &'a Limits,
+}
+
+impl Points<'_> {
+    fn reject(&mut self, path: PointPath, field: &'static str, reason: impl Into<String>) {
+        self.out.rejected.push(Rejection {
+            path: path.to_string(),
+            field,
+            reason: reason.into(),
+        });
+    }
+
+    /// The checks every point shares; its converted attributes when it passes them.
+    fn check(&mut self, path: PointPath, time: u64, attrs: Vec<KeyValue>) -> Option<Attributes> {
+        if time == 0 {
+            self.reject(path, "timeUnixNano", "timeUnixNano is missing or zero");
+            return None;
+        }
+        if attrs.len() > self.limits.max_attributes_per_span {
+            let reason = format!(
+                "{} attributes; at most {} per data point (max_attributes_per_span)",
+                attrs.len(),
+                self.limits.max_attributes_per_span
+            );
+            self.reject(path, "attributes", reason);
+            return None;
+        }
+        Some(self.conv.attributes(attrs))
+    }
+
+    fn number(
+        &mut self,
+        info: &MetricInfo<'_>,
+        kind: MetricKind,
+        path: PointPath,
+        p: opentelemetry_proto::tonic::metrics::v1::NumberDataPoint,
+        mut data: Value,
+    ) {
+        let value = match p.value {
+            Some(number_data_point::Value::AsDouble(d)) => Some(d),
+            Some(number_data_point::Value::AsInt(i)) => Some(i as f64),
+            None => None,
+        };
+        if value.is_none() && p.flags & NO_RECORDED_VALUE == 0 {
+            self.reject(path, "value", "data point has neither asDouble nor asInt");
+            return;
+        }
+        let Some(attrs) = self.check(path, p.time_unix_nano, p.attributes) else {
+            return;
+        };
+        let mut point = info.point(kind, attrs, p.start_time_unix_nano, p.time_unix_nano);
+        point.value = value;
+        if let Value::Object(o) = &mut data {
+            o.insert("flags".into(), json!(p.flags));
+            if !p.exemplars.is_empty() {
+                o.insert("exemplars".into(), exemplars(p.exemplars, &mut self.conv));
+            }
+        }
+        point.data = data;
+        self.out.items.push(point);
+    }
+}
+
+/// Converts a request into points, rejecting invalid ones alone. Attribute values longer than
+/// `max_attribute_value_bytes` are truncated as on spans, and counted in `truncated_values`.
 pub fn points_from_request(
     req: ExportMetricsServiceRequest,
     project: &str,
     limits: &Limits,
 ) -> Decoded<MetricPoint> {
-    let mut out = Decoded::default();
+    let mut points = Points {
+        out: Decoded::default(),
+        conv: Converter::new(limits),
+        limits,
+    };
     for (ri, rm) in req.resource_metrics.into_iter().enumerate() {
         let resource = rm
             .resource
-            .map(|r| attributes(r.attributes))
+            .map(|r| points.conv.attributes(r.attributes))
             .unwrap_or_default();
         for (si, sm) in rm.scope_metrics.into_iter().enumerate() {
             let scope = sm.scope.map(|s| s.name).unwrap_or_default();
             for (mi, m) in sm.metrics.into_iter().enumerate() {
-                let base = format!("resourceMetrics[{ri}].scopeMetrics[{si}].metrics[{mi}]");
-                let reject = |out: &mut Decoded<MetricPoint>, path: String, field, reason: &str| {
-                    out.rejected.push(Rejection {
-                        path,
-                        field,
-                        reason: reason.to_string(),
-                    })
+                let path = PointPath {
+                    resource: ri,
+                    scope: si,
+                    metric: mi,
+                    point: None,
                 };
                 if m.name.is_empty() {
-                    reject(&mut out, base, "name", "metric name is empty");
+                    points.reject(path, "name", "metric name is empty");
                     continue;
                 }
                 let Some(data) = m.data else {
-                    reject(&mut out, base, "data", "metric has no data (gauge, sum, histogram, exponentialHistogram or summary)");
+                    points.reject(path, "data", "metric has no data (gauge, sum, histogram, exponentialHistogram or summary)");
                     continue;
                 };
                 let info = MetricInfo {
@@ -239,44 +338,11 @@ pub fn points_from_request(
                     resource: &resource,
                     scope: &scope,
                 };
-                // Common checks of a point; returns its converted attributes.
-                let check = |out: &mut Decoded<MetricPoint>,
-                             path: String,
-                             time: u64,
-                             attrs: Vec<KeyValue>|
-                 -> Option<Attributes> {
-                    if time == 0 {
-                        reject(out, path, "timeUnixNano", "timeUnixNano is missing or zero");
-                        return None;
-                    }
-                    if attrs.len() > limits.max_attributes_per_span {
-                        reject(
-                            out,
-                            path,
-                            "attributes",
-                            &format!(
-                                "{} attributes; at most {} per data point (max_attributes_per_span)",
-                                attrs.len(),
-                                limits.max_attributes_per_span
-                            ),
-                        );
-                        return None;
-                    }
-                    Some(attributes(attrs))
-                };
                 match data {
                     Data::Gauge(g) => {
                         for (pi, p) in g.data_points.into_iter().enumerate() {
-                            let path = format!("{base}.gauge.dataPoints[{pi}]");
-                            number_point(
-                                &mut out,
-                                &info,
-                                MetricKind::Gauge,
-                                path,
-                                p,
-                                json!({}),
-                                &check,
-                            );
+                            let path = path.point("gauge", pi);
+                            points.number(&info, MetricKind::Gauge, path, p, json!({}));
                         }
                     }
                     Data::Sum(s) => {
@@ -285,39 +351,27 @@ pub fn points_from_request(
                             "monotonic": s.is_monotonic,
                         });
                         for (pi, p) in s.data_points.into_iter().enumerate() {
-                            let path = format!("{base}.sum.dataPoints[{pi}]");
-                            number_point(
-                                &mut out,
-                                &info,
-                                MetricKind::Sum,
-                                path,
-                                p,
-                                data.clone(),
-                                &check,
-                            );
+                            let path = path.point("sum", pi);
+                            points.number(&info, MetricKind::Sum, path, p, data.clone());
                         }
                     }
                     Data::Histogram(h) => {
                         let t = temporality(h.aggregation_temporality);
                         for (pi, p) in h.data_points.into_iter().enumerate() {
-                            let path = format!("{base}.histogram.dataPoints[{pi}]");
+                            let path = path.point("histogram", pi);
                             if !p.bucket_counts.is_empty()
                                 && p.bucket_counts.len() != p.explicit_bounds.len() + 1
                             {
-                                reject(
-                                    &mut out,
-                                    path,
-                                    "bucketCounts",
-                                    &format!(
-                                        "{} bucket counts for {} explicit bounds (expected {})",
-                                        p.bucket_counts.len(),
-                                        p.explicit_bounds.len(),
-                                        p.explicit_bounds.len() + 1
-                                    ),
+                                let reason = format!(
+                                    "{} bucket counts for {} explicit bounds (expected {})",
+                                    p.bucket_counts.len(),
+                                    p.explicit_bounds.len(),
+                                    p.explicit_bounds.len() + 1
                                 );
+                                points.reject(path, "bucketCounts", reason);
                                 continue;
                             }
-                            let Some(attrs) = check(&mut out, path, p.time_unix_nano, p.attributes)
+                            let Some(attrs) = points.check(path, p.time_unix_nano, p.attributes)
                             else {
                                 continue;
                             };
@@ -336,16 +390,16 @@ pub fn points_from_request(
                                 "bounds": p.explicit_bounds,
                                 "counts": p.bucket_counts,
                                 "flags": p.flags,
-                                "exemplars": exemplars(p.exemplars),
+                                "exemplars": exemplars(p.exemplars, &mut points.conv),
                             });
-                            out.items.push(point);
+                            points.out.items.push(point);
                         }
                     }
                     Data::ExponentialHistogram(h) => {
                         let t = temporality(h.aggregation_temporality);
                         for (pi, p) in h.data_points.into_iter().enumerate() {
-                            let path = format!("{base}.exponentialHistogram.dataPoints[{pi}]");
-                            let Some(attrs) = check(&mut out, path, p.time_unix_nano, p.attributes)
+                            let path = path.point("exponentialHistogram", pi);
+                            let Some(attrs) = points.check(path, p.time_unix_nano, p.attributes)
                             else {
                                 continue;
                             };
@@ -374,15 +428,15 @@ pub fn points_from_request(
                                 "positive": buckets(p.positive),
                                 "negative": buckets(p.negative),
                                 "flags": p.flags,
-                                "exemplars": exemplars(p.exemplars),
+                                "exemplars": exemplars(p.exemplars, &mut points.conv),
                             });
-                            out.items.push(point);
+                            points.out.items.push(point);
                         }
                     }
                     Data::Summary(s) => {
                         for (pi, p) in s.data_points.into_iter().enumerate() {
-                            let path = format!("{base}.summary.dataPoints[{pi}]");
-                            let Some(attrs) = check(&mut out, path, p.time_unix_nano, p.attributes)
+                            let path = path.point("summary", pi);
+                            let Some(attrs) = points.check(path, p.time_unix_nano, p.attributes)
                             else {
                                 continue;
                             };
@@ -402,56 +456,20 @@ pub fn points_from_request(
                                     .collect::<Vec<_>>(),
                                 "flags": p.flags,
                             });
-                            out.items.push(point);
+                            points.out.items.push(point);
                         }
                     }
                 }
             }
         }
     }
+    let mut out = points.out;
+    out.truncated_values = points.conv.truncated();
     out
 }
 
 /// Bit of `flags` meaning the point holds no recorded value.
 const NO_RECORDED_VALUE: u32 = 1;
-
-#[allow(clippy::too_many_arguments)]
-fn number_point(
-    out: &mut Decoded<MetricPoint>,
-    info: &MetricInfo<'_>,
-    kind: MetricKind,
-    path: String,
-    p: opentelemetry_proto::tonic::metrics::v1::NumberDataPoint,
-    mut data: Value,
-    check: &impl Fn(&mut Decoded<MetricPoint>, String, u64, Vec<KeyValue>) -> Option<Attributes>,
-) {
-    let value = match p.value {
-        Some(number_data_point::Value::AsDouble(d)) => Some(d),
-        Some(number_data_point::Value::AsInt(i)) => Some(i as f64),
-        None => None,
-    };
-    if value.is_none() && p.flags & NO_RECORDED_VALUE == 0 {
-        out.rejected.push(Rejection {
-            path,
-            field: "value",
-            reason: "data point has neither asDouble nor asInt".into(),
-        });
-        return;
-    }
-    let Some(attrs) = check(out, path, p.time_unix_nano, p.attributes) else {
-        return;
-    };
-    let mut point = info.point(kind, attrs, p.start_time_unix_nano, p.time_unix_nano);
-    point.value = value;
-    if let Value::Object(o) = &mut data {
-        o.insert("flags".into(), json!(p.flags));
-        if !p.exemplars.is_empty() {
-            o.insert("exemplars".into(), exemplars(p.exemplars));
-        }
-    }
-    point.data = data;
-    out.items.push(point);
-}
 
 /// Reads a metrics export request from protobuf or JSON bytes (already decompressed).
 pub fn parse(body: &[u8], encoding: Encoding) -> Result<ExportMetricsServiceRequest, IngestError> {
@@ -685,6 +703,44 @@ mod tests {
             data: Some(data),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn long_attribute_values_are_truncated_as_on_spans() {
+        let mut point = number(10, Some(1.0));
+        point.attributes.push(kv("prompt", &"p".repeat(500)));
+        let mut req = request(vec![metric(
+            "tokens",
+            Data::Gauge(Gauge {
+                data_points: vec![point],
+            }),
+        )]);
+        req.resource_metrics[0]
+            .resource
+            .as_mut()
+            .unwrap()
+            .attributes
+            .push(kv("host.description", &"h".repeat(500)));
+        let limits = Limits {
+            max_attribute_value_bytes: 100,
+            ..Limits::default()
+        };
+        let d = points_from_request(req, "default", &limits);
+        assert_eq!(d.items.len(), 1);
+        assert_eq!(d.truncated_values, 2);
+        let p = &d.items[0];
+        for v in [&p.attributes["prompt"], &p.resource["host.description"]] {
+            let v = v.as_str().unwrap();
+            assert!(
+                v.len() <= 100 && v.ends_with("[truncated from 500 bytes]"),
+                "{v}"
+            );
+        }
+        assert_eq!(p.attributes["gpu"], json!("0"));
+        assert!(d
+            .summary("data points", &limits)
+            .unwrap()
+            .contains("truncated 2 attribute values longer than 100 bytes"));
     }
 
     #[test]
