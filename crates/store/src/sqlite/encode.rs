@@ -5,11 +5,14 @@
 //! to index, the user/session context, and the deduplication of resource/scope pairs within the
 //! batch. The batch's own allocations are freed there too. The writer only binds ready values.
 
+use std::sync::Arc;
+
 use sightline_model::{
     Attributes, CallStatus, LlmCall, LogRecord, Scope, Span, SpanId, StatusCode,
 };
 
 use super::codec::{encode_extra, fnv1a, json_err, to_i64, SpanKey};
+use super::dictionary::Dictionaries;
 use super::packed::Packed;
 use crate::error::StoreError;
 use crate::WriteBatch;
@@ -83,7 +86,7 @@ pub(crate) struct EncodedCall {
 }
 
 impl EncodedCall {
-    pub fn new(call: &LlmCall) -> Result<Self, StoreError> {
+    pub fn new(call: &LlmCall, dictionaries: &Arc<Dictionaries>) -> Result<Self, StoreError> {
         Ok(Self {
             stats: CallStats::of(call),
             service: call.service_name.clone(),
@@ -94,7 +97,10 @@ impl EncodedCall {
             input_tokens: call.usage.input_tokens.map(to_i64),
             output_tokens: call.usage.output_tokens.map(to_i64),
             total_tokens: call.usage.total_tokens.map(to_i64),
-            json: Packed::new(serde_json::to_string(call).map_err(|e| json_err("llm call", e))?)?,
+            json: Packed::new(
+                serde_json::to_string(call).map_err(|e| json_err("llm call", e))?,
+                dictionaries,
+            )?,
             text: call.searchable_text(),
         })
     }
@@ -143,16 +149,20 @@ pub(crate) struct EncodedLog {
 
 impl EncodedBatch {
     /// Encodes (and consumes) a batch. CPU work proportional to its size.
-    pub fn new(batch: WriteBatch) -> Result<Self, StoreError> {
+    pub fn new(batch: WriteBatch, dictionaries: &Arc<Dictionaries>) -> Result<Self, StoreError> {
         let mut origins = Origins::default();
         let mut spans = Vec::with_capacity(batch.spans.len());
         for item in batch.spans {
-            let call = item.llm.as_ref().map(EncodedCall::new).transpose()?;
-            spans.push(encode_span(item.span, call, &mut origins)?);
+            let call = item
+                .llm
+                .as_ref()
+                .map(|c| EncodedCall::new(c, dictionaries))
+                .transpose()?;
+            spans.push(encode_span(item.span, call, &mut origins, dictionaries)?);
         }
         let mut logs = Vec::with_capacity(batch.logs.len());
         for log in batch.logs {
-            logs.push(encode_log(log, &mut origins)?);
+            logs.push(encode_log(log, &mut origins, dictionaries)?);
         }
         Ok(Self {
             origins: origins.pairs,
@@ -222,11 +232,15 @@ fn encode_span(
     span: Span,
     call: Option<EncodedCall>,
     origins: &mut Origins,
+    dictionaries: &Arc<Dictionaries>,
 ) -> Result<EncodedSpan, StoreError> {
     let attributes = Packed::new(
         serde_json::to_string(&span.attributes).map_err(|e| json_err("span attributes", e))?,
+        dictionaries,
     )?;
-    let extra = encode_extra(&span)?.map(Packed::new).transpose()?;
+    let extra = encode_extra(&span)?
+        .map(|e| Packed::new(e, dictionaries))
+        .transpose()?;
     let user = first_str_attr(&span, USER_KEYS);
     let session = first_str_attr(&span, SESSION_KEYS);
     let Span {
@@ -268,7 +282,11 @@ fn encode_span(
     })
 }
 
-fn encode_log(log: LogRecord, origins: &mut Origins) -> Result<EncodedLog, StoreError> {
+fn encode_log(
+    log: LogRecord,
+    origins: &mut Origins,
+    dictionaries: &Arc<Dictionaries>,
+) -> Result<EncodedLog, StoreError> {
     let genai = log.is_genai_event() && log.trace_id.is_some();
     let attributes =
         serde_json::to_string(&log.attributes).map_err(|e| json_err("log attributes", e))?;
@@ -304,8 +322,8 @@ fn encode_log(log: LogRecord, origins: &mut Origins) -> Result<EncodedLog, Store
         service: log.service,
         severity_text: log.severity_text,
         event_name: log.event_name,
-        attributes: Packed::new(attributes)?,
-        body: body.map(Packed::new).transpose()?,
+        attributes: Packed::new(attributes, dictionaries)?,
+        body: body.map(|b| Packed::new(b, dictionaries)).transpose()?,
         fingerprint,
     })
 }
@@ -361,7 +379,7 @@ mod tests {
             ],
             logs: vec![],
         };
-        let e = EncodedBatch::new(batch).unwrap();
+        let e = EncodedBatch::new(batch, &Dictionaries::without_training()).unwrap();
         assert_eq!(e.origins.len(), 2);
         assert_eq!(
             e.spans.iter().map(|s| s.origin).collect::<Vec<_>>(),

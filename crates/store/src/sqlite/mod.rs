@@ -34,6 +34,7 @@
 //!   `PRAGMA user_version`.
 
 mod codec;
+mod dictionary;
 mod encode;
 mod metric_points;
 mod packed;
@@ -58,6 +59,7 @@ use sightline_model::{LlmCall, TraceId};
 use tokio::sync::{mpsc, oneshot};
 
 use self::codec::db_err;
+use self::dictionary::Dictionaries;
 use self::encode::EncodedBatch;
 use self::read::ReadPool;
 use self::search::{Indexer, SearchProgress, CATCH_UP_WAIT};
@@ -147,6 +149,7 @@ pub struct SqliteStore {
     indexer: Mutex<Option<JoinHandle<()>>>,
     search: Arc<SearchProgress>,
     readers: Arc<ReadPool>,
+    dictionaries: Arc<Dictionaries>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -177,6 +180,7 @@ impl SqliteStore {
         })?;
         let db_path = config.path.join(DB_FILE);
         let conn = schema::open_writer(&db_path, config.synchronous)?;
+        let dictionaries = Dictionaries::open(&conn, &db_path, dictionary::SAMPLE_BYTES)?;
         rollup::backfill(&conn)?;
         let (indexer, search) = Indexer::open(&db_path)?;
         let indexer = std::thread::Builder::new()
@@ -186,7 +190,14 @@ impl SqliteStore {
                 StoreError::Unavailable(format!("cannot start the indexer thread: {e}"))
             })?;
         let (sender, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let writer = match Writer::new(conn, enricher, rx, config.max_batch_spans, search.clone()) {
+        let writer = match Writer::new(
+            conn,
+            enricher,
+            rx,
+            config.max_batch_spans,
+            search.clone(),
+            dictionaries.clone(),
+        ) {
             Ok(writer) => writer,
             Err(e) => {
                 search.stop();
@@ -207,6 +218,7 @@ impl SqliteStore {
             indexer: Mutex::new(Some(indexer)),
             search,
             readers,
+            dictionaries,
         })
     }
 
@@ -296,11 +308,12 @@ impl Store for SqliteStore {
         // Encoding runs on the caller's side so that the writer thread only binds values; big
         // batches go to the blocking pool to keep the async workers responsive.
         let batch = if batch.len() > ENCODE_INLINE_MAX {
-            tokio::task::spawn_blocking(move || EncodedBatch::new(batch))
+            let dictionaries = self.dictionaries.clone();
+            tokio::task::spawn_blocking(move || EncodedBatch::new(batch, &dictionaries))
                 .await
                 .map_err(|e| StoreError::Database(format!("encoding task failed: {e}")))??
         } else {
-            EncodedBatch::new(batch)?
+            EncodedBatch::new(batch, &self.dictionaries)?
         };
         self.send(|reply| Command::Write { batch, reply }).await
     }

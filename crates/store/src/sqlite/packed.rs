@@ -11,13 +11,16 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, Row};
 use serde_json::value::RawValue;
+use zstd::zstd_safe::{CCtx, DCtx};
 
 use super::codec::db_err;
+use super::dictionary::{self, Dictionaries, Encoder};
 use crate::error::StoreError;
 
 /// Documents shorter than this stay uncompressed: below it zstd's frame overhead eats the gain.
@@ -31,7 +34,8 @@ const MAX_DOCUMENT: usize = 512 * 1024 * 1024;
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
-    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    static DICT_COMPRESSOR: RefCell<Option<CCtx<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
 }
 
 /// A JSON document as stored: TEXT when short, a zstd frame otherwise.
@@ -42,19 +46,26 @@ pub(crate) enum Packed {
 }
 
 impl Packed {
-    /// Packs `json`, compressing it when it is long enough to gain.
-    pub fn new(json: String) -> Result<Self, StoreError> {
+    /// Packs `json`, compressing it when it is long enough to gain: with the store's
+    /// dictionary when it has one, else alone (and offered to the dictionary's training).
+    pub fn new(json: String, dictionaries: &Arc<Dictionaries>) -> Result<Self, StoreError> {
         if json.len() < COMPRESS_MIN {
             return Ok(Self::Text(json));
         }
-        let frame = COMPRESSOR.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let compressor = match &mut *slot {
-                Some(c) => c,
-                None => slot.insert(zstd::bulk::Compressor::new(LEVEL)?),
-            };
-            compressor.compress(json.as_bytes())
-        });
+        let frame = match dictionaries.encoder() {
+            Some(encoder) => compress_with(&encoder, json.as_bytes()),
+            None => {
+                dictionaries.sample(json.as_bytes());
+                COMPRESSOR.with(|cell| {
+                    let mut slot = cell.borrow_mut();
+                    let compressor = match &mut *slot {
+                        Some(c) => c,
+                        None => slot.insert(zstd::bulk::Compressor::new(LEVEL)?),
+                    };
+                    compressor.compress(json.as_bytes())
+                })
+            }
+        };
         match frame {
             Ok(frame) if frame.len() < json.len() => Ok(Self::Zstd(frame)),
             Ok(_) => Ok(Self::Text(json)),
@@ -81,6 +92,24 @@ impl ToSql for Packed {
             Self::Zstd(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
         })
     }
+}
+
+/// One frame of `src` compressed with `encoder`'s dictionary (its id in the frame header).
+fn compress_with(encoder: &Encoder, src: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(src.len()));
+    DICT_COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let cctx = match &mut *slot {
+            Some(c) => c,
+            None => slot.insert(
+                CCtx::try_create()
+                    .ok_or_else(|| std::io::Error::other("cannot allocate a zstd context"))?,
+            ),
+        };
+        cctx.compress_using_cdict(&mut frame, src, &encoder.cdict)
+            .map_err(|code| std::io::Error::other(zstd::zstd_safe::get_error_name(code)))
+    })?;
+    Ok(frame)
 }
 
 /// The JSON text of a stored document (`what` names it in errors).
@@ -127,16 +156,34 @@ fn decompress(frame: &[u8], what: &str) -> Result<String, StoreError> {
         .ok()
         .filter(|s| *s <= MAX_DOCUMENT)
         .ok_or_else(|| StoreError::Corrupt(format!("stored {what} claims {size} bytes")))?;
-    let bytes = DECOMPRESSOR
-        .with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let decompressor = match &mut *slot {
-                Some(d) => d,
-                None => slot.insert(zstd::bulk::Decompressor::new()?),
-            };
-            decompressor.decompress(frame, size)
+    let dictionary = match zstd::zstd_safe::get_dict_id_from_frame(frame) {
+        None => None,
+        Some(id) => Some(dictionary::decoder(id.get()).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "stored {what} names zstd dictionary {id}, which is not in the store"
+            ))
+        })?),
+    };
+    let mut bytes = Vec::with_capacity(size);
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let dctx = match &mut *slot {
+            Some(d) => d,
+            None => slot.insert(DCtx::try_create().ok_or_else(|| {
+                StoreError::Database("cannot allocate a zstd context".into())
+            })?),
+        };
+        match &dictionary {
+            Some(ddict) => dctx.decompress_using_ddict(&mut bytes, frame, ddict),
+            None => dctx.decompress(&mut bytes, frame),
+        }
+        .map_err(|code| {
+            StoreError::Corrupt(format!(
+                "stored {what} does not decompress: {}",
+                zstd::zstd_safe::get_error_name(code)
+            ))
         })
-        .map_err(|e| StoreError::Corrupt(format!("stored {what} does not decompress: {e}")))?;
+    })?;
     String::from_utf8(bytes)
         .map_err(|e| StoreError::Corrupt(format!("stored {what} is not UTF-8: {e}")))
 }
@@ -224,10 +271,10 @@ mod tests {
 
     #[test]
     fn short_documents_stay_text_and_long_ones_shrink() {
-        let short = Packed::new("{\"a\":1}".into()).unwrap();
+        let short = Packed::new("{\"a\":1}".into(), &Dictionaries::without_training()).unwrap();
         assert_eq!(short, Packed::Text("{\"a\":1}".into()));
         let long = format!("{{\"m\":\"{}\"}}", "hello world ".repeat(100));
-        let packed = Packed::new(long.clone()).unwrap();
+        let packed = Packed::new(long.clone(), &Dictionaries::without_training()).unwrap();
         assert!(matches!(packed, Packed::Zstd(_)));
         assert!(packed.stored_len() < long.len() / 4);
         let value = match &packed {
@@ -258,8 +305,8 @@ mod tests {
             .unwrap();
         let long = format!("{{\"k\":\"v\",\"pad\":\"{}\"}}", "x".repeat(500));
         for doc in [
-            Packed::new("{\"k\":\"v\"}".into()).unwrap(),
-            Packed::new(long).unwrap(),
+            Packed::new("{\"k\":\"v\"}".into(), &Dictionaries::without_training()).unwrap(),
+            Packed::new(long, &Dictionaries::without_training()).unwrap(),
         ] {
             conn.execute("INSERT INTO t (doc) VALUES (?1)", [&doc])
                 .unwrap();

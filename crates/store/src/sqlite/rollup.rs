@@ -716,7 +716,11 @@ mod tests {
         super::super::packed::register(&conn).unwrap();
         let json = serde_json::to_string(&full).unwrap();
         for stored in [
-            super::super::packed::Packed::new(json.clone()).unwrap(),
+            super::super::packed::Packed::new(
+                json.clone(),
+                &super::super::dictionary::Dictionaries::without_training(),
+            )
+            .unwrap(),
             super::super::packed::Packed::Text(json),
         ] {
             let slim = conn

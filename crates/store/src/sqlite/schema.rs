@@ -44,6 +44,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0008_token_sketches",
         include_str!("migrations/0008_token_sketches.sql"),
     ),
+    (
+        "0009_dictionaries",
+        include_str!("migrations/0009_dictionaries.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
@@ -116,6 +120,9 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     .map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(64);
     super::packed::register(&conn)?;
+    // Frames written with a dictionary trained since the store opened decode through the
+    // registry the trainer fills; this covers a reader of a store another process writes.
+    super::dictionary::load(&conn)?;
     // The full-text index lives in its own file (see `search`); `calls_fts` resolves there.
     let search = super::search::index_path(path);
     if search.exists() {

@@ -864,3 +864,114 @@ fn time_full_text_plans() {
         println!("{line}");
     }
 }
+
+/// Past [`super::dictionary::SAMPLE_BYTES`] of documents the store trains a zstd dictionary and
+/// compresses with it; documents from before and after read back the same through every path
+/// that decodes them (trace detail, attribute filters, a reopened store).
+#[tokio::test]
+async fn documents_from_before_and_after_the_dictionary_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), test_enricher());
+    let prompt = |t: u8, i: u8| {
+        format!(
+            "You are the assistant of a travel agency. Trace {t}, turn {i}: the customer asks \
+             for a train from {} to {} on day {} and a hotel near the station; answer in two \
+             sentences and give the price in euros. {}",
+            ["Lyon", "Porto", "Gdansk", "Turin", "Ghent"][usize::from(t) % 5],
+            ["Basel", "Seville", "Krakow", "Bologna"][usize::from(i) % 4],
+            u32::from(t) * 31 % 28 + 1,
+            "Keep the tone friendly. ".repeat(40)
+        )
+    };
+    let dictionaries = || {
+        Connection::open(dir.path().join(DB_FILE))
+            .unwrap()
+            .query_row("SELECT count(*) FROM dictionaries", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    let mut written = Vec::new();
+    let mut after = 0;
+    'fill: for t in 1..=255u8 {
+        let trained = dictionaries() > 0;
+        let mut spans = Vec::new();
+        for i in 1..=20u8 {
+            let mut s = span(t, i, Some("gpt-4o"));
+            s.attributes
+                .insert("gen_ai.prompt.0.content".into(), json!(prompt(t, i)));
+            s.attributes
+                .insert("batch".into(), json!(format!("b{t}")));
+            spans.push(item(s));
+        }
+        store
+            .write(WriteBatch {
+                spans,
+                logs: vec![],
+            })
+            .await
+            .unwrap();
+        written.push(t);
+        if trained {
+            after += 1;
+            if after == 3 {
+                break 'fill;
+            }
+        } else {
+            // Training runs on its own thread; let it finish before the next batch is judged.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(after, 3, "no dictionary was trained from {} traces", written.len());
+    assert_eq!(dictionaries(), 1);
+
+    // Frames from before name no dictionary; frames from the last batches name the stored one.
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let id: u32 = conn
+        .query_row("SELECT id FROM dictionaries", [], |r| r.get(0))
+        .unwrap();
+    let frame_dict = |trace: u8| -> Option<u32> {
+        let frame: Vec<u8> = conn
+            .query_row(
+                "SELECT s.attributes FROM spans s JOIN traces t ON t.id = s.trace_ref \
+                 WHERE t.trace_id = ?1 LIMIT 1",
+                [&[trace; 16][..]],
+                |r| r.get(0),
+            )
+            .unwrap();
+        zstd::zstd_safe::get_dict_id_from_frame(&frame).map(|d| d.get())
+    };
+    assert_eq!(frame_dict(written[0]), None);
+    assert_eq!(frame_dict(*written.last().unwrap()), Some(id));
+
+    let (written, prompt) = (&written, &prompt);
+    let check = |store: SqliteStore| async move {
+        for &t in [written[0], *written.last().unwrap()].iter() {
+            let detail = store
+                .get_trace("p", TraceId([t; 16]))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(detail.spans.len(), 20);
+            for s in &detail.spans {
+                let i = s.span.span_id.0[0];
+                assert_eq!(s.span.attributes["gen_ai.prompt.0.content"], json!(prompt(t, i)));
+            }
+            let page = store
+                .list_traces(
+                    &Filter {
+                        project: "p".into(),
+                        attrs: vec![("batch".into(), format!("b{t}"))],
+                        ..Filter::default()
+                    },
+                    &PageRequest::default(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(page.items.len(), 1, "attribute filter on trace {t}");
+        }
+        store
+    };
+    let store = check(store).await;
+    store.close().await.unwrap();
+    drop(store);
+    check(open(dir.path(), test_enricher())).await;
+}

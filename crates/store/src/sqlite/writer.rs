@@ -22,6 +22,7 @@ use super::codec::{
     db_err, fnv1a, json_err, read_log_event, read_span, trace_ref, OriginReader, SpanKey,
     LOG_EVENT_COLUMNS, SPAN_COLUMNS,
 };
+use super::dictionary::Dictionaries;
 use super::encode::{CallStats, EncodedBatch, EncodedCall, EncodedLog, EncodedSpan};
 use super::packed::Packed;
 use super::search::{QueueOp, SearchProgress};
@@ -74,6 +75,8 @@ pub(crate) struct Writer {
     refs: TraceRefs,
     stash: VecDeque<Command>,
     search: Arc<SearchProgress>,
+    /// Compression dictionaries, for calls the writer re-encodes.
+    dictionaries: Arc<Dictionaries>,
     /// Queue entries up to this sequence number have been deleted.
     search_pruned: i64,
 }
@@ -85,6 +88,7 @@ impl Writer {
         rx: mpsc::Receiver<Command>,
         max_batch: usize,
         search: Arc<SearchProgress>,
+        dictionaries: Arc<Dictionaries>,
     ) -> Result<Self, StoreError> {
         let genai_logs_exist: bool = conn
             .query_row(
@@ -104,6 +108,7 @@ impl Writer {
             stash: VecDeque::new(),
             search_pruned: 0,
             search,
+            dictionaries,
         })
     }
 
@@ -228,6 +233,7 @@ impl Writer {
             origins: &mut self.origins,
             refs: &mut self.refs,
             genai_logs_exist: &mut self.genai_logs_exist,
+            dictionaries: &self.dictionaries,
             deltas: Deltas::default(),
             new_traces: 0,
             queued: 0,
@@ -649,6 +655,7 @@ struct Txn<'a> {
     origins: &'a mut OriginCache,
     refs: &'a mut TraceRefs,
     genai_logs_exist: &'a mut bool,
+    dictionaries: &'a Arc<Dictionaries>,
     deltas: Deltas,
     new_traces: i64,
     /// The last full-text queue entry added (0: none yet).
@@ -867,7 +874,11 @@ impl Txn<'_> {
         span.events.extend(events);
         let enricher = self.enricher;
         match std::panic::catch_unwind(AssertUnwindSafe(|| enricher.enrich(&span))) {
-            Ok(call) => Ok(Some(call.as_ref().map(EncodedCall::new).transpose()?)),
+            Ok(call) => Ok(Some(
+                call.as_ref()
+                    .map(|c| EncodedCall::new(c, self.dictionaries))
+                    .transpose()?,
+            )),
             Err(_) => {
                 tracing::error!(
                     trace_id = %key.trace_id,
@@ -1072,8 +1083,10 @@ impl Txn<'_> {
             let old = CallStats::of(&call);
             call.cost = cost;
             let new = CallStats::of(&call);
-            let json =
-                Packed::new(serde_json::to_string(&call).map_err(|e| json_err("llm call", e))?)?;
+            let json = Packed::new(
+                serde_json::to_string(&call).map_err(|e| json_err("llm call", e))?,
+                self.dictionaries,
+            )?;
             self.conn
                 .prepare_cached("UPDATE llm_calls SET cost_usd = ?2, call = ?3 WHERE id = ?1")
                 .and_then(|mut st| st.execute(params![id, new.cost, json]))

@@ -1,0 +1,408 @@
+//! zstd dictionaries for stored documents.
+//!
+//! Stored documents (span attributes, calls, log bodies) are a few KB each and much alike: the
+//! same keys, the same system prompts, tool definitions and message structure again and again.
+//! Compressed one by one, every frame builds its own entropy tables and finds no earlier text to
+//! refer to. A dictionary trained on the store's own documents gives every frame both: on the
+//! load generator's documents frames are ~3.5× smaller and compress ~3× faster (BENCHMARKS.md).
+//!
+//! - **Training.** A store without a dictionary copies the documents it compresses until it has
+//!   [`SAMPLE_BYTES`] of them, then trains a [`DICT_SIZE`] dictionary on a thread of its own.
+//! - **Durable before used.** The trainer commits the dictionary to the `dictionaries` table on a
+//!   connection of its own, and only then hands it to the compressors: no stored frame can name
+//!   a dictionary that is not on disk.
+//! - **Reading.** A frame names its dictionary by id in its header (id 0: none). Dictionaries are
+//!   found in a process-wide registry, filled from the table whenever a connection is opened and
+//!   by the trainer, so SQL functions and every read path decode without knowing their store.
+//!   Ids are random in zstd's unreserved range and checked against the registry when a
+//!   dictionary is made, so two stores open in one process do not share an id.
+//! - Dictionaries are never deleted: old frames keep needing them, and they weigh 64 KB each.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+use zstd::zstd_safe::{CDict, DDict};
+
+use super::codec::db_err;
+use crate::error::StoreError;
+
+/// Size of a trained dictionary.
+pub(crate) const DICT_SIZE: usize = 64 * 1024;
+/// Document bytes sampled before training: zstd suggests about a hundred times the dictionary.
+pub(crate) const SAMPLE_BYTES: usize = 4 * 1024 * 1024;
+/// zstd level of frames compressed with a dictionary.
+const LEVEL: i32 = 1;
+/// zstd reserves dictionary ids below 32768 and from 2^31 up.
+const IDS: std::ops::Range<u32> = 32_768..(1 << 31);
+
+/// A dictionary prepared for compression (frames made with it carry its id).
+pub(crate) struct Encoder {
+    pub cdict: CDict<'static>,
+}
+
+/// The dictionaries of one store: the one compressors use now, and the sampling that trains the
+/// first.
+pub(crate) struct Dictionaries {
+    db_path: PathBuf,
+    sample_bytes: usize,
+    current: RwLock<Option<Arc<Encoder>>>,
+    /// Whether documents are still being sampled (no dictionary yet, none training).
+    sampling: AtomicBool,
+    samples: Mutex<Samples>,
+}
+
+#[derive(Default)]
+struct Samples {
+    docs: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl Dictionaries {
+    /// The dictionaries stored in `conn`'s database (registered for reading), the newest one
+    /// used for compression; without any, documents are sampled until `sample_bytes` are
+    /// collected and a dictionary is trained.
+    pub fn open(
+        conn: &Connection,
+        db_path: &Path,
+        sample_bytes: usize,
+    ) -> Result<Arc<Self>, StoreError> {
+        let newest = load(conn)?;
+        let current = match newest {
+            Some((id, dict)) => Some(Arc::new(encoder(id, &dict)?)),
+            None => None,
+        };
+        Ok(Arc::new(Self {
+            db_path: db_path.to_path_buf(),
+            sample_bytes,
+            sampling: AtomicBool::new(current.is_none()),
+            current: RwLock::new(current),
+            samples: Mutex::new(Samples::default()),
+        }))
+    }
+
+    /// Dictionaries that never train: every document is compressed alone.
+    #[cfg(test)]
+    pub fn without_training() -> Arc<Self> {
+        Arc::new(Self {
+            db_path: PathBuf::new(),
+            sample_bytes: usize::MAX,
+            sampling: AtomicBool::new(false),
+            current: RwLock::new(None),
+            samples: Mutex::new(Samples::default()),
+        })
+    }
+
+    /// The dictionary to compress with, if there is one yet.
+    pub fn encoder(&self) -> Option<Arc<Encoder>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Offers a document compressed without a dictionary as a training sample; the one that
+    /// completes the sample starts the training.
+    pub fn sample(self: &Arc<Self>, doc: &[u8]) {
+        if !self.sampling.load(Ordering::Relaxed) {
+            return;
+        }
+        let docs = {
+            let mut s = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+            if !self.sampling.load(Ordering::Relaxed) {
+                return;
+            }
+            s.docs.push(doc.to_vec());
+            s.bytes += doc.len();
+            if s.bytes < self.sample_bytes {
+                return;
+            }
+            self.sampling.store(false, Ordering::Relaxed);
+            std::mem::take(&mut *s).docs
+        };
+        let this = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sightline-dictionary".into())
+            .spawn(move || {
+                crate::background::lower_current_thread(crate::background::Priority::Lowest);
+                match this.train(&docs) {
+                    Ok(id) => tracing::info!(
+                        id,
+                        samples = docs.len(),
+                        "trained a zstd dictionary for stored documents"
+                    ),
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "cannot train a zstd dictionary; documents stay compressed without one"
+                    ),
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the dictionary trainer");
+        }
+    }
+
+    /// Trains a dictionary on `docs`, commits it, registers it, and makes it the one compressors
+    /// use, in that order.
+    pub fn train(&self, docs: &[Vec<u8>]) -> Result<u32, StoreError> {
+        let failed = |e: std::io::Error| StoreError::Database(format!("training failed: {e}"));
+        let mut dict = zstd::dict::from_samples(docs, DICT_SIZE).map_err(failed)?;
+        let id = fresh_id(&mut dict)?;
+        let encoder = encoder(id, &dict)?;
+        let conn = Connection::open(&self.db_path).map_err(db_err)?;
+        conn.busy_timeout(Duration::from_secs(60)).map_err(db_err)?;
+        conn.execute_batch("PRAGMA synchronous = FULL")
+            .map_err(db_err)?;
+        conn.execute(
+            "INSERT INTO dictionaries (id, created_ns, dict) VALUES (?1, ?2, ?3)",
+            params![id, now_ns(), dict],
+        )
+        .map_err(db_err)?;
+        drop(conn);
+        register(id, &dict)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(encoder));
+        Ok(id)
+    }
+}
+
+/// Registers every dictionary stored in `conn`'s database for reading; the newest, if any.
+pub(crate) fn load(conn: &Connection) -> Result<Option<(u32, Vec<u8>)>, StoreError> {
+    let exists: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'dictionaries')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+    if !exists {
+        return Ok(None);
+    }
+    let mut st = conn
+        .prepare("SELECT id, dict FROM dictionaries ORDER BY created_ns, id")
+        .map_err(db_err)?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .map_err(db_err)?;
+    let mut newest = None;
+    for row in rows {
+        let (id, dict) = row.map_err(db_err)?;
+        register(id, &dict)?;
+        newest = Some((id, dict));
+    }
+    Ok(newest)
+}
+
+/// The registered dictionary `id`, for decompressing a frame that names it.
+pub(crate) fn decoder(id: u32) -> Option<Arc<DDict<'static>>> {
+    registry()
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&id)
+        .map(|(_, d)| d.clone())
+}
+
+type Registry = RwLock<HashMap<u32, (u64, Arc<DDict<'static>>)>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::default)
+}
+
+/// Registers dictionary `id` (idempotent). A different dictionary under an id already taken is
+/// refused: a frame could not tell them apart.
+fn register(id: u32, dict: &[u8]) -> Result<(), StoreError> {
+    let digest = {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        h.write(dict);
+        h.finish()
+    };
+    let mut map = registry().write().unwrap_or_else(PoisonError::into_inner);
+    match map.get(&id) {
+        Some((d, _)) if *d == digest => Ok(()),
+        Some(_) => Err(StoreError::Corrupt(format!(
+            "two different zstd dictionaries have id {id}"
+        ))),
+        None => {
+            let ddict = DDict::try_create(dict).ok_or_else(|| {
+                StoreError::Corrupt(format!("stored zstd dictionary {id} cannot be loaded"))
+            })?;
+            map.insert(id, (digest, Arc::new(ddict)));
+            Ok(())
+        }
+    }
+}
+
+fn encoder(id: u32, dict: &[u8]) -> Result<Encoder, StoreError> {
+    let cdict = CDict::try_create(dict, LEVEL).ok_or_else(|| {
+        StoreError::Corrupt(format!("stored zstd dictionary {id} cannot be loaded"))
+    })?;
+    Ok(Encoder { cdict })
+}
+
+/// Gives a freshly trained dictionary an id no registered dictionary has (the id is the four
+/// bytes after the magic number in zstd's dictionary format).
+fn fresh_id(dict: &mut [u8]) -> Result<u32, StoreError> {
+    if dict.len() < 8 || dict[..4] != 0xEC30_A437u32.to_le_bytes() {
+        return Err(StoreError::Database(
+            "zstd trained a dictionary without a header".into(),
+        ));
+    }
+    let taken = registry().read().unwrap_or_else(PoisonError::into_inner);
+    let state = std::collections::hash_map::RandomState::new();
+    let mut n = 0u64;
+    let id = loop {
+        let mut h = state.build_hasher();
+        h.write_u64(n);
+        h.write_u128(now_ns() as u128);
+        n += 1;
+        let id = IDS.start + (h.finish() % u64::from(IDS.end - IDS.start)) as u32;
+        if !taken.contains_key(&id) {
+            break id;
+        }
+    };
+    dict[4..8].copy_from_slice(&id.to_le_bytes());
+    Ok(id)
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::packed::{unpack, Packed};
+    use crate::sqlite::schema::open_writer;
+    use crate::sqlite::Synchronous;
+    use rusqlite::types::ValueRef;
+
+    /// Documents alike in shape and much of their text, as a store's are.
+    fn doc(i: usize) -> String {
+        serde_json::json!({
+            "gen_ai.system": "openai",
+            "gen_ai.request.model": if i % 3 == 0 { "gpt-4o" } else { "gpt-4o-mini" },
+            "gen_ai.prompt": format!(
+                "You are a careful assistant for the support team of an online bookshop. \
+                 Answer briefly and cite the order number when there is one. Question {i}: \
+                 where is order {} and when will it arrive at {}?",
+                i * 7919 % 100_000,
+                ["Lyon", "Porto", "Gdansk", "Turin"][i % 4]
+            ),
+            "gen_ai.usage.input_tokens": i % 500,
+            "session.id": format!("session-{}", i / 10),
+        })
+        .to_string()
+    }
+
+    fn stored(packed: &Packed) -> ValueRef<'_> {
+        match packed {
+            Packed::Text(t) => ValueRef::Text(t.as_bytes()),
+            Packed::Zstd(b) => ValueRef::Blob(b),
+        }
+    }
+
+    #[test]
+    fn a_dictionary_is_on_disk_before_any_frame_uses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sightline.db");
+        let conn = open_writer(&path, Synchronous::Full).unwrap();
+        let dicts = Dictionaries::open(&conn, &path, 64 * 1024).unwrap();
+        assert!(dicts.encoder().is_none());
+
+        // Frames before the dictionary name none; sampling them starts the training.
+        let mut before = Vec::new();
+        let mut i = 0;
+        while dicts.encoder().is_none() {
+            assert!(i < 200_000, "no dictionary was trained");
+            let text = doc(i);
+            let packed = Packed::new(text.clone(), &dicts).unwrap();
+            if let Packed::Zstd(frame) = &packed {
+                if zstd::zstd_safe::get_dict_id_from_frame(frame).is_none() {
+                    before.push((text, packed));
+                } else {
+                    break;
+                }
+            }
+            i += 1;
+            if i % 100 == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let (id, created): (u32, i64) = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT id, created_ns FROM dictionaries", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert!(IDS.contains(&id) && created > 0);
+
+        // Frames after it name it, are smaller, and read back exactly; so do the ones before.
+        let text = doc(1_000_001);
+        let alone = zstd::bulk::compress(text.as_bytes(), 1).unwrap();
+        let Packed::Zstd(frame) = Packed::new(text.clone(), &dicts).unwrap() else {
+            panic!("a 400-byte document is compressed");
+        };
+        assert_eq!(
+            zstd::zstd_safe::get_dict_id_from_frame(&frame).map(|d| d.get()),
+            Some(id)
+        );
+        assert!(frame.len() * 2 < alone.len(), "{} vs {}", frame.len(), alone.len());
+        assert_eq!(unpack(ValueRef::Blob(&frame), "doc").unwrap(), text);
+        assert!(!before.is_empty());
+        for (text, packed) in &before {
+            assert_eq!(unpack(stored(packed), "doc").unwrap(), *text);
+        }
+
+        // Reopened, the store compresses with the stored dictionary at once and samples nothing.
+        let again = Dictionaries::open(&conn, &path, 64 * 1024).unwrap();
+        assert!(again.encoder().is_some());
+        assert!(!again.sampling.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_frame_naming_an_unknown_dictionary_is_corrupt() {
+        let mut dict = zstd::dict::from_samples(
+            &(0..2_000).map(|i| doc(i).into_bytes()).collect::<Vec<_>>(),
+            16 * 1024,
+        )
+        .unwrap();
+        // An id this process never registers.
+        dict[4..8].copy_from_slice(&7u32.to_le_bytes());
+        let frame = zstd::bulk::Compressor::with_dictionary(1, &dict)
+            .unwrap()
+            .compress(doc(5).as_bytes())
+            .unwrap();
+        let err = unpack(ValueRef::Blob(&frame), "span attributes").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("stored span attributes names zstd dictionary 7, which is not in the store"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ids_are_fresh_and_written_into_the_dictionary() {
+        let mut dict = zstd::dict::from_samples(
+            &(0..2_000).map(|i| doc(i).into_bytes()).collect::<Vec<_>>(),
+            16 * 1024,
+        )
+        .unwrap();
+        let id = fresh_id(&mut dict).unwrap();
+        assert!(IDS.contains(&id));
+        assert_eq!(
+            zstd::zstd_safe::get_dict_id_from_dict(&dict).map(|d| d.get()),
+            Some(id)
+        );
+        register(id, &dict).unwrap();
+        register(id, &dict).unwrap();
+        let mut other = dict.clone();
+        other[100] ^= 1;
+        assert!(register(id, &other).is_err(), "a different dictionary under a taken id");
+    }
+}
