@@ -169,9 +169,10 @@ fn decompress(frame: &[u8], what: &str) -> Result<String, StoreError> {
         let mut slot = cell.borrow_mut();
         let dctx = match &mut *slot {
             Some(d) => d,
-            None => slot.insert(DCtx::try_create().ok_or_else(|| {
-                StoreError::Database("cannot allocate a zstd context".into())
-            })?),
+            None => slot
+                .insert(DCtx::try_create().ok_or_else(|| {
+                    StoreError::Database("cannot allocate a zstd context".into())
+                })?),
         };
         match &dictionary {
             Some(ddict) => dctx.decompress_using_ddict(&mut bytes, frame, ddict),

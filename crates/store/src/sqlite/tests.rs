@@ -886,7 +886,9 @@ async fn documents_from_before_and_after_the_dictionary_read_back() {
     let dictionaries = || {
         Connection::open(dir.path().join(DB_FILE))
             .unwrap()
-            .query_row("SELECT count(*) FROM dictionaries", [], |r| r.get::<_, i64>(0))
+            .query_row("SELECT count(*) FROM dictionaries", [], |r| {
+                r.get::<_, i64>(0)
+            })
             .unwrap()
     };
     let mut written = Vec::new();
@@ -898,8 +900,7 @@ async fn documents_from_before_and_after_the_dictionary_read_back() {
             let mut s = span(t, i, Some("gpt-4o"));
             s.attributes
                 .insert("gen_ai.prompt.0.content".into(), json!(prompt(t, i)));
-            s.attributes
-                .insert("batch".into(), json!(format!("b{t}")));
+            s.attributes.insert("batch".into(), json!(format!("b{t}")));
             spans.push(item(s));
         }
         store
@@ -920,7 +921,12 @@ async fn documents_from_before_and_after_the_dictionary_read_back() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    assert_eq!(after, 3, "no dictionary was trained from {} traces", written.len());
+    assert_eq!(
+        after,
+        3,
+        "no dictionary was trained from {} traces",
+        written.len()
+    );
     assert_eq!(dictionaries(), 1);
 
     // Frames from before name no dictionary; frames from the last batches name the stored one.
@@ -953,7 +959,10 @@ async fn documents_from_before_and_after_the_dictionary_read_back() {
             assert_eq!(detail.spans.len(), 20);
             for s in &detail.spans {
                 let i = s.span.span_id.0[0];
-                assert_eq!(s.span.attributes["gen_ai.prompt.0.content"], json!(prompt(t, i)));
+                assert_eq!(
+                    s.span.attributes["gen_ai.prompt.0.content"],
+                    json!(prompt(t, i))
+                );
             }
             let page = store
                 .list_traces(
