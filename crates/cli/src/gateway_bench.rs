@@ -13,6 +13,11 @@
 //!    gateway stream's bytes must equal the direct stream's (no chunk lost or reordered).
 //!
 //! "Added" figures are gateway percentile minus direct percentile.
+//!
+//! With `--mock-url` and `--server-url` the mock provider and the server are processes of their
+//! own (as in a deployment, where the application, Sightline and the provider do not share a
+//! runtime); this process is then only the client, and reads the recording counters from the
+//! server's `/metrics`.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -56,6 +61,16 @@ pub struct BenchArgs {
     /// Pace of the streams, in chunks per second.
     #[arg(long, value_name = "N", default_value_t = 1000.0)]
     pub stream_tokens_per_s: f64,
+
+    /// Base URL of a running mock provider (`sightline mock-provider`) to call directly, instead
+    /// of starting one in this process. Use with `--server-url`.
+    #[arg(long, value_name = "URL", requires = "server_url")]
+    pub mock_url: Option<String>,
+
+    /// Base URL of a running Sightline server whose gateway forwards to `--mock-url`
+    /// (`sightline serve --openai-upstream <mock-url>`), instead of starting one in this process.
+    #[arg(long, value_name = "URL", requires = "mock_url")]
+    pub server_url: Option<String>,
 }
 
 /// Latency percentiles of one path, in microseconds.
@@ -310,28 +325,127 @@ async fn stream_once(
     Ok((first.unwrap_or(0), gaps, all, chunks))
 }
 
+/// The mock provider and the server: started in this process, or running elsewhere.
+enum Parts {
+    InProcess {
+        mock: RunningMock,
+        server: crate::server::RunningServer,
+        _dir: tempfile::TempDir,
+    },
+    External {
+        mock: String,
+        server: String,
+    },
+}
+
+impl Parts {
+    async fn start() -> anyhow::Result<Self> {
+        let mock = RunningMock::start(([127, 0, 0, 1], 0).into(), MockConfig::default()).await?;
+        let dir = tempfile::tempdir().context("cannot create a temporary data directory")?;
+        let mut config = ServeConfig::load(&ServeArgs {
+            http_addr: Some(([127, 0, 0, 1], 0).into()),
+            grpc_addr: Some(([127, 0, 0, 1], 0).into()),
+            data_dir: Some(dir.path().to_path_buf()),
+            sync: Some(SyncMode::Full),
+            openai_upstream: Some(mock.base_url()),
+            ..ServeArgs::default()
+        })?;
+        config.gateway.queue_capacity = 100_000;
+        let server = crate::server::start(&config).await?;
+        Ok(Self::InProcess {
+            mock,
+            server,
+            _dir: dir,
+        })
+    }
+
+    fn mock_url(&self) -> String {
+        match self {
+            Self::InProcess { mock, .. } => mock.base_url(),
+            Self::External { mock, .. } => mock.clone(),
+        }
+    }
+
+    fn server_url(&self) -> String {
+        match self {
+            Self::InProcess { server, .. } => format!("http://{}", server.http_addr),
+            Self::External { server, .. } => server.clone(),
+        }
+    }
+
+    /// Waits for the recorder to catch up, reads its counters, and stops what was started.
+    async fn finish(
+        self,
+        client: &reqwest::Client,
+    ) -> anyhow::Result<sightline_gateway::GatewayStatsSnapshot> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        match self {
+            Self::InProcess { mock, server, _dir } => {
+                let stats = server.gateway_stats.clone();
+                while stats.snapshot().queue_depth > 0 && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let recorded = stats.snapshot();
+                server.shutdown().await?;
+                mock.shutdown().await?;
+                Ok(recorded)
+            }
+            Self::External { server, .. } => loop {
+                let text = client
+                    .get(format!("{server}/metrics"))
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .text()
+                    .await?;
+                let stats = scrape_gateway_stats(&text);
+                if stats.queue_depth == 0 || Instant::now() >= deadline {
+                    break Ok(stats);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            },
+        }
+    }
+}
+
+/// The gateway's counters from a Prometheus exposition (`/metrics`); absent ones are 0.
+fn scrape_gateway_stats(text: &str) -> sightline_gateway::GatewayStatsSnapshot {
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                let rest = l.strip_prefix(name)?.strip_prefix(' ')?;
+                rest.trim().parse::<f64>().ok()
+            })
+            .map_or(0, |v| v as u64)
+    };
+    sightline_gateway::GatewayStatsSnapshot {
+        requests: value("sightline_gateway_requests_total"),
+        upstream_errors: value("sightline_gateway_upstream_errors_total"),
+        client_cancelled: value("sightline_gateway_client_cancelled_total"),
+        records_queued: value("sightline_gateway_records_queued_total"),
+        records_dropped_queue_full: value("sightline_gateway_records_dropped_total"),
+        records_stored: value("sightline_gateway_records_stored_total"),
+        records_failed: value("sightline_gateway_records_failed_total"),
+        queue_depth: value("sightline_gateway_record_queue_depth"),
+        queue_capacity: value("sightline_gateway_record_queue_capacity"),
+    }
+}
+
 /// Runs the whole benchmark.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     if args.rates.iter().any(|r| !r.is_finite() || *r <= 0.0) || args.step_s <= 0.0 {
         bail!("--rates must be positive numbers and --step-s positive");
     }
-    let mock = RunningMock::start(([127, 0, 0, 1], 0).into(), MockConfig::default()).await?;
-    let dir = tempfile::tempdir().context("cannot create a temporary data directory")?;
-    let mut config = ServeConfig::load(&ServeArgs {
-        http_addr: Some(([127, 0, 0, 1], 0).into()),
-        grpc_addr: Some(([127, 0, 0, 1], 0).into()),
-        data_dir: Some(dir.path().to_path_buf()),
-        sync: Some(SyncMode::Full),
-        openai_upstream: Some(mock.base_url()),
-        ..ServeArgs::default()
-    })?;
-    config.gateway.queue_capacity = 100_000;
-    let server = crate::server::start(&config).await?;
-    let direct = format!("{}/v1/chat/completions", mock.base_url());
-    let gateway = format!(
-        "http://{}/gateway/openai/v1/chat/completions",
-        server.http_addr
-    );
+    let parts = match (&args.mock_url, &args.server_url) {
+        (Some(mock), Some(server)) => Parts::External {
+            mock: mock.trim_end_matches('/').to_string(),
+            server: server.trim_end_matches('/').to_string(),
+        },
+        _ => Parts::start().await?,
+    };
+    let direct = format!("{}/v1/chat/completions", parts.mock_url());
+    let gateway = format!("{}/gateway/openai/v1/chat/completions", parts.server_url());
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(args.max_inflight)
@@ -435,16 +549,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         }
     }
 
-    // Let the recorder catch up, then read its counters.
-    let stats = server.gateway_stats.clone();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while stats.snapshot().queue_depth > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let recorded = stats.snapshot();
-    server.shutdown().await?;
-    mock.shutdown().await?;
+    let recorded = parts.finish(&client).await?;
 
     Ok(BenchReport {
         rows,
@@ -468,4 +573,26 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         chunks_gateway: chunks_g,
         recorded,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_counters_are_read_from_metrics() {
+        let text = "# HELP sightline_gateway_requests_total Requests received.\n\
+                    # TYPE sightline_gateway_requests_total counter\n\
+                    sightline_gateway_requests_total 27900\n\
+                    sightline_gateway_records_stored_total 27899\n\
+                    sightline_gateway_records_dropped_total 1\n\
+                    sightline_gateway_record_queue_depth 0\n\
+                    sightline_gateway_record_queue_capacity 100000\n";
+        let s = scrape_gateway_stats(text);
+        assert_eq!(s.requests, 27_900);
+        assert_eq!(s.records_stored, 27_899);
+        assert_eq!(s.records_dropped_queue_full, 1);
+        assert_eq!(s.records_failed, 0, "absent is zero");
+        assert_eq!(s.queue_capacity, 100_000);
+    }
 }
