@@ -313,7 +313,7 @@ impl RollupDeltas {
     }
 
     /// Merges the deltas into the minute, hour and day rows.
-    pub(crate) fn flush(self, conn: &Connection) -> Result<(), StoreError> {
+    pub(crate) fn flush(self, conn: &Connection, known: &mut SeriesIds) -> Result<(), StoreError> {
         if self.cells.is_empty() {
             return Ok(());
         }
@@ -328,7 +328,7 @@ impl RollupDeltas {
             let id = match ids.get(&key) {
                 Some(id) => *id,
                 None => {
-                    let id = series_id(conn, &key)?;
+                    let id = series_id(conn, &key, known)?;
                     ids.insert(key, id);
                     id
                 }
@@ -451,22 +451,17 @@ fn encode(s: &DdSketch) -> Vec<u8> {
     }
 }
 
-thread_local! {
-    /// Series ids of this thread's database(s) known to be committed: only ids found by a lookup
-    /// (so stored by an earlier, committed transaction) are cached, never one inserted by the
-    /// running transaction, which could still roll back. Keyed by database path too, should one
-    /// thread serve several databases.
-    static SERIES_IDS: std::cell::RefCell<HashMap<(String, SeriesKey), i64>> =
-        std::cell::RefCell::new(HashMap::new());
-}
+/// Series ids of one database known to be committed, kept by whoever writes it (the writer, a
+/// backfill): only ids found by a lookup (so stored by an earlier, committed transaction) are
+/// cached, never one inserted by the running transaction, which could still roll back.
+#[derive(Debug, Default)]
+pub(crate) struct SeriesIds(HashMap<SeriesKey, i64>);
 
 const SERIES_CACHE_MAX: usize = 100_000;
 
-fn series_id(conn: &Connection, k: &SeriesKey) -> Result<i64, StoreError> {
-    let db = conn.path().unwrap_or_default().to_string();
-    let cached = SERIES_IDS.with(|c| c.borrow().get(&(db.clone(), k.clone())).copied());
-    if let Some(id) = cached {
-        return Ok(id);
+fn series_id(conn: &Connection, k: &SeriesKey, known: &mut SeriesIds) -> Result<i64, StoreError> {
+    if let Some(id) = known.0.get(k) {
+        return Ok(*id);
     }
     let lookup = |conn: &Connection| {
         conn.prepare_cached(
@@ -495,13 +490,10 @@ fn series_id(conn: &Connection, k: &SeriesKey) -> Result<i64, StoreError> {
         .map_err(db_err)
     };
     if let Some(id) = lookup(conn)? {
-        SERIES_IDS.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.len() >= SERIES_CACHE_MAX {
-                c.clear();
-            }
-            c.insert((db, k.clone()), id);
-        });
+        if known.0.len() >= SERIES_CACHE_MAX {
+            known.0.clear();
+        }
+        known.0.insert(k.clone(), id);
         return Ok(id);
     }
     conn.prepare_cached(
@@ -561,9 +553,10 @@ pub fn import_rollups(
     let mut n = 0u64;
     let mut deltas = RollupDeltas::default();
     let mut in_chunk = 0usize;
-    let commit = |conn: &Connection, deltas: RollupDeltas| -> Result<(), StoreError> {
+    let mut known = SeriesIds::default();
+    let mut commit = |conn: &Connection, deltas: RollupDeltas| -> Result<(), StoreError> {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
-        deltas.flush(conn)?;
+        deltas.flush(conn, &mut known)?;
         conn.execute_batch("COMMIT").map_err(db_err)
     };
     for call in calls {
@@ -618,6 +611,7 @@ pub(crate) fn backfill(conn: &Connection) -> Result<(), StoreError> {
     }
     let mut after = 0i64;
     let mut total = 0u64;
+    let mut known = SeriesIds::default();
     loop {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
         let result = (|| {
@@ -644,7 +638,7 @@ pub(crate) fn backfill(conn: &Connection) -> Result<(), StoreError> {
                     }
                 }
             }
-            deltas.flush(conn)?;
+            deltas.flush(conn, &mut known)?;
             let done = (rows.len() as i64) < BACKFILL_CHUNK;
             if done {
                 conn.execute(

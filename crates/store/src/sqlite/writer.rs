@@ -25,6 +25,7 @@ use super::codec::{
 use super::dictionary::Dictionaries;
 use super::encode::{CallStats, EncodedBatch, EncodedCall, EncodedLog, EncodedSpan};
 use super::packed::Packed;
+use super::rollup::SeriesIds;
 use super::search::{QueueOp, SearchProgress};
 use crate::error::StoreError;
 use crate::{Enricher, WriteReceipt};
@@ -77,6 +78,8 @@ pub(crate) struct Writer {
     search: Arc<SearchProgress>,
     /// Compression dictionaries, for calls the writer re-encodes.
     dictionaries: Arc<Dictionaries>,
+    /// Rollup series ids known to be committed.
+    series: SeriesIds,
     /// Queue entries up to this sequence number have been deleted.
     search_pruned: i64,
 }
@@ -109,6 +112,7 @@ impl Writer {
             search_pruned: 0,
             search,
             dictionaries,
+            series: SeriesIds::default(),
         })
     }
 
@@ -234,6 +238,7 @@ impl Writer {
             refs: &mut self.refs,
             genai_logs_exist: &mut self.genai_logs_exist,
             dictionaries: &self.dictionaries,
+            series: &mut self.series,
             deltas: Deltas::default(),
             new_traces: 0,
             queued: 0,
@@ -656,6 +661,7 @@ struct Txn<'a> {
     refs: &'a mut TraceRefs,
     genai_logs_exist: &'a mut bool,
     dictionaries: &'a Arc<Dictionaries>,
+    series: &'a mut SeriesIds,
     deltas: Deltas,
     new_traces: i64,
     /// The last full-text queue entry added (0: none yet).
@@ -1114,7 +1120,7 @@ impl Txn<'_> {
             logs,
             rollups,
         } = d;
-        rollups.flush(self.conn)?;
+        rollups.flush(self.conn, self.series)?;
         let conn = self.conn;
         for (project, session, trace_ref) in session_traces {
             let new = conn
