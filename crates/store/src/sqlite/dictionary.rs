@@ -18,6 +18,10 @@
 //!   Ids are random in zstd's unreserved range and checked against the registry when a
 //!   dictionary is made, so two stores open in one process do not share an id.
 //! - Dictionaries are never deleted: old frames keep needing them, and they weigh 64 KB each.
+//! - **What a dictionary holds.** zstd keeps the segments most repeated across the samples
+//!   (keys, system prompts, tool schemas), but a segment of one message can be among them. So
+//!   whatever removes content for good (erasing a user, redacting) must also replace a dictionary
+//!   trained on that content: recompress the frames that name it with a new one, then delete it.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
