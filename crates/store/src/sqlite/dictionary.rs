@@ -306,6 +306,12 @@ mod tests {
         .to_string()
     }
 
+    /// A dictionary trained on [`doc`]s, with zstd's id.
+    fn trained() -> Vec<u8> {
+        let samples: Vec<Vec<u8>> = (0..2_000).map(|i| doc(i).into_bytes()).collect();
+        zstd::dict::from_samples(&samples, 16 * 1024).unwrap()
+    }
+
     fn stored(packed: &Packed) -> ValueRef<'_> {
         match packed {
             Packed::Text(t) => ValueRef::Text(t.as_bytes()),
@@ -378,11 +384,7 @@ mod tests {
 
     #[test]
     fn a_frame_naming_an_unknown_dictionary_is_corrupt() {
-        let mut dict = zstd::dict::from_samples(
-            &(0..2_000).map(|i| doc(i).into_bytes()).collect::<Vec<_>>(),
-            16 * 1024,
-        )
-        .unwrap();
+        let mut dict = trained();
         // An id this process never registers.
         dict[4..8].copy_from_slice(&7u32.to_le_bytes());
         let frame = zstd::bulk::Compressor::with_dictionary(1, &dict)
@@ -400,11 +402,7 @@ mod tests {
 
     #[test]
     fn ids_are_fresh_and_written_into_the_dictionary() {
-        let mut dict = zstd::dict::from_samples(
-            &(0..2_000).map(|i| doc(i).into_bytes()).collect::<Vec<_>>(),
-            16 * 1024,
-        )
-        .unwrap();
+        let mut dict = trained();
         let id = fresh_id(&mut dict).unwrap();
         assert!(IDS.contains(&id));
         assert_eq!(

@@ -442,13 +442,7 @@ async fn every_full_text_plan_agrees() {
             .insert("user.id".into(), json!(format!("u{}", i % 8)));
         spans.push(item(s));
     }
-    store
-        .write(WriteBatch {
-            spans,
-            logs: vec![],
-        })
-        .await
-        .unwrap();
+    write_spans(&store, spans).await;
     store.search.caught_up(Duration::from_secs(30)).await;
     let conn = super::schema::open_reader(&dir.path().join(DB_FILE)).unwrap();
     let f = Filter {
@@ -687,17 +681,23 @@ async fn migration_to_trace_refs_keeps_data() {
     store.close().await.unwrap();
 }
 
+async fn write_spans(store: &SqliteStore, spans: Vec<SpanWithCall>) {
+    store
+        .write(WriteBatch {
+            spans,
+            logs: vec![],
+        })
+        .await
+        .unwrap();
+}
+
 async fn write_word(store: &SqliteStore, trace: u8, word: &str) {
     let mut s = span(trace, 1, Some("m"));
     s.attributes.insert(
         "test.prompt".into(),
         json!(format!("{word} in trace {trace}")),
     );
-    let batch = WriteBatch {
-        spans: vec![item(s)],
-        logs: vec![],
-    };
-    store.write(batch).await.unwrap();
+    write_spans(store, vec![item(s)]).await;
 }
 
 async fn hits(store: &SqliteStore, word: &str) -> usize {
@@ -903,13 +903,7 @@ async fn documents_from_before_and_after_the_dictionary_read_back() {
             s.attributes.insert("batch".into(), json!(format!("b{t}")));
             spans.push(item(s));
         }
-        store
-            .write(WriteBatch {
-                spans,
-                logs: vec![],
-            })
-            .await
-            .unwrap();
+        write_spans(&store, spans).await;
         written.push(t);
         if trained {
             after += 1;
