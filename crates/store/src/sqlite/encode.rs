@@ -82,7 +82,7 @@ pub(crate) struct EncodedCall {
     pub total_tokens: Option<i64>,
     pub json: Packed,
     /// Text for the full-text index, handed to the indexer after commit.
-    pub text: String,
+    pub text: Arc<str>,
 }
 
 impl EncodedCall {
@@ -101,7 +101,7 @@ impl EncodedCall {
                 serde_json::to_string(call).map_err(|e| json_err("llm call", e))?,
                 dictionaries,
             )?,
-            text: call.searchable_text(),
+            text: call.searchable_text().into(),
         })
     }
 }

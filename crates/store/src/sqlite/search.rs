@@ -59,11 +59,14 @@ pub(crate) enum QueueOp {
     Delete = 2,
 }
 
+/// Texts of full-text queue entries, by sequence number: shared with the call that holds them.
+pub(crate) type Texts = Vec<(i64, Arc<str>)>;
+
 /// Shared between the writer (what is committed), the indexer (what is indexed) and readers.
 pub(crate) struct SearchProgress {
     committed: AtomicI64,
     /// Texts of committed queue entries not yet taken by the indexer, and their total size.
-    handoff: Mutex<(Vec<(i64, String)>, usize)>,
+    handoff: Mutex<(Texts, usize)>,
     indexed: watch::Sender<i64>,
     wake: Mutex<bool>,
     woken: Condvar,
@@ -83,7 +86,7 @@ impl SearchProgress {
     }
 
     /// The writer committed queue entries up to `seq`, with the texts of some of them.
-    pub fn committed(&self, seq: i64, texts: Vec<(i64, String)>) {
+    pub fn committed(&self, seq: i64, texts: Texts) {
         if !texts.is_empty() {
             if let Ok(mut handoff) = self.handoff.lock() {
                 let bytes: usize = texts.iter().map(|(_, t)| t.len()).sum();
@@ -97,7 +100,7 @@ impl SearchProgress {
         self.wake();
     }
 
-    fn take_texts(&self) -> Vec<(i64, String)> {
+    fn take_texts(&self) -> Texts {
         match self.handoff.lock() {
             Ok(mut handoff) => {
                 handoff.1 = 0;
@@ -195,7 +198,7 @@ pub(crate) struct Indexer {
     /// queue sequence number to resume from).
     rebuild: Option<(i64, i64, i64)>,
     /// Texts handed over by the writer, by queue sequence number.
-    texts: HashMap<i64, String>,
+    texts: HashMap<i64, Arc<str>>,
 }
 
 impl Indexer {
@@ -310,7 +313,7 @@ impl Indexer {
             let mut docs = Vec::new();
             while let Some(row) = rows.next().map_err(db_err)? {
                 let id: i64 = row.get(0).map_err(db_err)?;
-                docs.push((id, QueueOp::Insert, text_of(row, 1)));
+                docs.push((id, QueueOp::Insert, text_of(row, 1).into()));
             }
             docs
         };
@@ -355,9 +358,9 @@ impl Indexer {
         let mut docs = Vec::with_capacity(entries.len());
         for (seq, id, op) in entries {
             let text = match (op, self.texts.remove(&seq)) {
-                (QueueOp::Delete, _) => String::new(),
+                (QueueOp::Delete, _) => Arc::from(""),
                 (_, Some(text)) => text,
-                (_, None) => self.read_text(id)?,
+                (_, None) => self.read_text(id)?.into(),
             };
             docs.push((id, op, text));
         }
@@ -381,7 +384,7 @@ impl Indexer {
     /// Writes `docs` to the index in one transaction, with the new progress when given.
     fn apply(
         &mut self,
-        docs: &[(i64, QueueOp, String)],
+        docs: &[(i64, QueueOp, Arc<str>)],
         progress: Option<i64>,
     ) -> Result<(), StoreError> {
         let tx = self.index.transaction().map_err(db_err)?;
@@ -397,7 +400,7 @@ impl Indexer {
                     delete.execute([id]).map_err(db_err)?;
                 }
                 if *op != QueueOp::Delete && !text.trim().is_empty() {
-                    insert.execute(params![id, text]).map_err(db_err)?;
+                    insert.execute(params![id, &**text]).map_err(db_err)?;
                 }
             }
             if let Some(seq) = progress {

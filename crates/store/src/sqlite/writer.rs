@@ -667,7 +667,7 @@ struct Txn<'a> {
     /// The last full-text queue entry added (0: none yet).
     queued: i64,
     /// Texts of the queue entries added, by sequence number.
-    texts: Vec<(i64, String)>,
+    texts: super::search::Texts,
 }
 
 impl Txn<'_> {
@@ -940,14 +940,19 @@ impl Txn<'_> {
 
     /// Asks the full-text indexer to (re)index or drop call `id` once this transaction commits;
     /// `text` goes to the indexer in memory, which spares it reading the call back.
-    fn queue_search(&mut self, id: i64, op: QueueOp, text: Option<&str>) -> Result<(), StoreError> {
+    fn queue_search(
+        &mut self,
+        id: i64,
+        op: QueueOp,
+        text: Option<&Arc<str>>,
+    ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached("INSERT INTO search_queue (call_id, op) VALUES (?1, ?2)")
             .and_then(|mut st| st.execute(params![id, op as i64]))
             .map_err(db_err)?;
         self.queued = self.conn.last_insert_rowid();
         if let Some(text) = text {
-            self.texts.push((self.queued, text.to_string()));
+            self.texts.push((self.queued, text.clone()));
         }
         Ok(())
     }
