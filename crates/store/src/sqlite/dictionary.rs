@@ -7,14 +7,18 @@
 //! load generator's documents a frame is a quarter the size and costs a third of the CPU, and a
 //! stored span half the bytes (BENCHMARKS.md, "zstd dictionaries").
 //!
-//! - **Training.** A store without a dictionary copies the documents it compresses until it has
-//!   [`SAMPLE_BYTES`] of them, then trains a [`DICT_SIZE`] dictionary on a thread of its own.
+//! - **Training.** A store without a dictionary copies the documents it compresses (up to
+//!   [`MAX_SAMPLE`] bytes each) until it has [`SAMPLE_BYTES`] of them, then trains a
+//!   [`DICT_SIZE`] dictionary on a thread of its own. A failed training starts a new sample, at
+//!   most [`ATTEMPTS`] times per open.
 //! - **Durable before used.** The trainer commits the dictionary to the `dictionaries` table on a
 //!   connection of its own, and only then hands it to the compressors: no stored frame can name
 //!   a dictionary that is not on disk.
 //! - **Reading.** A frame names its dictionary by id in its header (id 0: none). Dictionaries are
-//!   found in a process-wide registry, filled from the table whenever a connection is opened and
-//!   by the trainer, so SQL functions and every read path decode without knowing their store.
+//!   found in a process-wide registry, filled from the table by the writer before it migrates,
+//!   by every read connection when it opens and again each time it is taken from the pool (for
+//!   a dictionary another process trained), and by the trainer; so SQL functions and every read
+//!   path decode without knowing their store.
 //!   Ids are random in zstd's unreserved range and checked against the registry when a
 //!   dictionary is made, so two stores open in one process do not share an id.
 //! - Dictionaries are never deleted: old frames keep needing them, and they weigh 64 KB each.
@@ -26,11 +30,11 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OpenFlags};
 use zstd::zstd_safe::{CDict, DDict};
 
 use super::codec::db_err;
@@ -43,6 +47,10 @@ pub(crate) const SAMPLE_BYTES: usize = 4 * 1024 * 1024;
 /// zstd level of frames compressed with a dictionary: with one, level 3 measured as fast as
 /// level 1 at ingest and a little smaller.
 const LEVEL: i32 = 3;
+/// Largest document copied as a sample; longer ones are skipped.
+pub(crate) const MAX_SAMPLE: usize = 128 * 1024;
+/// Trainings tried per open of a store before it stays without a dictionary.
+pub(crate) const ATTEMPTS: u32 = 3;
 /// zstd reserves dictionary ids below 32768 and from 2^31 up.
 const IDS: std::ops::Range<u32> = 32_768..(1 << 31);
 
@@ -60,6 +68,11 @@ pub(crate) struct Dictionaries {
     /// Whether documents are still being sampled (no dictionary yet, none training).
     sampling: AtomicBool,
     samples: Mutex<Samples>,
+    /// Trainings started since the store opened.
+    attempts: AtomicU32,
+    /// Set when the store closes: a training still running then stores nothing. Held by the
+    /// trainer while it stores, so a close waits for a store in progress.
+    closed: Mutex<bool>,
 }
 
 #[derive(Default)]
@@ -78,17 +91,33 @@ impl Dictionaries {
         sample_bytes: usize,
     ) -> Result<Arc<Self>, StoreError> {
         let newest = load(conn)?;
-        let current = match newest {
-            Some((id, dict)) => Some(Arc::new(encoder(id, &dict)?)),
-            None => None,
-        };
+        let current =
+            match newest {
+                Some((id, dict)) => Some(Arc::new(encoder(id, &dict).map_err(|e| {
+                    StoreError::Corrupt(format!("stored zstd dictionary {id}: {e}"))
+                })?)),
+                None => None,
+            };
         Ok(Arc::new(Self {
             db_path: db_path.to_path_buf(),
             sample_bytes,
             sampling: AtomicBool::new(current.is_none()),
             current: RwLock::new(current),
             samples: Mutex::new(Samples::default()),
+            attempts: AtomicU32::new(0),
+            closed: Mutex::new(false),
         }))
+    }
+
+    /// The store is closing: a training still running stores nothing (one storing its
+    /// dictionary now finishes first).
+    pub fn close(&self) {
+        *self.closed.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.sampling.store(false, Ordering::Relaxed);
+    }
+
+    fn is_closed(&self) -> bool {
+        *self.closed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Dictionaries that never train: every document is compressed alone.
@@ -100,6 +129,8 @@ impl Dictionaries {
             sampling: AtomicBool::new(false),
             current: RwLock::new(None),
             samples: Mutex::new(Samples::default()),
+            attempts: AtomicU32::new(0),
+            closed: Mutex::new(false),
         })
     }
 
@@ -114,7 +145,7 @@ impl Dictionaries {
     /// Offers a document compressed without a dictionary as a training sample; the one that
     /// completes the sample starts the training.
     pub fn sample(self: &Arc<Self>, doc: &[u8]) {
-        if !self.sampling.load(Ordering::Relaxed) {
+        if !self.sampling.load(Ordering::Relaxed) || doc.len() > MAX_SAMPLE {
             return;
         }
         let docs = {
@@ -130,6 +161,7 @@ impl Dictionaries {
             self.sampling.store(false, Ordering::Relaxed);
             std::mem::take(&mut *s).docs
         };
+        self.attempts.fetch_add(1, Ordering::Relaxed);
         let this = self.clone();
         let spawned = std::thread::Builder::new()
             .name("sightline-dictionary".into())
@@ -141,15 +173,25 @@ impl Dictionaries {
                         samples = docs.len(),
                         "trained a zstd dictionary for stored documents"
                     ),
-                    Err(e) => tracing::warn!(
-                        error = %e,
-                        "cannot train a zstd dictionary; documents stay compressed without one"
-                    ),
+                    Err(e) => this.failed(&e),
                 }
             });
         if let Err(e) = spawned {
-            tracing::warn!(error = %e, "cannot start the dictionary trainer");
+            self.failed(&StoreError::Unavailable(format!(
+                "cannot start the trainer thread: {e}"
+            )));
         }
+    }
+
+    /// After a failed training: sample again, unless the attempts are used up or the store closed.
+    fn failed(&self, e: &StoreError) {
+        let retry = self.attempts.load(Ordering::Relaxed) < ATTEMPTS && !self.is_closed();
+        tracing::warn!(
+            error = %e,
+            retry,
+            "cannot train a zstd dictionary; documents stay compressed without one"
+        );
+        self.sampling.store(retry, Ordering::Relaxed);
     }
 
     /// Trains a dictionary on `docs`, commits it, registers it, and makes it the one compressors
@@ -159,7 +201,16 @@ impl Dictionaries {
         let mut dict = zstd::dict::from_samples(docs, DICT_SIZE).map_err(failed)?;
         let id = fresh_id(&mut dict)?;
         let encoder = encoder(id, &dict)?;
-        let conn = Connection::open(&self.db_path).map_err(db_err)?;
+        let closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
+        if *closed {
+            return Err(StoreError::Closed);
+        }
+        // Never creates the file: a store whose files are gone gets nothing.
+        let conn = Connection::open_with_flags(
+            &self.db_path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(db_err)?;
         conn.busy_timeout(Duration::from_secs(60)).map_err(db_err)?;
         conn.execute_batch("PRAGMA synchronous = FULL")
             .map_err(db_err)?;
@@ -169,10 +220,32 @@ impl Dictionaries {
         )
         .map_err(db_err)?;
         drop(conn);
+        drop(closed);
         register(id, &dict)?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(encoder));
         Ok(id)
     }
+}
+
+/// Registers the dictionaries stored in `conn`'s database that are not registered yet: one
+/// another process trained after this connection opened. One small query when there are none.
+pub(crate) fn refresh(conn: &Connection) -> Result<(), StoreError> {
+    let ids: Vec<u32> = match conn.prepare_cached("SELECT id FROM dictionaries") {
+        Ok(mut st) => st
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(db_err)?,
+        // A database older than the table has no dictionaries.
+        Err(_) => return Ok(()),
+    };
+    let missing = {
+        let map = registry().read().unwrap_or_else(PoisonError::into_inner);
+        ids.iter().any(|id| !map.contains_key(id))
+    };
+    if missing {
+        load(conn)?;
+    }
+    Ok(())
 }
 
 /// Registers every dictionary stored in `conn`'s database for reading; the newest, if any.
@@ -226,26 +299,29 @@ fn register(id: u32, dict: &[u8]) -> Result<(), StoreError> {
         h.write(dict);
         h.finish()
     };
-    let mut map = registry().write().unwrap_or_else(PoisonError::into_inner);
-    match map.get(&id) {
-        Some((d, _)) if *d == digest => Ok(()),
+    let known = |map: &HashMap<u32, (u64, Arc<DDict<'static>>)>| match map.get(&id) {
+        Some((d, _)) if *d == digest => Ok(true),
         Some(_) => Err(StoreError::Corrupt(format!(
             "two different zstd dictionaries have id {id}"
         ))),
-        None => {
-            let ddict = DDict::try_create(dict).ok_or_else(|| {
-                StoreError::Corrupt(format!("stored zstd dictionary {id} cannot be loaded"))
-            })?;
-            map.insert(id, (digest, Arc::new(ddict)));
-            Ok(())
-        }
+        None => Ok(false),
+    };
+    if known(&registry().read().unwrap_or_else(PoisonError::into_inner))? {
+        return Ok(());
     }
+    // Prepared outside the lock, which every decompression takes.
+    let ddict = DDict::try_create(dict)
+        .ok_or_else(|| StoreError::Corrupt(format!("zstd dictionary {id} cannot be loaded")))?;
+    let mut map = registry().write().unwrap_or_else(PoisonError::into_inner);
+    if !known(&map)? {
+        map.insert(id, (digest, Arc::new(ddict)));
+    }
+    Ok(())
 }
 
 fn encoder(id: u32, dict: &[u8]) -> Result<Encoder, StoreError> {
-    let cdict = CDict::try_create(dict, LEVEL).ok_or_else(|| {
-        StoreError::Corrupt(format!("stored zstd dictionary {id} cannot be loaded"))
-    })?;
+    let cdict = CDict::try_create(dict, LEVEL)
+        .ok_or_else(|| StoreError::Database(format!("zstd dictionary {id} cannot be prepared")))?;
     Ok(Encoder { cdict })
 }
 
@@ -380,6 +456,81 @@ mod tests {
         let again = Dictionaries::open(&conn, &path, 64 * 1024).unwrap();
         assert!(again.encoder().is_some());
         assert!(!again.sampling.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_dictionary_that_cannot_be_stored_is_never_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sightline.db");
+        let conn = open_writer(&path, Synchronous::Full).unwrap();
+        let dicts = Dictionaries::open(&conn, &path, 32 * 1024).unwrap();
+        // Every training fails at its INSERT.
+        conn.execute_batch("DROP TABLE dictionaries").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut i = 0;
+        loop {
+            let packed = Packed::new(doc(i), &dicts).unwrap();
+            if let Packed::Zstd(frame) = &packed {
+                assert!(zstd::zstd_safe::get_dict_id_from_frame(frame).is_none());
+            }
+            assert!(dicts.encoder().is_none());
+            i += 1;
+            let attempts = dicts.attempts.load(Ordering::Relaxed);
+            if attempts == ATTEMPTS && !dicts.sampling.load(Ordering::Relaxed) && i > 5_000 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{attempts} attempts");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        assert_eq!(
+            dicts.attempts.load(Ordering::Relaxed),
+            ATTEMPTS,
+            "no more than that"
+        );
+    }
+
+    #[tokio::test]
+    async fn dictionaries_stored_by_another_process_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sightline.db");
+        let conn = open_writer(&path, Synchronous::Full).unwrap();
+        let pool = Arc::new(crate::sqlite::read::ReadPool::new(path.clone(), 1));
+        pool.run(|_| Ok(())).await.unwrap();
+
+        // What another process would store: a dictionary this one never registered, and a
+        // document compressed with it.
+        let stored_elsewhere = |n: usize| {
+            let mut dict = trained();
+            let id = fresh_id(&mut dict).unwrap();
+            conn.execute(
+                "INSERT INTO dictionaries (id, created_ns, dict) VALUES (?1, ?2, ?3)",
+                params![id, now_ns(), dict],
+            )
+            .unwrap();
+            let frame = zstd::bulk::Compressor::with_dictionary(3, &dict)
+                .unwrap()
+                .compress(doc(n).as_bytes())
+                .unwrap();
+            assert_eq!(
+                zstd::zstd_safe::get_dict_id_from_frame(&frame).map(|d| d.get()),
+                Some(id)
+            );
+            assert!(decoder(id).is_none());
+            frame
+        };
+
+        // A pooled connection opened before the dictionary was stored finds it.
+        let frame = stored_elsewhere(1);
+        let text = pool
+            .run(move |_| unpack(ValueRef::Blob(&frame), "doc").map(|t| t.into_owned()))
+            .await
+            .unwrap();
+        assert_eq!(text, doc(1));
+
+        // So does a connection opened after, from the table alone.
+        let frame = stored_elsewhere(2);
+        let _reader = crate::sqlite::schema::open_reader(&path).unwrap();
+        assert_eq!(unpack(ValueRef::Blob(&frame), "doc").unwrap(), doc(2));
     }
 
     #[test]

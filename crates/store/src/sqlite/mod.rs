@@ -163,8 +163,10 @@ impl std::fmt::Debug for SqliteStore {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        // The writer stops when its channel closes; the indexer needs telling.
+        // The writer stops when its channel closes; the indexer and a dictionary training need
+        // telling.
         self.search.stop();
+        self.dictionaries.close();
     }
 }
 
@@ -450,6 +452,7 @@ impl Store for SqliteStore {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.dictionaries.close();
         let (reply, answer) = oneshot::channel();
         let result = match self.sender.send(Command::Close { reply }).await {
             Ok(()) => answer.await.unwrap_or_else(|_| {

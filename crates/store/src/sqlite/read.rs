@@ -76,7 +76,10 @@ impl ReadPool {
     fn take(&self) -> Result<Connection, StoreError> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         match idle {
-            Some(conn) => Ok(conn),
+            Some(conn) => {
+                super::dictionary::refresh(&conn)?;
+                Ok(conn)
+            }
             None => open_reader(&self.path),
         }
     }

@@ -93,6 +93,8 @@ pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Conne
     }
     conn.set_prepared_statement_cache_capacity(64);
     super::packed::register(&conn)?;
+    // Before any migration, which may read documents.
+    super::dictionary::load(&conn)?;
     migrate(&conn)?;
     Ok(conn)
 }
@@ -120,8 +122,8 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     .map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(64);
     super::packed::register(&conn)?;
-    // Frames written with a dictionary trained since the store opened decode through the
-    // registry the trainer fills; this covers a reader of a store another process writes.
+    // Dictionaries trained later are registered by the trainer, or (trained by another
+    // process) when the pool hands the connection out again.
     super::dictionary::load(&conn)?;
     // The full-text index lives in its own file (see `search`); `calls_fts` resolves there.
     let search = super::search::index_path(path);

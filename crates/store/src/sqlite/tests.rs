@@ -891,36 +891,40 @@ async fn documents_from_before_and_after_the_dictionary_read_back() {
             })
             .unwrap()
     };
+    let batch = |t: u8| {
+        (1..=20u8)
+            .map(|i| {
+                let mut s = span(t, i, Some("gpt-4o"));
+                s.attributes
+                    .insert("gen_ai.prompt.0.content".into(), json!(prompt(t, i)));
+                s.attributes.insert("batch".into(), json!(format!("b{t}")));
+                item(s)
+            })
+            .collect::<Vec<_>>()
+    };
+    // Batches until the samples are complete and the trainer has stored its dictionary (it
+    // runs on a thread of its own, at the lowest priority), then three more.
     let mut written = Vec::new();
-    let mut after = 0;
-    'fill: for t in 1..=255u8 {
-        let trained = dictionaries() > 0;
-        let mut spans = Vec::new();
-        for i in 1..=20u8 {
-            let mut s = span(t, i, Some("gpt-4o"));
-            s.attributes
-                .insert("gen_ai.prompt.0.content".into(), json!(prompt(t, i)));
-            s.attributes.insert("batch".into(), json!(format!("b{t}")));
-            spans.push(item(s));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut t = 0u8;
+    while dictionaries() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no dictionary was trained from {} traces",
+            written.len()
+        );
+        if t < 250 {
+            t += 1;
+            write_spans(&store, batch(t)).await;
+            written.push(t);
         }
-        write_spans(&store, spans).await;
-        written.push(t);
-        if trained {
-            after += 1;
-            if after == 3 {
-                break 'fill;
-            }
-        } else {
-            // Training runs on its own thread; let it finish before the next batch is judged.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(
-        after,
-        3,
-        "no dictionary was trained from {} traces",
-        written.len()
-    );
+    for _ in 0..3 {
+        t += 1;
+        write_spans(&store, batch(t)).await;
+        written.push(t);
+    }
     assert_eq!(dictionaries(), 1);
 
     // Frames from before name no dictionary; frames from the last batches name the stored one.
