@@ -126,6 +126,8 @@ async fn forward(
     let start_unix_nano = unix_nanos();
     let stats = gw.recorder.stats();
     stats.request();
+    // From the first proxied call on, the store's writer yields to calls like this one.
+    sightline_store::background::favour_requests();
 
     let base = match provider {
         Provider::OpenAi => &gw.openai,

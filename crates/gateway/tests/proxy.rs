@@ -145,6 +145,10 @@ async fn responses_are_passed_through_and_recorded() {
         assert!(call.output_messages[0].content.is_some());
         assert!(call.cost.is_some(), "gpt-4o-mini is priced");
     }
+    assert!(
+        sightline_store::background::requests_favoured(),
+        "the store's writer yields to proxied calls"
+    );
     let s = h.stats.snapshot();
     assert_eq!(s.requests, 2);
     assert_eq!(s.records_stored, 2);

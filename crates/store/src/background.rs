@@ -4,16 +4,40 @@
 //! (an OTLP acknowledgement) the wait is already milliseconds of group commit. Proxying a gateway
 //! call or answering a query is latency work. On a machine with few cores the two compete for the
 //! same CPUs, so the threads that do background work lower their own priority and the scheduler
-//! runs a request thread first whenever both are ready. Only nice values are used, never
+//! runs a request thread first whenever both are ready. The store's writer steps back only once
+//! the gateway serves calls ([`favour_requests`]): with OTLP alone nothing is more urgent than its
+//! commits, which acknowledge the exports and bound ingest throughput (7% more spans/s at normal
+//! priority, BENCHMARKS.md). Only nice values are used, never
 //! `SCHED_IDLE`: a background thread must still make progress on a saturated machine, both for its
 //! own sake (records would pile up) and because it shares locks with others (the writer hands
 //! texts to the indexer).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once latency-sensitive requests are being served: see [`favour_requests`].
+static REQUESTS_FAVOURED: AtomicBool = AtomicBool::new(false);
+
+/// Says that this process now serves requests whose latency matters more than background
+/// throughput (the gateway proxies calls). Threads that step back only then, such as the store's
+/// writer, lower their priority from their next round on. One-way: an unprivileged thread cannot
+/// raise its priority again.
+pub fn favour_requests() {
+    if !REQUESTS_FAVOURED.load(Ordering::Relaxed) {
+        REQUESTS_FAVOURED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether [`favour_requests`] was called.
+pub fn requests_favoured() -> bool {
+    REQUESTS_FAVOURED.load(Ordering::Relaxed)
+}
+
 /// How far a background thread steps back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
-    /// Nice 10: about a tenth of a CPU that a normal thread also wants. For the store's writer,
-    /// whose commits acknowledge OTLP requests, and the search indexer.
+    /// Nice 10: about a tenth of a CPU that a normal thread also wants. For the search indexer,
+    /// and for the store's writer (whose commits acknowledge OTLP requests) once the gateway
+    /// serves calls.
     Low,
     /// Nice 19: about 1.5% of a contended CPU. For work behind a bounded queue that may fall
     /// behind and catch up later, such as the gateway's recorder.

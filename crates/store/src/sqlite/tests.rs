@@ -982,3 +982,43 @@ async fn documents_from_before_and_after_the_dictionary_read_back() {
     drop(store);
     check(open(dir.path(), test_enricher())).await;
 }
+
+/// Nice values of this process's threads named `name` (Linux truncates names to 15 bytes).
+#[cfg(target_os = "linux")]
+fn thread_nice(name: &str) -> Vec<i64> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised name: state is field 3, nice field 19.
+        if let Some(rest) = stat.rsplit(')').next() {
+            if let Some(nice) = rest.split_whitespace().nth(16) {
+                out.push(nice.parse().unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The writer keeps its priority while only OTLP is served and steps back once the gateway
+/// says requests come first.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_writer_steps_back_once_requests_are_favoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), test_enricher());
+    write_spans(&store, vec![item(span(1, 1, Some("m")))]).await;
+    let before = thread_nice("sightline-sqlit");
+    assert_eq!(before.len(), 1, "one writer thread");
+    // (Tests sharing this process may have favoured requests already.)
+    if !crate::background::requests_favoured() {
+        assert!(before[0] < 10, "{before:?}");
+    }
+
+    crate::background::favour_requests();
+    write_spans(&store, vec![item(span(2, 1, Some("m")))]).await;
+    assert_eq!(thread_nice("sightline-sqlit"), vec![10]);
+}

@@ -118,7 +118,7 @@ impl Writer {
 
     /// The thread body: runs until closed or until every store handle is dropped.
     pub fn run(mut self) {
-        crate::background::lower_current_thread(crate::background::Priority::Low);
+        let mut lowered = false;
         loop {
             let cmd = match self.stash.pop_front() {
                 Some(cmd) => cmd,
@@ -127,6 +127,12 @@ impl Writer {
                     None => break,
                 },
             };
+            // With only OTLP to serve, the writer's commits are what bound ingest; once the
+            // gateway proxies calls, their latency comes first (see `background`).
+            if !lowered && crate::background::requests_favoured() {
+                crate::background::lower_current_thread(crate::background::Priority::Low);
+                lowered = true;
+            }
             match cmd {
                 Command::Write { batch, reply } => {
                     let group = self.gather(batch, reply);
