@@ -11,6 +11,12 @@
 //!   [`MAX_SAMPLE`] bytes each) until it has [`SAMPLE_BYTES`] of them, then trains a
 //!   [`DICT_SIZE`] dictionary on a thread of its own. A failed training starts a new sample, at
 //!   most [`ATTEMPTS`] times per open.
+//! - **Retraining.** A dictionary remembers how well it compressed its own samples. Every
+//!   [`WINDOW_SAMPLES`] samples' worth of documents compressed with it, the store compares: when
+//!   the documents of the window came out [`DRIFT`] times larger than that, they no longer look
+//!   like the ones it was trained on (the first documents were a demo, or the application
+//!   changed), and the store samples again and trains a new dictionary, which then replaces it
+//!   (at most [`MAX_REPLACEMENTS`] times per open).
 //! - **Durable before used.** The trainer commits the dictionary to the `dictionaries` table on a
 //!   connection of its own, and only then hands it to the compressors: no stored frame can name
 //!   a dictionary that is not on disk.
@@ -30,7 +36,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -51,12 +57,26 @@ const LEVEL: i32 = 3;
 pub(crate) const MAX_SAMPLE: usize = 128 * 1024;
 /// Trainings tried per open of a store before it stays without a dictionary.
 pub(crate) const ATTEMPTS: u32 = 3;
+/// Documents compressed with a dictionary between two checks of how well it does, in samples.
+pub(crate) const WINDOW_SAMPLES: usize = 16;
+/// How much worse than on its own samples a dictionary may compress a window before it is
+/// replaced.
+pub(crate) const DRIFT: f64 = 1.5;
+/// Replacements per open of a store at most, so that documents no dictionary fits (or a
+/// dictionary that fits its samples far better than anything else) cost a bounded amount of
+/// training.
+pub(crate) const MAX_REPLACEMENTS: u32 = 8;
 /// zstd reserves dictionary ids below 32768 and from 2^31 up.
 const IDS: std::ops::Range<u32> = 32_768..(1 << 31);
 
 /// A dictionary prepared for compression (frames made with it carry its id).
 pub(crate) struct Encoder {
     pub cdict: CDict<'static>,
+    /// Compressed bytes per document byte on the samples it was trained on.
+    ratio: f64,
+    /// Document bytes compressed with it in the current window, and the frames' bytes.
+    window_raw: AtomicU64,
+    window_packed: AtomicU64,
 }
 
 /// The dictionaries of one store: the one compressors use now, and the sampling that trains the
@@ -68,8 +88,10 @@ pub(crate) struct Dictionaries {
     /// Whether documents are still being sampled (no dictionary yet, none training).
     sampling: AtomicBool,
     samples: Mutex<Samples>,
-    /// Trainings started since the store opened.
+    /// Trainings started since the store opened (or since the last replacement began).
     attempts: AtomicU32,
+    /// Replacements begun since the store opened.
+    replacements: AtomicU32,
     /// Set when the store closes: a training still running then stores nothing. Held by the
     /// trainer while it stores, so a close waits for a store in progress.
     closed: Mutex<bool>,
@@ -91,13 +113,12 @@ impl Dictionaries {
         sample_bytes: usize,
     ) -> Result<Arc<Self>, StoreError> {
         let newest = load(conn)?;
-        let current =
-            match newest {
-                Some((id, dict)) => Some(Arc::new(encoder(id, &dict).map_err(|e| {
-                    StoreError::Corrupt(format!("stored zstd dictionary {id}: {e}"))
-                })?)),
-                None => None,
-            };
+        let current = match newest {
+            Some(d) => Some(Arc::new(encoder(d.id, &d.dict, d.ratio).map_err(|e| {
+                StoreError::Corrupt(format!("stored zstd dictionary {}: {e}", d.id))
+            })?)),
+            None => None,
+        };
         Ok(Arc::new(Self {
             db_path: db_path.to_path_buf(),
             sample_bytes,
@@ -105,6 +126,7 @@ impl Dictionaries {
             current: RwLock::new(current),
             samples: Mutex::new(Samples::default()),
             attempts: AtomicU32::new(0),
+            replacements: AtomicU32::new(0),
             closed: Mutex::new(false),
         }))
     }
@@ -130,6 +152,7 @@ impl Dictionaries {
             current: RwLock::new(None),
             samples: Mutex::new(Samples::default()),
             attempts: AtomicU32::new(0),
+            replacements: AtomicU32::new(0),
             closed: Mutex::new(false),
         })
     }
@@ -142,8 +165,39 @@ impl Dictionaries {
             .clone()
     }
 
-    /// Offers a document compressed without a dictionary as a training sample; the one that
-    /// completes the sample starts the training.
+    /// Counts a document compressed with `encoder` into its window; at the end of a window that
+    /// came out [`DRIFT`] times worse than the dictionary's own samples, sampling starts again.
+    pub fn observe(&self, encoder: &Encoder, raw: usize, packed: usize) {
+        let window = self.sample_bytes.saturating_mul(WINDOW_SAMPLES) as u64;
+        let packed_sum = encoder
+            .window_packed
+            .fetch_add(packed as u64, Ordering::Relaxed)
+            + packed as u64;
+        let raw_sum = encoder.window_raw.fetch_add(raw as u64, Ordering::Relaxed) + raw as u64;
+        if raw_sum < window || raw_sum - (raw as u64) >= window {
+            return;
+        }
+        // This document closed the window: judge it and start the next.
+        encoder.window_raw.store(0, Ordering::Relaxed);
+        encoder.window_packed.store(0, Ordering::Relaxed);
+        let ratio = packed_sum as f64 / raw_sum as f64;
+        if ratio <= encoder.ratio * DRIFT || self.is_closed() {
+            return;
+        }
+        if self.replacements.fetch_add(1, Ordering::Relaxed) >= MAX_REPLACEMENTS {
+            return;
+        }
+        tracing::info!(
+            trained = encoder.ratio,
+            now = ratio,
+            "stored documents compress worse than the dictionary's samples; training a new one"
+        );
+        self.attempts.store(0, Ordering::Relaxed);
+        self.sampling.store(true, Ordering::Relaxed);
+    }
+
+    /// Offers a document as a training sample; the one that completes the sample starts the
+    /// training.
     pub fn sample(self: &Arc<Self>, doc: &[u8]) {
         if !self.sampling.load(Ordering::Relaxed) || doc.len() > MAX_SAMPLE {
             return;
@@ -200,7 +254,8 @@ impl Dictionaries {
         let failed = |e: std::io::Error| StoreError::Database(format!("training failed: {e}"));
         let mut dict = zstd::dict::from_samples(docs, DICT_SIZE).map_err(failed)?;
         let id = fresh_id(&mut dict)?;
-        let encoder = encoder(id, &dict)?;
+        let ratio = sample_ratio(&dict, docs)?;
+        let encoder = encoder(id, &dict, ratio)?;
         let closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
         if *closed {
             return Err(StoreError::Closed);
@@ -215,8 +270,8 @@ impl Dictionaries {
         conn.execute_batch("PRAGMA synchronous = FULL")
             .map_err(db_err)?;
         conn.execute(
-            "INSERT INTO dictionaries (id, created_ns, dict) VALUES (?1, ?2, ?3)",
-            params![id, now_ns(), dict],
+            "INSERT INTO dictionaries (id, created_ns, dict, ratio) VALUES (?1, ?2, ?3, ?4)",
+            params![id, now_ns(), dict, ratio],
         )
         .map_err(db_err)?;
         drop(conn);
@@ -248,8 +303,16 @@ pub(crate) fn refresh(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A stored dictionary.
+pub(crate) struct Stored {
+    pub id: u32,
+    pub dict: Vec<u8>,
+    /// Compressed bytes per document byte on its training samples.
+    pub ratio: f64,
+}
+
 /// Registers every dictionary stored in `conn`'s database for reading; the newest, if any.
-pub(crate) fn load(conn: &Connection) -> Result<Option<(u32, Vec<u8>)>, StoreError> {
+pub(crate) fn load(conn: &Connection) -> Result<Option<Stored>, StoreError> {
     let exists: bool = conn
         .query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'dictionaries')",
@@ -261,16 +324,22 @@ pub(crate) fn load(conn: &Connection) -> Result<Option<(u32, Vec<u8>)>, StoreErr
         return Ok(None);
     }
     let mut st = conn
-        .prepare("SELECT id, dict FROM dictionaries ORDER BY created_ns, id")
+        .prepare("SELECT id, dict, ratio FROM dictionaries ORDER BY created_ns, id")
         .map_err(db_err)?;
     let rows = st
-        .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .query_map([], |r| {
+            Ok(Stored {
+                id: r.get(0)?,
+                dict: r.get(1)?,
+                ratio: r.get(2)?,
+            })
+        })
         .map_err(db_err)?;
     let mut newest = None;
     for row in rows {
-        let (id, dict) = row.map_err(db_err)?;
-        register(id, &dict)?;
-        newest = Some((id, dict));
+        let stored = row.map_err(db_err)?;
+        register(stored.id, &stored.dict)?;
+        newest = Some(stored);
     }
     Ok(newest)
 }
@@ -319,10 +388,27 @@ fn register(id: u32, dict: &[u8]) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn encoder(id: u32, dict: &[u8]) -> Result<Encoder, StoreError> {
+fn encoder(id: u32, dict: &[u8], ratio: f64) -> Result<Encoder, StoreError> {
     let cdict = CDict::try_create(dict, LEVEL)
         .ok_or_else(|| StoreError::Database(format!("zstd dictionary {id} cannot be prepared")))?;
-    Ok(Encoder { cdict })
+    Ok(Encoder {
+        cdict,
+        ratio,
+        window_raw: AtomicU64::new(0),
+        window_packed: AtomicU64::new(0),
+    })
+}
+
+/// Compressed bytes per document byte of `docs` with `dict`, at the level documents use.
+fn sample_ratio(dict: &[u8], docs: &[Vec<u8>]) -> Result<f64, StoreError> {
+    let failed = |e: std::io::Error| StoreError::Database(format!("training failed: {e}"));
+    let mut compressor = zstd::bulk::Compressor::with_dictionary(LEVEL, dict).map_err(failed)?;
+    let (mut raw, mut packed) = (0usize, 0usize);
+    for doc in docs {
+        raw += doc.len();
+        packed += compressor.compress(doc).map_err(failed)?.len();
+    }
+    Ok(packed as f64 / raw.max(1) as f64)
 }
 
 /// Gives a freshly trained dictionary an id no registered dictionary has (the id is the four
@@ -418,7 +504,7 @@ mod tests {
                 }
             }
             i += 1;
-            if i % 100 == 0 {
+            if i.is_multiple_of(100) {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
@@ -456,6 +542,117 @@ mod tests {
         let again = Dictionaries::open(&conn, &path, 64 * 1024).unwrap();
         assert!(again.encoder().is_some());
         assert!(!again.sampling.load(Ordering::Relaxed));
+    }
+
+    /// Tool-call documents, nothing like [`doc`]'s chat prompts.
+    fn tool_doc(i: usize) -> String {
+        const WORDS: [&str; 12] = [
+            "latitude",
+            "forecast",
+            "kelvin",
+            "humidity",
+            "station",
+            "gust",
+            "pressure",
+            "visibility",
+            "dewpoint",
+            "uv",
+            "sunrise",
+            "overcast",
+        ];
+        let words: Vec<&str> = (0..40).map(|k| WORDS[(i * 7 + k * 13) % 12]).collect();
+        serde_json::json!({
+            "tool.name": format!("weather_{}", i % 5),
+            "tool.call.arguments": { "lat": i % 90, "lon": (i * 3) % 180, "units": "metric" },
+            "tool.output": words.join(" "),
+            "http.status_code": 200 + (i % 3),
+        })
+        .to_string()
+    }
+
+    /// Packs `make(i)` for rising `i` from `from` until a frame names a dictionary other than
+    /// `old`; that dictionary's id and the next `i`.
+    fn until_new_dictionary(
+        dicts: &Arc<Dictionaries>,
+        make: impl Fn(usize) -> String,
+        old: Option<u32>,
+        from: usize,
+    ) -> (u32, usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut i = from;
+        loop {
+            assert!(std::time::Instant::now() < deadline, "no new dictionary");
+            if let Packed::Zstd(frame) = Packed::new(make(i), dicts).unwrap() {
+                let id = zstd::zstd_safe::get_dict_id_from_frame(&frame).map(|d| d.get());
+                if id.is_some() && id != old {
+                    return (id.unwrap_or_default(), i + 1);
+                }
+            }
+            i += 1;
+            if i.is_multiple_of(100) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    #[test]
+    fn a_dictionary_is_replaced_when_the_documents_drift() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sightline.db");
+        let conn = open_writer(&path, Synchronous::Full).unwrap();
+        let dicts = Dictionaries::open(&conn, &path, 32 * 1024).unwrap();
+        let (first, next) = until_new_dictionary(&dicts, doc, None, 0);
+
+        // Alike documents keep the dictionary through many windows.
+        let window = 32 * 1024 * WINDOW_SAMPLES;
+        let mut i = next;
+        let mut bytes = 0;
+        while bytes < 3 * window {
+            let text = doc(i);
+            bytes += text.len();
+            Packed::new(text, &dicts).unwrap();
+            i += 1;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let Packed::Zstd(frame) = Packed::new(doc(i), &dicts).unwrap() else {
+            panic!("compressed");
+        };
+        assert_eq!(
+            zstd::zstd_safe::get_dict_id_from_frame(&frame).map(|d| d.get()),
+            Some(first)
+        );
+
+        // Different documents: a window later the store samples them and trains on them.
+        let first_dict: Vec<u8> = conn
+            .query_row(
+                "SELECT dict FROM dictionaries WHERE id = ?1",
+                [first],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let with_first = zstd::bulk::Compressor::with_dictionary(LEVEL, &first_dict)
+            .unwrap()
+            .compress(tool_doc(999_999).as_bytes())
+            .unwrap()
+            .len();
+        let (second, _) = until_new_dictionary(&dicts, tool_doc, Some(first), 0);
+        let Packed::Zstd(frame) = Packed::new(tool_doc(999_999), &dicts).unwrap() else {
+            panic!("compressed");
+        };
+        assert_eq!(
+            zstd::zstd_safe::get_dict_id_from_frame(&frame).map(|d| d.get()),
+            Some(second)
+        );
+        assert!(frame.len() < with_first, "{} vs {with_first}", frame.len());
+        let stored: i64 = conn
+            .query_row("SELECT count(*) FROM dictionaries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, 2);
+        // Both kinds of frames still read back.
+        assert_eq!(
+            unpack(ValueRef::Blob(&frame), "doc").unwrap(),
+            tool_doc(999_999)
+        );
     }
 
     #[test]
@@ -503,7 +700,7 @@ mod tests {
             let mut dict = trained();
             let id = fresh_id(&mut dict).unwrap();
             conn.execute(
-                "INSERT INTO dictionaries (id, created_ns, dict) VALUES (?1, ?2, ?3)",
+                "INSERT INTO dictionaries (id, created_ns, dict, ratio) VALUES (?1, ?2, ?3, 0.2)",
                 params![id, now_ns(), dict],
             )
             .unwrap();

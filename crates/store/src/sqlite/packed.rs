@@ -47,13 +47,20 @@ pub(crate) enum Packed {
 
 impl Packed {
     /// Packs `json`, compressing it when it is long enough to gain: with the store's
-    /// dictionary when it has one, else alone (and offered to the dictionary's training).
+    /// dictionary when it has one, else alone; offered to a training while one samples.
     pub fn new(json: String, dictionaries: &Arc<Dictionaries>) -> Result<Self, StoreError> {
         if json.len() < COMPRESS_MIN {
             return Ok(Self::Text(json));
         }
         let frame = match dictionaries.encoder() {
-            Some(encoder) => compress_with(&encoder, json.as_bytes()),
+            Some(encoder) => {
+                dictionaries.sample(json.as_bytes());
+                let frame = compress_with(&encoder, json.as_bytes());
+                if let Ok(f) = &frame {
+                    dictionaries.observe(&encoder, json.len(), f.len());
+                }
+                frame
+            }
             None => {
                 dictionaries.sample(json.as_bytes());
                 COMPRESSOR.with(|cell| {
