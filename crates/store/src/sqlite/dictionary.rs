@@ -11,12 +11,12 @@
 //!   [`MAX_SAMPLE`] bytes each) until it has [`SAMPLE_BYTES`] of them, then trains a
 //!   [`DICT_SIZE`] dictionary on a thread of its own. A failed training starts a new sample, at
 //!   most [`ATTEMPTS`] times per open.
-//! - **Retraining.** A dictionary remembers how well it compressed its own samples. Every
-//!   [`WINDOW_SAMPLES`] samples' worth of documents compressed with it, the store compares: when
-//!   the documents of the window came out [`DRIFT`] times larger than that, they no longer look
-//!   like the ones it was trained on (the first documents were a demo, or the application
-//!   changed), and the store samples again and trains a new dictionary, which then replaces it
-//!   (at most [`MAX_REPLACEMENTS`] times per open).
+//! - **Retraining.** A dictionary remembers how well it compressed a tenth of its samples held
+//!   out of its training. Every [`WINDOW_SAMPLES`] samples' worth of documents compressed with
+//!   it, the store compares: when the documents of the window came out [`DRIFT`] times larger
+//!   than that, they no longer look like the ones it was trained on (the first documents were a
+//!   demo, or the application changed), and the store samples again and trains a new dictionary,
+//!   which then replaces it (one replacement at a time, at most [`MAX_REPLACEMENTS`] per open).
 //! - **Durable before used.** The trainer commits the dictionary to the `dictionaries` table on a
 //!   connection of its own, and only then hands it to the compressors: no stored frame can name
 //!   a dictionary that is not on disk.
@@ -36,7 +36,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -79,22 +79,29 @@ pub(crate) struct Encoder {
     window_packed: AtomicU64,
 }
 
+/// What a store's dictionaries are doing: nothing, collecting samples, or training on them.
+/// Moves only by compare-and-swap, so one drift or one full sample starts one training.
+const IDLE: u8 = 0;
+const SAMPLING: u8 = 1;
+const TRAINING: u8 = 2;
+
 /// The dictionaries of one store: the one compressors use now, and the sampling that trains the
-/// first.
+/// next.
 pub(crate) struct Dictionaries {
     db_path: PathBuf,
     sample_bytes: usize,
     current: RwLock<Option<Arc<Encoder>>>,
-    /// Whether documents are still being sampled (no dictionary yet, none training).
-    sampling: AtomicBool,
+    /// [`IDLE`], [`SAMPLING`] or [`TRAINING`].
+    state: AtomicU8,
     samples: Mutex<Samples>,
     /// Trainings started since the store opened (or since the last replacement began).
     attempts: AtomicU32,
     /// Replacements begun since the store opened.
     replacements: AtomicU32,
-    /// Set when the store closes: a training still running then stores nothing. Held by the
-    /// trainer while it stores, so a close waits for a store in progress.
-    closed: Mutex<bool>,
+    /// Set when the store closes: a training still running then stores nothing.
+    closed: AtomicBool,
+    /// Held by the trainer while it stores a dictionary, and by `close` to wait for that.
+    storing: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -122,24 +129,25 @@ impl Dictionaries {
         Ok(Arc::new(Self {
             db_path: db_path.to_path_buf(),
             sample_bytes,
-            sampling: AtomicBool::new(current.is_none()),
+            state: AtomicU8::new(if current.is_none() { SAMPLING } else { IDLE }),
             current: RwLock::new(current),
             samples: Mutex::new(Samples::default()),
             attempts: AtomicU32::new(0),
             replacements: AtomicU32::new(0),
-            closed: Mutex::new(false),
+            closed: AtomicBool::new(false),
+            storing: Mutex::new(()),
         }))
     }
 
-    /// The store is closing: a training still running stores nothing (one storing its
-    /// dictionary now finishes first).
+    /// The store is closing: a training still running stores nothing, and one storing its
+    /// dictionary right now finishes first. Blocks only in that case.
     pub fn close(&self) {
-        *self.closed.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        self.sampling.store(false, Ordering::Relaxed);
+        self.closed.store(true, Ordering::Release);
+        drop(self.storing.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
     fn is_closed(&self) -> bool {
-        *self.closed.lock().unwrap_or_else(PoisonError::into_inner)
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Dictionaries that never train: every document is compressed alone.
@@ -148,12 +156,13 @@ impl Dictionaries {
         Arc::new(Self {
             db_path: PathBuf::new(),
             sample_bytes: usize::MAX,
-            sampling: AtomicBool::new(false),
+            state: AtomicU8::new(IDLE),
             current: RwLock::new(None),
             samples: Mutex::new(Samples::default()),
             attempts: AtomicU32::new(0),
             replacements: AtomicU32::new(0),
-            closed: Mutex::new(false),
+            closed: AtomicBool::new(false),
+            storing: Mutex::new(()),
         })
     }
 
@@ -181,30 +190,37 @@ impl Dictionaries {
         encoder.window_raw.store(0, Ordering::Relaxed);
         encoder.window_packed.store(0, Ordering::Relaxed);
         let ratio = packed_sum as f64 / raw_sum as f64;
-        if ratio <= encoder.ratio * DRIFT || self.is_closed() {
+        if ratio <= encoder.ratio * DRIFT
+            || self.is_closed()
+            || self.replacements.load(Ordering::Relaxed) >= MAX_REPLACEMENTS
+        {
             return;
         }
-        if self.replacements.fetch_add(1, Ordering::Relaxed) >= MAX_REPLACEMENTS {
-            return;
-        }
-        tracing::info!(
-            trained = encoder.ratio,
-            now = ratio,
-            "stored documents compress worse than the dictionary's samples; training a new one"
-        );
+        // Only from idle: a replacement already sampling or training is not started again.
         self.attempts.store(0, Ordering::Relaxed);
-        self.sampling.store(true, Ordering::Relaxed);
+        if self
+            .state
+            .compare_exchange(IDLE, SAMPLING, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.replacements.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                trained = encoder.ratio,
+                now = ratio,
+                "stored documents compress worse than the dictionary's samples; training a new one"
+            );
+        }
     }
 
     /// Offers a document as a training sample; the one that completes the sample starts the
     /// training.
     pub fn sample(self: &Arc<Self>, doc: &[u8]) {
-        if !self.sampling.load(Ordering::Relaxed) || doc.len() > MAX_SAMPLE {
+        if self.state.load(Ordering::Relaxed) != SAMPLING || doc.len() > MAX_SAMPLE {
             return;
         }
         let docs = {
             let mut s = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
-            if !self.sampling.load(Ordering::Relaxed) {
+            if self.state.load(Ordering::Relaxed) != SAMPLING {
                 return;
             }
             s.docs.push(doc.to_vec());
@@ -212,7 +228,7 @@ impl Dictionaries {
             if s.bytes < self.sample_bytes {
                 return;
             }
-            self.sampling.store(false, Ordering::Relaxed);
+            self.state.store(TRAINING, Ordering::Release);
             std::mem::take(&mut *s).docs
         };
         self.attempts.fetch_add(1, Ordering::Relaxed);
@@ -222,11 +238,14 @@ impl Dictionaries {
             .spawn(move || {
                 crate::background::lower_current_thread(crate::background::Priority::Lowest);
                 match this.train(&docs) {
-                    Ok(id) => tracing::info!(
-                        id,
-                        samples = docs.len(),
-                        "trained a zstd dictionary for stored documents"
-                    ),
+                    Ok(id) => {
+                        this.state.store(IDLE, Ordering::Release);
+                        tracing::info!(
+                            id,
+                            samples = docs.len(),
+                            "trained a zstd dictionary for stored documents"
+                        );
+                    }
                     Err(e) => this.failed(&e),
                 }
             });
@@ -245,19 +264,30 @@ impl Dictionaries {
             retry,
             "cannot train a zstd dictionary; documents stay compressed without one"
         );
-        self.sampling.store(retry, Ordering::Relaxed);
+        self.state
+            .store(if retry { SAMPLING } else { IDLE }, Ordering::Release);
     }
 
     /// Trains a dictionary on `docs`, commits it, registers it, and makes it the one compressors
     /// use, in that order.
     pub fn train(&self, docs: &[Vec<u8>]) -> Result<u32, StoreError> {
         let failed = |e: std::io::Error| StoreError::Database(format!("training failed: {e}"));
-        let mut dict = zstd::dict::from_samples(docs, DICT_SIZE).map_err(failed)?;
+        // Every tenth sample is held out, to judge the dictionary on documents it was not
+        // trained on.
+        let (mut held, mut train) = (Vec::new(), Vec::new());
+        for (i, doc) in docs.iter().enumerate() {
+            if i % 10 == 9 {
+                held.push(doc);
+            } else {
+                train.push(doc);
+            }
+        }
+        let mut dict = zstd::dict::from_samples(&train, DICT_SIZE).map_err(failed)?;
         let id = fresh_id(&mut dict)?;
-        let ratio = sample_ratio(&dict, docs)?;
+        let ratio = sample_ratio(&dict, &held)?;
         let encoder = encoder(id, &dict, ratio)?;
-        let closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
-        if *closed {
+        let storing = self.storing.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.is_closed() {
             return Err(StoreError::Closed);
         }
         // Never creates the file: a store whose files are gone gets nothing.
@@ -266,7 +296,7 @@ impl Dictionaries {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(db_err)?;
-        conn.busy_timeout(Duration::from_secs(60)).map_err(db_err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(db_err)?;
         conn.execute_batch("PRAGMA synchronous = FULL")
             .map_err(db_err)?;
         conn.execute(
@@ -275,7 +305,7 @@ impl Dictionaries {
         )
         .map_err(db_err)?;
         drop(conn);
-        drop(closed);
+        drop(storing);
         register(id, &dict)?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(encoder));
         Ok(id)
@@ -291,7 +321,8 @@ pub(crate) fn refresh(conn: &Connection) -> Result<(), StoreError> {
             .and_then(|rows| rows.collect())
             .map_err(db_err)?,
         // A database older than the table has no dictionaries.
-        Err(_) => return Ok(()),
+        Err(e) if e.to_string().contains("no such table") => return Ok(()),
+        Err(e) => return Err(db_err(e)),
     };
     let missing = {
         let map = registry().read().unwrap_or_else(PoisonError::into_inner);
@@ -400,7 +431,7 @@ fn encoder(id: u32, dict: &[u8], ratio: f64) -> Result<Encoder, StoreError> {
 }
 
 /// Compressed bytes per document byte of `docs` with `dict`, at the level documents use.
-fn sample_ratio(dict: &[u8], docs: &[Vec<u8>]) -> Result<f64, StoreError> {
+fn sample_ratio(dict: &[u8], docs: &[&Vec<u8>]) -> Result<f64, StoreError> {
     let failed = |e: std::io::Error| StoreError::Database(format!("training failed: {e}"));
     let mut compressor = zstd::bulk::Compressor::with_dictionary(LEVEL, dict).map_err(failed)?;
     let (mut raw, mut packed) = (0usize, 0usize);
@@ -541,7 +572,7 @@ mod tests {
         // Reopened, the store compresses with the stored dictionary at once and samples nothing.
         let again = Dictionaries::open(&conn, &path, 64 * 1024).unwrap();
         assert!(again.encoder().is_some());
-        assert!(!again.sampling.load(Ordering::Relaxed));
+        assert_eq!(again.state.load(Ordering::Relaxed), IDLE);
     }
 
     /// Tool-call documents, nothing like [`doc`]'s chat prompts.
@@ -673,7 +704,7 @@ mod tests {
             assert!(dicts.encoder().is_none());
             i += 1;
             let attempts = dicts.attempts.load(Ordering::Relaxed);
-            if attempts == ATTEMPTS && !dicts.sampling.load(Ordering::Relaxed) && i > 5_000 {
+            if attempts == ATTEMPTS && dicts.state.load(Ordering::Relaxed) == IDLE && i > 5_000 {
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "{attempts} attempts");

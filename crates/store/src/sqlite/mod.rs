@@ -452,7 +452,9 @@ impl Store for SqliteStore {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.dictionaries.close();
+        // Waits (off the async workers) for a dictionary being stored right now, if any.
+        let dictionaries = self.dictionaries.clone();
+        let _ = tokio::task::spawn_blocking(move || dictionaries.close()).await;
         let (reply, answer) = oneshot::channel();
         let result = match self.sender.send(Command::Close { reply }).await {
             Ok(()) => answer.await.unwrap_or_else(|_| {
