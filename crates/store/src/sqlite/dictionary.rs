@@ -126,17 +126,32 @@ impl Dictionaries {
             })?)),
             None => None,
         };
-        Ok(Arc::new(Self {
-            db_path: db_path.to_path_buf(),
+        let state = if current.is_none() { SAMPLING } else { IDLE };
+        Ok(Self::with(
+            db_path.to_path_buf(),
             sample_bytes,
-            state: AtomicU8::new(if current.is_none() { SAMPLING } else { IDLE }),
+            current,
+            state,
+        ))
+    }
+
+    fn with(
+        db_path: PathBuf,
+        sample_bytes: usize,
+        current: Option<Arc<Encoder>>,
+        state: u8,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            db_path,
+            sample_bytes,
+            state: AtomicU8::new(state),
             current: RwLock::new(current),
             samples: Mutex::new(Samples::default()),
             attempts: AtomicU32::new(0),
             replacements: AtomicU32::new(0),
             closed: AtomicBool::new(false),
             storing: Mutex::new(()),
-        }))
+        })
     }
 
     /// The store is closing: a training still running stores nothing, and one storing its
@@ -153,17 +168,7 @@ impl Dictionaries {
     /// Dictionaries that never train: every document is compressed alone.
     #[cfg(test)]
     pub fn without_training() -> Arc<Self> {
-        Arc::new(Self {
-            db_path: PathBuf::new(),
-            sample_bytes: usize::MAX,
-            state: AtomicU8::new(IDLE),
-            current: RwLock::new(None),
-            samples: Mutex::new(Samples::default()),
-            attempts: AtomicU32::new(0),
-            replacements: AtomicU32::new(0),
-            closed: AtomicBool::new(false),
-            storing: Mutex::new(()),
-        })
+        Self::with(PathBuf::new(), usize::MAX, None, IDLE)
     }
 
     /// The dictionary to compress with, if there is one yet.

@@ -765,13 +765,7 @@ async fn rollups_are_backfilled_for_older_stores() {
     let spans = (1..=5u8)
         .map(|i| item(span(i, i, Some(if i % 2 == 0 { "a" } else { "b" }))))
         .collect();
-    store
-        .write(WriteBatch {
-            spans,
-            logs: vec![],
-        })
-        .await
-        .unwrap();
+    write_spans(&store, spans).await;
     let query = RollupQuery {
         filter: Filter {
             project: "p".into(),
