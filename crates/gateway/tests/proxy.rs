@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{json, Value};
-use sightline_gateway::{Gateway, GatewayConfig, GatewayStats};
+use sightline_gateway::{Gateway, GatewayConfig, GatewayStats, GatewayStatsSnapshot};
 use sightline_ingest::pipeline::enrich::StandardEnricher;
 use sightline_ingest::{Pipeline, PipelineConfig};
 use sightline_mock::{MockConfig, RunningMock};
@@ -89,6 +89,19 @@ impl Harness {
         panic!("fewer than {n} calls were recorded");
     }
 
+    /// The gateway's counters once `n` records are counted as stored: a call is visible in the
+    /// store as soon as its commit is, a moment before the recorder counts it.
+    async fn stored(&self, n: u64) -> GatewayStatsSnapshot {
+        for _ in 0..200 {
+            let s = self.stats.snapshot();
+            if s.records_stored >= n {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.stats.snapshot()
+    }
+
     fn post(&self, url: String, body: &Value) -> reqwest::RequestBuilder {
         self.client
             .post(url)
@@ -149,7 +162,7 @@ async fn responses_are_passed_through_and_recorded() {
         sightline_store::background::requests_favoured(),
         "the store's writer yields to proxied calls"
     );
-    let s = h.stats.snapshot();
+    let s = h.stored(2).await;
     assert_eq!(s.requests, 2);
     assert_eq!(s.records_stored, 2);
     assert_eq!(s.records_dropped_queue_full, 0);
@@ -342,7 +355,7 @@ async fn projects_are_named_as_on_otlp() {
             .unwrap();
         if !page.items.is_empty() {
             assert_eq!(page.items.len(), 1, "the refused call is not recorded");
-            assert_eq!(h.stats.snapshot().records_stored, 1);
+            assert_eq!(h.stored(1).await.records_stored, 1);
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
