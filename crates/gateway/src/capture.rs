@@ -89,8 +89,16 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    /// Closes the exchange with `outcome` and hands it to the recorder.
+    /// Closes the exchange with `outcome`, counts a cancelled call or an upstream failure, and
+    /// hands the exchange to the recorder.
     pub(crate) fn finish(mut self, outcome: Outcome, recorder: &Recorder) {
+        match outcome {
+            Outcome::Cancelled => recorder.stats().cancelled(),
+            Outcome::Timeout(_) | Outcome::Unreachable(_) | Outcome::UpstreamError(_) => {
+                recorder.stats().upstream_error();
+            }
+            Outcome::Complete | Outcome::Rejected(_) => {}
+        }
         let elapsed = self.started.elapsed().as_nanos() as u64;
         self.exchange.end_unix_nano = self.exchange.start_unix_nano + elapsed;
         self.exchange.outcome = outcome;
@@ -165,7 +173,6 @@ impl Stream for Tee {
                     Outcome::UpstreamError(format!("upstream response broke off: {e}"))
                 };
                 if let Some(p) = this.pending.take() {
-                    this.recorder.stats().upstream_error();
                     p.finish(outcome, &this.recorder);
                 }
                 Poll::Ready(Some(Err(std::io::Error::other(e))))
@@ -183,7 +190,6 @@ impl Stream for Tee {
 impl Drop for Tee {
     fn drop(&mut self) {
         if let Some(p) = self.pending.take() {
-            self.recorder.stats().cancelled();
             p.finish(Outcome::Cancelled, &self.recorder);
         }
     }

@@ -107,7 +107,6 @@ impl Guard<'_> {
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         if let Some(p) = self.pending.take() {
-            self.recorder.stats().cancelled();
             p.finish(Outcome::Cancelled, self.recorder);
         }
     }
@@ -231,7 +230,6 @@ async fn forward(
     let upstream = match sent {
         Ok(r) => r,
         Err(e) => {
-            stats.upstream_error();
             let (status, code, outcome) = if e.is_timeout() {
                 let m = format!(
                     "the {} upstream did not answer in time: {e}",

@@ -211,6 +211,7 @@ async fn silent_upstream_times_out() {
     assert_eq!(r.status(), 504);
     let calls = h.calls(1).await;
     assert_eq!(calls[0].error_type.as_deref(), Some("timeout"));
+    assert_eq!(h.stats.snapshot().upstream_errors, 1);
 }
 
 #[tokio::test]
@@ -264,6 +265,9 @@ async fn broken_and_malformed_upstream_bodies_are_recorded() {
     let calls = h.calls(2).await;
     assert_eq!(calls[0].error_type.as_deref(), Some("upstream_error"));
     assert_eq!(calls[1].error_type.as_deref(), Some("malformed_response"));
+    // A stream that broke off is the upstream's failure; a malformed body it finished is not.
+    let s = h.stats.snapshot();
+    assert_eq!((s.upstream_errors, s.client_cancelled), (1, 0), "{s:?}");
 }
 
 #[tokio::test]
