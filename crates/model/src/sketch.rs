@@ -96,8 +96,11 @@ impl DdSketch {
     pub fn merge_signed(&mut self, other: &DdSketch, sign: i64) {
         if let (Some(lo), Some(hi)) = (other.min_key(), other.max_key()) {
             self.reserve_range(lo, hi);
-            for (k, c) in other.bins() {
-                self.add_bin(k, c.wrapping_mul(sign));
+            // Both now hold keys lo..=hi: add the two runs of bins element by element.
+            let src = &other.bins[(lo - other.offset) as usize..=(hi - other.offset) as usize];
+            let start = (lo - self.offset) as usize;
+            for (d, c) in self.bins[start..start + src.len()].iter_mut().zip(src) {
+                *d = d.wrapping_add(c.wrapping_mul(sign));
             }
         }
         self.zero += other.zero * sign;
@@ -407,9 +410,14 @@ mod tests {
             for v in &a { s.add(*v); only_a.add(*v); }
             let mut extra = DdSketch::new();
             for v in &b { s.add(*v); extra.add(*v); }
+            let mut t = s.clone();
             s.merge_encoded(&extra.encode(), -1).unwrap();
             prop_assert!(s.bins().eq(only_a.bins()));
             prop_assert_eq!(s.count(), a.len() as i64);
+            // And in memory.
+            t.merge_signed(&extra, -1);
+            prop_assert!(t.bins().eq(only_a.bins()));
+            prop_assert_eq!(t.count(), a.len() as i64);
         }
 
         #[test]
