@@ -419,17 +419,11 @@ fn scrape_gateway_stats(text: &str) -> sightline_gateway::GatewayStatsSnapshot {
             })
             .map_or(0, |v| v as u64)
     };
-    sightline_gateway::GatewayStatsSnapshot {
-        requests: value("sightline_gateway_requests_total"),
-        upstream_errors: value("sightline_gateway_upstream_errors_total"),
-        client_cancelled: value("sightline_gateway_client_cancelled_total"),
-        records_queued: value("sightline_gateway_records_queued_total"),
-        records_dropped_queue_full: value("sightline_gateway_records_dropped_total"),
-        records_stored: value("sightline_gateway_records_stored_total"),
-        records_failed: value("sightline_gateway_records_failed_total"),
-        queue_depth: value("sightline_gateway_record_queue_depth"),
-        queue_capacity: value("sightline_gateway_record_queue_capacity"),
+    let mut stats = sightline_gateway::GatewayStatsSnapshot::default();
+    for (name, _, _, field) in crate::telemetry::GATEWAY_SERIES {
+        *field(&mut stats) = value(name);
     }
+    stats
 }
 
 /// Runs the whole benchmark.

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use sightline_gateway::GatewayStatsSnapshot;
 use sightline_ingest::pipeline::Pipeline;
 use sightline_serve::prometheus::{family, sample, MetricsSource};
 use sightline_store::sqlite::{telemetry, SqliteStore};
@@ -187,6 +188,68 @@ impl MetricsSource for StoreMetrics {
     }
 }
 
+/// A field of the gateway's counters.
+type GatewayField = fn(&mut GatewayStatsSnapshot) -> &mut u64;
+
+/// The gateway's series on `/metrics`: name, Prometheus type, help, and the counter it shows
+/// (`gateway-bench` reads them back by the same names).
+pub(crate) const GATEWAY_SERIES: [(&str, &str, &str, GatewayField); 9] = [
+    (
+        "sightline_gateway_requests_total",
+        "counter",
+        "Requests received on the gateway routes.",
+        |g| &mut g.requests,
+    ),
+    (
+        "sightline_gateway_upstream_errors_total",
+        "counter",
+        "Calls the upstream could not answer (unreachable, timed out, broken body).",
+        |g| &mut g.upstream_errors,
+    ),
+    (
+        "sightline_gateway_client_cancelled_total",
+        "counter",
+        "Responses the client stopped reading before the end.",
+        |g| &mut g.client_cancelled,
+    ),
+    (
+        "sightline_gateway_records_queued_total",
+        "counter",
+        "Calls put on the recording queue.",
+        |g| &mut g.records_queued,
+    ),
+    (
+        "sightline_gateway_records_dropped_total",
+        "counter",
+        "Calls not recorded because the recording queue was full.",
+        |g| &mut g.records_dropped_queue_full,
+    ),
+    (
+        "sightline_gateway_records_stored_total",
+        "counter",
+        "Recorded spans the pipeline stored.",
+        |g| &mut g.records_stored,
+    ),
+    (
+        "sightline_gateway_records_failed_total",
+        "counter",
+        "Recorded spans the pipeline refused after retries.",
+        |g| &mut g.records_failed,
+    ),
+    (
+        "sightline_gateway_record_queue_depth",
+        "gauge",
+        "Calls waiting on the recording queue.",
+        |g| &mut g.queue_depth,
+    ),
+    (
+        "sightline_gateway_record_queue_capacity",
+        "gauge",
+        "Capacity of the recording queue.",
+        |g| &mut g.queue_capacity,
+    ),
+];
+
 /// The gateway's counters: requests, upstream failures, cancelled streams, and what happened to
 /// the recording of each call (queued, stored, failed, or not recorded because the queue was
 /// full — never silently lost).
@@ -195,61 +258,10 @@ pub struct GatewayMetrics(pub Arc<sightline_gateway::GatewayStats>);
 #[async_trait]
 impl MetricsSource for GatewayMetrics {
     async fn render(&self, out: &mut String) {
-        let g = self.0.snapshot();
-        for (name, help, v) in [
-            (
-                "sightline_gateway_requests_total",
-                "Requests received on the gateway routes.",
-                g.requests,
-            ),
-            (
-                "sightline_gateway_upstream_errors_total",
-                "Calls the upstream could not answer (unreachable, timed out, broken body).",
-                g.upstream_errors,
-            ),
-            (
-                "sightline_gateway_client_cancelled_total",
-                "Responses the client stopped reading before the end.",
-                g.client_cancelled,
-            ),
-            (
-                "sightline_gateway_records_queued_total",
-                "Calls put on the recording queue.",
-                g.records_queued,
-            ),
-            (
-                "sightline_gateway_records_dropped_total",
-                "Calls not recorded because the recording queue was full.",
-                g.records_dropped_queue_full,
-            ),
-            (
-                "sightline_gateway_records_stored_total",
-                "Recorded spans the pipeline stored.",
-                g.records_stored,
-            ),
-            (
-                "sightline_gateway_records_failed_total",
-                "Recorded spans the pipeline refused after retries.",
-                g.records_failed,
-            ),
-        ] {
-            family(out, name, "counter", help);
-            sample(out, name, &[], v as f64);
-        }
-        for (name, help, v) in [
-            (
-                "sightline_gateway_record_queue_depth",
-                "Calls waiting on the recording queue.",
-                g.queue_depth,
-            ),
-            (
-                "sightline_gateway_record_queue_capacity",
-                "Capacity of the recording queue.",
-                g.queue_capacity,
-            ),
-        ] {
-            family(out, name, "gauge", help);
-            sample(out, name, &[], v as f64);
+        let mut g = self.0.snapshot();
+        for (name, kind, help, field) in GATEWAY_SERIES {
+            family(out, name, kind, help);
+            sample(out, name, &[], *field(&mut g) as f64);
         }
     }
 }

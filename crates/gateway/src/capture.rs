@@ -93,9 +93,9 @@ impl Pending {
     /// hands the exchange to the recorder.
     pub(crate) fn finish(mut self, outcome: Outcome, recorder: &Recorder) {
         match outcome {
-            Outcome::Cancelled => recorder.stats().cancelled(),
+            Outcome::Cancelled => recorder.counters().cancelled(),
             Outcome::Timeout(_) | Outcome::Unreachable(_) | Outcome::UpstreamError(_) => {
-                recorder.stats().upstream_error();
+                recorder.counters().upstream_error();
             }
             Outcome::Complete | Outcome::Rejected(_) => {}
         }

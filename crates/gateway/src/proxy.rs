@@ -106,9 +106,7 @@ impl Guard<'_> {
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        if let Some(p) = self.pending.take() {
-            p.finish(Outcome::Cancelled, self.recorder);
-        }
+        self.finish(Outcome::Cancelled);
     }
 }
 
@@ -123,7 +121,7 @@ async fn forward(
 ) -> Response {
     let started = Instant::now();
     let start_unix_nano = unix_nanos();
-    let stats = gw.recorder.stats();
+    let stats = gw.recorder.counters();
     stats.request();
     // From the first proxied call on, the store's writer yields to calls like this one.
     sightline_store::background::favour_requests();

@@ -752,9 +752,9 @@ fn anthropic_stream(text: &str) -> ResponseInfo {
                 }
             }
             "content_block_delta" => {
-                let delta = v.get("delta").cloned().unwrap_or(Value::Null);
+                let delta = v.get("delta").unwrap_or(&Value::Null);
                 match delta.get("type").and_then(Value::as_str) {
-                    Some("text_delta") => append_delta(&mut blocks, index, &delta, "text", "text"),
+                    Some("text_delta") => append_delta(&mut blocks, index, delta, "text", "text"),
                     Some("input_json_delta") => {
                         let piece = delta
                             .get("partial_json")
@@ -763,7 +763,7 @@ fn anthropic_stream(text: &str) -> ResponseInfo {
                         partial_json.entry(index).or_default().push_str(piece);
                     }
                     Some("thinking_delta") => {
-                        append_delta(&mut blocks, index, &delta, "thinking", "thinking");
+                        append_delta(&mut blocks, index, delta, "thinking", "thinking");
                     }
                     _ => {}
                 }

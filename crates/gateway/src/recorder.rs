@@ -13,7 +13,7 @@
 //! commits far more cheaply than one call at a time. At most the channel's capacity plus one batch
 //! of exchanges is held in memory.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread::Thread;
 use std::time::Duration;
 
@@ -43,14 +43,12 @@ struct Shared {
     capacity: usize,
     stats: Arc<GatewayStats>,
     /// The recorder thread, to wake it early.
-    thread: OnceLock<Thread>,
+    thread: Thread,
 }
 
 impl Shared {
     fn wake(&self) {
-        if let Some(t) = self.thread.get() {
-            t.unpark();
-        }
+        self.thread.unpark();
     }
 }
 
@@ -91,6 +89,11 @@ impl Recorder {
     pub fn stats(&self) -> Arc<GatewayStats> {
         self.shared.stats.clone()
     }
+
+    /// The counters, borrowed: for the per-request path, which needs no handle of its own.
+    pub(crate) fn counters(&self) -> &GatewayStats {
+        &self.shared.stats
+    }
 }
 
 /// Starts the recording thread. Its handle ends once every [`Recorder`] is dropped and the queue
@@ -127,9 +130,8 @@ pub fn spawn(
         tx: Some(tx),
         capacity,
         stats,
-        thread: OnceLock::new(),
+        thread: thread.thread().clone(),
     };
-    let _ = shared.thread.set(thread.thread().clone());
     let task = tokio::spawn(async move {
         let _ = done_rx.await;
     });

@@ -67,12 +67,17 @@ async fn harness(tweak: impl FnOnce(&mut GatewayConfig)) -> Harness {
 
 impl Harness {
     async fn calls(&self, n: usize) -> Vec<LlmCall> {
+        self.calls_in("default", n).await
+    }
+
+    /// The calls recorded in `project`, oldest first, once there are at least `n`.
+    async fn calls_in(&self, project: &str, n: usize) -> Vec<LlmCall> {
         for _ in 0..200 {
             let page = self
                 .store
                 .list_calls(
                     &Filter {
-                        project: "default".into(),
+                        project: project.into(),
                         ..Filter::default()
                     },
                     &PageRequest::default(),
@@ -347,24 +352,9 @@ async fn projects_are_named_as_on_otlp() {
     );
 
     assert_eq!(send("team-a.prod").await.unwrap().status(), 200);
-    let filter = Filter {
-        project: "team-a.prod".into(),
-        ..Filter::default()
-    };
-    for _ in 0..200 {
-        let page = h
-            .store
-            .list_calls(&filter, &PageRequest::default())
-            .await
-            .unwrap();
-        if !page.items.is_empty() {
-            assert_eq!(page.items.len(), 1, "the refused call is not recorded");
-            assert_eq!(h.stored(1).await.records_stored, 1);
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the call to team-a.prod was not recorded");
+    let calls = h.calls_in("team-a.prod", 1).await;
+    assert_eq!(calls.len(), 1, "the refused call is not recorded");
+    assert_eq!(h.stored(1).await.records_stored, 1);
 }
 
 #[tokio::test]

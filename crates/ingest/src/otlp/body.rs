@@ -136,9 +136,6 @@ pub fn decompress_prefix(
     encoding: ContentEncoding,
     max: usize,
 ) -> Result<Vec<u8>, String> {
-    if encoding == ContentEncoding::Identity {
-        return Ok(body[..body.len().min(max)].to_vec());
-    }
     let failed = |e: &std::io::Error| format!("body cannot be decoded as {}: {e}", encoding.name());
     let reader = decoder(body, encoding, max).map_err(|e| failed(&e))?;
     let mut out = Vec::new();
