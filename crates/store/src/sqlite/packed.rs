@@ -33,8 +33,7 @@ const LEVEL: i32 = 1;
 const MAX_DOCUMENT: usize = 512 * 1024 * 1024;
 
 thread_local! {
-    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
-    static DICT_COMPRESSOR: RefCell<Option<CCtx<'static>>> = const { RefCell::new(None) };
+    static COMPRESSOR: RefCell<Option<CCtx<'static>>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
 }
 
@@ -52,27 +51,12 @@ impl Packed {
         if json.len() < COMPRESS_MIN {
             return Ok(Self::Text(json));
         }
-        let frame = match dictionaries.encoder() {
-            Some(encoder) => {
-                dictionaries.sample(json.as_bytes());
-                let frame = compress_with(&encoder, json.as_bytes());
-                if let Ok(f) = &frame {
-                    dictionaries.observe(&encoder, json.len(), f.len());
-                }
-                frame
-            }
-            None => {
-                dictionaries.sample(json.as_bytes());
-                COMPRESSOR.with(|cell| {
-                    let mut slot = cell.borrow_mut();
-                    let compressor = match &mut *slot {
-                        Some(c) => c,
-                        None => slot.insert(zstd::bulk::Compressor::new(LEVEL)?),
-                    };
-                    compressor.compress(json.as_bytes())
-                })
-            }
-        };
+        dictionaries.sample(json.as_bytes());
+        let encoder = dictionaries.encoder();
+        let frame = compress(encoder.as_deref(), json.as_bytes());
+        if let (Some(encoder), Ok(f)) = (&encoder, &frame) {
+            dictionaries.observe(encoder, json.len(), f.len());
+        }
         match frame {
             Ok(frame) if frame.len() < json.len() => Ok(Self::Zstd(frame)),
             Ok(_) => Ok(Self::Text(json)),
@@ -101,10 +85,11 @@ impl ToSql for Packed {
     }
 }
 
-/// One frame of `src` compressed with `encoder`'s dictionary (its id in the frame header).
-fn compress_with(encoder: &Encoder, src: &[u8]) -> std::io::Result<Vec<u8>> {
+/// One frame of `src`: with `encoder`'s dictionary (its id in the frame header), else alone at
+/// [`LEVEL`].
+fn compress(encoder: Option<&Encoder>, src: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(src.len()));
-    DICT_COMPRESSOR.with(|cell| {
+    COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         let cctx = match &mut *slot {
             Some(c) => c,
@@ -113,8 +98,11 @@ fn compress_with(encoder: &Encoder, src: &[u8]) -> std::io::Result<Vec<u8>> {
                     .ok_or_else(|| std::io::Error::other("cannot allocate a zstd context"))?,
             ),
         };
-        cctx.compress_using_cdict(&mut frame, src, &encoder.cdict)
-            .map_err(|code| std::io::Error::other(zstd::zstd_safe::get_error_name(code)))
+        match encoder {
+            Some(encoder) => cctx.compress_using_cdict(&mut frame, src, &encoder.cdict),
+            None => cctx.compress(&mut frame, src, LEVEL),
+        }
+        .map_err(|code| std::io::Error::other(zstd::zstd_safe::get_error_name(code)))
     })?;
     Ok(frame)
 }
