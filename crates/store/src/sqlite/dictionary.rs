@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use zstd::zstd_safe::{CDict, DDict};
 
 use super::codec::db_err;
@@ -119,7 +119,7 @@ impl Dictionaries {
         db_path: &Path,
         sample_bytes: usize,
     ) -> Result<Arc<Self>, StoreError> {
-        let newest = load(conn)?;
+        let newest = newest(conn)?;
         let current = match newest {
             Some(d) => Some(Arc::new(encoder(d.id, &d.dict, d.ratio).map_err(|e| {
                 StoreError::Corrupt(format!("stored zstd dictionary {}: {e}", d.id))
@@ -347,8 +347,30 @@ pub(crate) struct Stored {
     pub ratio: f64,
 }
 
-/// Registers every dictionary stored in `conn`'s database for reading; the newest, if any.
-pub(crate) fn load(conn: &Connection) -> Result<Option<Stored>, StoreError> {
+/// The newest dictionary stored in `conn`'s migrated database (registered for reading), if any.
+fn newest(conn: &Connection) -> Result<Option<Stored>, StoreError> {
+    let stored = conn
+        .query_row(
+            "SELECT id, dict, ratio FROM dictionaries ORDER BY created_ns DESC, id DESC LIMIT 1",
+            [],
+            |r| {
+                Ok(Stored {
+                    id: r.get(0)?,
+                    dict: r.get(1)?,
+                    ratio: r.get(2)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(db_err)?;
+    if let Some(d) = &stored {
+        register(d.id, &d.dict)?;
+    }
+    Ok(stored)
+}
+
+/// Registers every dictionary stored in `conn`'s database for reading.
+pub(crate) fn load(conn: &Connection) -> Result<(), StoreError> {
     let exists: bool = conn
         .query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'dictionaries')",
@@ -357,27 +379,19 @@ pub(crate) fn load(conn: &Connection) -> Result<Option<Stored>, StoreError> {
         )
         .map_err(db_err)?;
     if !exists {
-        return Ok(None);
+        return Ok(());
     }
     let mut st = conn
-        .prepare("SELECT id, dict, ratio FROM dictionaries ORDER BY created_ns, id")
+        .prepare("SELECT id, dict FROM dictionaries")
         .map_err(db_err)?;
     let rows = st
-        .query_map([], |r| {
-            Ok(Stored {
-                id: r.get(0)?,
-                dict: r.get(1)?,
-                ratio: r.get(2)?,
-            })
-        })
+        .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, Vec<u8>>(1)?)))
         .map_err(db_err)?;
-    let mut newest = None;
     for row in rows {
-        let stored = row.map_err(db_err)?;
-        register(stored.id, &stored.dict)?;
-        newest = Some(stored);
+        let (id, dict) = row.map_err(db_err)?;
+        register(id, &dict)?;
     }
-    Ok(newest)
+    Ok(())
 }
 
 /// The registered dictionary `id`, for decompressing a frame that names it.

@@ -124,7 +124,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     super::packed::register(&conn)?;
     // Dictionaries trained later are registered by the trainer, or (trained by another
     // process) when the pool hands the connection out again.
-    super::dictionary::load(&conn)?;
+    super::dictionary::refresh(&conn)?;
     // The full-text index lives in its own file (see `search`); `calls_fts` resolves there.
     let search = super::search::index_path(path);
     if search.exists() {
