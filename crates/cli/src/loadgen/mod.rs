@@ -968,6 +968,215 @@ mod profile {
         );
     }
 
+    /// A row of the floor's one table: trace id, span id, compressed document.
+    type Row = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+    /// Thread CPU time, in seconds: what a stage costs, whatever it waits for.
+    fn thread_cpu_s() -> f64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec through a valid pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    }
+
+    /// The floor under the ingest path: what each part of it costs for the load generator's spans
+    /// when it runs alone, without the store's indexes, summaries, HTTP or threads around it.
+    /// Every figure is CPU time on one thread (fsync waits excluded), per span:
+    ///
+    /// - decoding the protobuf request, and normalizing and pricing the spans (Sightline's own);
+    /// - encoding each span's attributes and call as JSON, and compressing both with a zstd
+    ///   dictionary trained on the first 4 MiB of them, level 3 (what the store keeps);
+    /// - SQLite alone: the compressed documents inserted into one rowid table with no index but
+    ///   its primary key, a WAL commit with `synchronous = FULL` per request of spans;
+    /// - FTS5 alone: each call's message text into a contentless FTS5 table with the store's
+    ///   tokenizer, 5,000 calls per transaction, as the search indexer does.
+    ///
+    /// Against a target rate, the sum says how many cores the parts alone need.
+    ///
+    /// ```text
+    /// cargo test --release -p sightline-cli ingest_floor -- --ignored --nocapture
+    /// ```
+    #[test]
+    #[ignore = "measurement harness"]
+    fn ingest_floor() {
+        let requests = env("PROFILE_REQUESTS", 200);
+        let traces = env("PROFILE_BATCH_TRACES", 50);
+        let content = std::env::var_os("PROFILE_NO_CONTENT").is_none();
+        let mut generator = Generator::new(42, shape(2_000, 10_000, content, 42), 1024).unwrap();
+        let bodies: Vec<Vec<u8>> = (0..requests)
+            .map(|i| {
+                generator
+                    .next_batch(traces, Stamp::At(1_760_000_000_000_000_000 + i as u64))
+                    .unwrap()
+                    .body
+            })
+            .collect();
+        let enricher = StandardEnricher::builtin();
+        let limits = Limits::default();
+        let stages_of = |body: &[u8]| {
+            let req = ExportTraceServiceRequest::decode(body).unwrap();
+            let spans = spans_from_owned_request(req, "default", &limits).items;
+            enrich_all(&enricher, spans)
+        };
+        let documents_of = |s: &sightline_store::SpanWithCall| {
+            let attributes = serde_json::to_vec(&s.span.attributes).unwrap();
+            let call = s.llm.as_ref().map(|c| serde_json::to_vec(c).unwrap());
+            std::iter::once(attributes).chain(call)
+        };
+
+        // The dictionary, trained as the store trains it: on the first 4 MiB of documents.
+        let mut samples = Vec::new();
+        let mut sampled = 0;
+        'sample: for body in &bodies {
+            for doc in stages_of(body).iter().flat_map(documents_of) {
+                if sampled >= 4 << 20 {
+                    break 'sample;
+                }
+                sampled += doc.len();
+                samples.push(doc);
+            }
+        }
+        let dictionary = zstd::dict::from_samples(&samples, 64 * 1024).unwrap();
+        let mut compressor = zstd::bulk::Compressor::with_dictionary(3, &dictionary).unwrap();
+
+        // Request by request, as the server sees them. Nothing is kept across requests here:
+        // memory that grows is paid for in page faults by whichever stage touches it first.
+        let (mut decode, mut normalize, mut json, mut compress) = (0.0, 0.0, 0.0, 0.0);
+        let (mut spans, mut raw_bytes, mut packed_bytes) = (0, 0, 0);
+        for body in &bodies {
+            let t = thread_cpu_s();
+            let req = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+            let items = spans_from_owned_request(req, "default", &limits).items;
+            decode += thread_cpu_s() - t;
+            spans += items.len();
+
+            let t = thread_cpu_s();
+            let batch = enrich_all(&enricher, items);
+            normalize += thread_cpu_s() - t;
+
+            let t = thread_cpu_s();
+            let documents: Vec<Vec<Vec<u8>>> =
+                batch.iter().map(|s| documents_of(s).collect()).collect();
+            json += thread_cpu_s() - t;
+
+            let t = thread_cpu_s();
+            let frames: Vec<Vec<Vec<u8>>> = documents
+                .iter()
+                .map(|docs| {
+                    docs.iter()
+                        .map(|d| compressor.compress(d).unwrap())
+                        .collect()
+                })
+                .collect();
+            compress += thread_cpu_s() - t;
+
+            raw_bytes += documents.iter().flatten().map(Vec::len).sum::<usize>();
+            packed_bytes += frames.iter().flatten().map(Vec::len).sum::<usize>();
+        }
+
+        // What SQLite and FTS5 are given: each request's rows, and each call's message text.
+        let mut rows: Vec<Vec<Row>> = Vec::new();
+        let mut texts = Vec::new();
+        for body in &bodies {
+            let mut request_rows = Vec::new();
+            for s in stages_of(body) {
+                for doc in documents_of(&s) {
+                    let (trace, span) = (s.span.trace_id.as_bytes(), s.span.span_id.as_bytes());
+                    let frame = compressor.compress(&doc).unwrap();
+                    request_rows.push((trace.to_vec(), span.to_vec(), frame));
+                }
+                texts.extend(s.llm.as_ref().map(|c| c.searchable_text()));
+            }
+            rows.push(request_rows);
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = rusqlite::Connection::open(dir.path().join("floor.db")).unwrap();
+        db.execute_batch(
+            "PRAGMA page_size = 8192;
+             PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA cache_size = -131072;
+             PRAGMA wal_autocheckpoint = 4000;
+             CREATE TABLE docs (id INTEGER PRIMARY KEY, trace BLOB, span BLOB, doc BLOB);",
+        )
+        .unwrap();
+        let t = thread_cpu_s();
+        for request_rows in &rows {
+            let tx = db.unchecked_transaction().unwrap();
+            {
+                let mut insert = tx
+                    .prepare_cached("INSERT INTO docs (trace, span, doc) VALUES (?1, ?2, ?3)")
+                    .unwrap();
+                for (trace, span, frame) in request_rows {
+                    insert
+                        .execute(rusqlite::params![trace, span, frame])
+                        .unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        let sqlite = thread_cpu_s() - t;
+
+        let text_bytes: usize = texts.iter().map(String::len).sum();
+        let fts = rusqlite::Connection::open(dir.path().join("fts.db")).unwrap();
+        fts.execute_batch(
+            "PRAGMA page_size = 8192;
+             PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA cache_size = -65536;
+             CREATE VIRTUAL TABLE calls_fts USING fts5 (
+                 text, content = '', contentless_delete = 1,
+                 tokenize = 'unicode61 remove_diacritics 2');",
+        )
+        .unwrap();
+        let t = thread_cpu_s();
+        for chunk in texts.chunks(5_000) {
+            let tx = fts.unchecked_transaction().unwrap();
+            {
+                let mut insert = tx
+                    .prepare_cached("INSERT INTO calls_fts (text) VALUES (?1)")
+                    .unwrap();
+                for text in chunk {
+                    insert.execute([text]).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        let index = thread_cpu_s() - t;
+
+        let per = |s: f64| s * 1e6 / spans as f64;
+        let stages = [
+            ("decode protobuf", decode),
+            ("normalize + price", normalize),
+            ("JSON-encode attributes and call", json),
+            ("zstd with dictionary, level 3", compress),
+            ("SQLite: one table, no index, fsynced commits", sqlite),
+            ("FTS5: message text", index),
+        ];
+        println!(
+            "{spans} spans, {} calls; documents {:.0} B/span raw, {:.0} B/span compressed; \
+             message text {:.0} B/call",
+            texts.len(),
+            raw_bytes as f64 / spans as f64,
+            packed_bytes as f64 / spans as f64,
+            text_bytes as f64 / texts.len().max(1) as f64
+        );
+        let mut total = 0.0;
+        for (stage, s) in stages {
+            total += per(s);
+            println!("{stage:<48} {:>6.2} µs/span", per(s));
+        }
+        println!(
+            "{:<48} {total:>6.2} µs/span: {:.2} cores at 100,000 spans/s",
+            "sum",
+            total / 10.0
+        );
+    }
+
     /// Fills a data directory through the same stages, without HTTP: `FILL_DIR` (required),
     /// `FILL_SPANS` spans (default 10,000,000) of traces ending over the last `FILL_DAYS` days
     /// (default 7), `FILL_TASKS` concurrent writers (default 16), no message content unless
