@@ -912,21 +912,28 @@ mod profile {
             .unwrap_or(default)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "profiling harness"]
-    async fn profile_ingest_path() {
-        let requests = env("PROFILE_REQUESTS", 100);
-        let traces = env("PROFILE_BATCH_TRACES", 20);
+    /// `PROFILE_REQUESTS` request bodies (default `requests`) of `PROFILE_BATCH_TRACES` traces
+    /// each (default `traces`), with message content unless `PROFILE_NO_CONTENT` is set; the same
+    /// seed every run.
+    fn request_bodies(requests: usize, traces: usize) -> Vec<Vec<u8>> {
+        let requests = env("PROFILE_REQUESTS", requests);
+        let traces = env("PROFILE_BATCH_TRACES", traces);
         let content = std::env::var_os("PROFILE_NO_CONTENT").is_none();
         let mut generator = Generator::new(42, shape(2_000, 10_000, content, 42), 1024).unwrap();
-        let bodies: Vec<Vec<u8>> = (0..requests)
+        (0..requests)
             .map(|i| {
                 generator
                     .next_batch(traces, Stamp::At(1_760_000_000_000_000_000 + i as u64))
                     .unwrap()
                     .body
             })
-            .collect();
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "profiling harness"]
+    async fn profile_ingest_path() {
+        let bodies = request_bodies(100, 20);
         let dir = tempfile::tempdir().unwrap();
         let enricher: Arc<dyn Enricher> = Arc::new(StandardEnricher::builtin());
         let store = SqliteStore::open(
@@ -1002,18 +1009,7 @@ mod profile {
     #[test]
     #[ignore = "measurement harness"]
     fn ingest_floor() {
-        let requests = env("PROFILE_REQUESTS", 200);
-        let traces = env("PROFILE_BATCH_TRACES", 50);
-        let content = std::env::var_os("PROFILE_NO_CONTENT").is_none();
-        let mut generator = Generator::new(42, shape(2_000, 10_000, content, 42), 1024).unwrap();
-        let bodies: Vec<Vec<u8>> = (0..requests)
-            .map(|i| {
-                generator
-                    .next_batch(traces, Stamp::At(1_760_000_000_000_000_000 + i as u64))
-                    .unwrap()
-                    .body
-            })
-            .collect();
+        let bodies = request_bodies(200, 50);
         let enricher = StandardEnricher::builtin();
         let limits = Limits::default();
         let stages_of = |body: &[u8]| {
