@@ -218,6 +218,7 @@ impl MetricsSource for LlmMetrics {
                 tokens: true,
                 ..SketchSet::default()
             },
+            sketch_top: None,
         };
         let rows = match self.store.rollups(&query).await {
             Ok(rows) => rows,

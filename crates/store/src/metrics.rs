@@ -98,6 +98,15 @@ impl SketchSet {
         tokens_per_s: true,
         tokens: true,
     };
+
+    /// No sketch: sums only.
+    pub const NONE: Self = Self {
+        latency: false,
+        ttft: false,
+        tpot: false,
+        tokens_per_s: false,
+        tokens: false,
+    };
 }
 
 /// A read of rollups.
@@ -116,6 +125,10 @@ pub struct RollupQuery {
     pub step_secs: Option<u64>,
     /// Sketches to read.
     pub sketches: SketchSet,
+    /// Without a step: read the sketches of only this many groups, those with the most calls
+    /// (ties: the smaller key first). The other groups come with their sums and empty sketches,
+    /// so a breakdown over thousands of users that shows the busiest merges only their sketches.
+    pub sketch_top: Option<usize>,
 }
 
 /// Sums and sketches over a set of calls.

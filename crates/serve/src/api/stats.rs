@@ -217,15 +217,22 @@ pub async fn stats(
         let to = filter.to_unix_nano.unwrap_or_else(now_unix_nano);
         to.saturating_sub(from) as f64 / 1e9
     });
+    let limit = if single(&pairs, "limit")?.is_some() {
+        params.page.limit
+    } else {
+        MAX_GROUPS
+    };
     let query = RollupQuery {
         filter,
         operation,
         group_by: group_by.into_iter().collect(),
         step_secs: None,
         sketches: SketchSet::ALL,
+        // Percentiles are shown for the groups returned only.
+        sketch_top: Some(limit),
     };
     let mut rows = store.rollups(&query).await?;
-    // Most calls first; percentiles are computed only for the groups returned.
+    // Most calls first, as the store chose the groups whose sketches it read.
     rows.sort_by(|a, b| {
         b.aggregate
             .calls
@@ -233,11 +240,6 @@ pub async fn stats(
             .then_with(|| a.key.cmp(&b.key))
     });
     let total_groups = rows.len();
-    let limit = if single(&pairs, "limit")?.is_some() {
-        params.page.limit
-    } else {
-        MAX_GROUPS
-    };
     rows.truncate(limit);
     let groups: Vec<StatsGroup> = rows
         .iter()

@@ -282,6 +282,7 @@ pub async fn timeseries(
             group_by: group_by.into_iter().collect(),
             step_secs: Some(step),
             sketches: call_metric.sketches(),
+            sketch_top: None,
         };
         let rows = store.rollups(&query).await?;
         let mut series: Vec<Series> = Vec::new();

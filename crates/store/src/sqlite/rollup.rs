@@ -789,6 +789,7 @@ mod tests {
                 },
                 group_by: vec![RollupDimension::Model],
                 sketches: SketchSet::ALL,
+                sketch_top: None,
                 ..RollupQuery::default()
             };
             let rows = super::super::rollup_read::read(&conn, &q).unwrap();

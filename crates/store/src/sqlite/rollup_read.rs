@@ -6,7 +6,7 @@
 //! divides the step is read and rows are summed into step-aligned buckets. Sketches are merged
 //! straight from their stored bytes, and only those the caller asks for are read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection};
@@ -14,7 +14,7 @@ use rusqlite::{params, Connection};
 use super::codec::db_err;
 use super::rollup::{KIND_CALLS, KIND_USER, RESOLUTIONS};
 use crate::error::StoreError;
-use crate::metrics::{RollupAggregate, RollupDimension, RollupQuery, RollupRow};
+use crate::metrics::{RollupAggregate, RollupDimension, RollupQuery, RollupRow, SketchSet};
 use sightline_model::{CallStatus, DdSketch};
 
 const MINUTE: i64 = 60;
@@ -240,14 +240,6 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         }
     };
 
-    let sk = q.sketches;
-    let blob = |want: bool, col: &str| {
-        if want {
-            format!("r.{col}")
-        } else {
-            "x''".to_string()
-        }
-    };
     let dims: Vec<String> = q.group_by.iter().map(|d| column(*d).to_string()).collect();
     // The matching series first (a small table), then the rollup rows of the range, kept when
     // their series matched: no join per row.
@@ -275,64 +267,48 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    // A few series: let SQLite skip the others' rows too.
-    let only = if keys.len() <= 64 {
-        let mut ids: Vec<i64> = keys.keys().copied().collect();
-        ids.sort_unstable();
-        format!(
-            " AND r.series IN ({})",
-            ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-        )
-    } else {
-        String::new()
+    let scan = Scan {
+        conn,
+        kind,
+        plan: &plan,
+        step_secs: q.step_secs,
     };
-    let sql = format!(
-        "SELECT r.series, r.bucket, r.calls, r.errors, r.input_tokens, r.output_tokens, \
-         r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens, r.priced_calls, \
-         r.cost_usd, {}, {}, {}, {}, {}, {} FROM rollups r \
-         WHERE r.res = ?1 AND r.kind = ?2 AND r.bucket >= ?3 AND r.bucket < ?4{only}",
-        blob(sk.latency, "latency"),
-        blob(sk.ttft, "ttft"),
-        blob(sk.tpot, "tpot"),
-        blob(sk.tokens_per_s, "tps"),
-        blob(sk.tokens, "input_tokens_dist"),
-        blob(sk.tokens, "output_tokens_dist"),
-    );
-    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
     // Summed per series first (integer keys, no allocation per row), then per group key.
-    let mut per_series: HashMap<(i64, Option<i64>), RollupAggregate> = HashMap::new();
-    for (res, a, b) in plan {
-        let mut rows = st.query(params![res, kind, a, b]).map_err(db_err)?;
-        while let Some(r) = rows.next().map_err(db_err)? {
-            let series: i64 = r.get(0).map_err(db_err)?;
-            if !keys.contains_key(&series) {
-                continue;
-            }
-            let bucket: i64 = r.get(1).map_err(db_err)?;
-            let step_bucket = q.step_secs.map(|s| floor_to(bucket, s as i64));
-            let g = per_series.entry((series, step_bucket)).or_default();
-            let n = |i: usize| r.get::<_, i64>(i).map_err(db_err);
-            g.calls += n(2)?;
-            g.errors += n(3)?;
-            g.input_tokens += n(4)?;
-            g.output_tokens += n(5)?;
-            g.cache_read_tokens += n(6)?;
-            g.cache_write_tokens += n(7)?;
-            g.reasoning_tokens += n(8)?;
-            g.priced_calls += n(9)?;
-            g.cost_usd += r.get::<_, f64>(10).map_err(db_err)?;
-            for (i, sketch) in [
-                (11, &mut g.latency_ms),
-                (12, &mut g.ttft_ms),
-                (13, &mut g.tpot_ms),
-                (14, &mut g.output_tokens_per_s),
-                (15, &mut g.input_tokens_per_call),
-                (16, &mut g.output_tokens_per_call),
-            ] {
-                merge_blob(sketch, r.get_ref(i).map_err(db_err)?)?;
-            }
+    let every: HashSet<i64> = keys.keys().copied().collect();
+    let per_series: Vec<((i64, Option<i64>), RollupAggregate)> = match q.sketch_top {
+        // Only the busiest groups want sketches: the sums of every row first (a few words per
+        // series), then the sketches of those groups' rows alone.
+        Some(top) if q.step_secs.is_none() && q.sketches != SketchSet::NONE => {
+            let mut sums = PerSeries::<Sums>::default();
+            scan.rows(&every, SketchSet::NONE, |key, r| {
+                sums.get(key).add(&Sums::read(r)?);
+                Ok(())
+            })?;
+            let busiest = busiest_series(&keys, &sums, top);
+            let mut sketched = PerSeries::<RollupAggregate>::default();
+            scan.rows(&busiest, q.sketches, |key, r| {
+                add_sketches(sketched.get(key), r)
+            })?;
+            let mut sketched = sketched.into_map();
+            sums.items
+                .into_iter()
+                .map(|(key, s)| {
+                    let mut g = sketched.remove(&key).unwrap_or_default();
+                    s.add_to(&mut g);
+                    (key, g)
+                })
+                .collect()
         }
-    }
+        _ => {
+            let mut all = PerSeries::<RollupAggregate>::default();
+            scan.rows(&every, q.sketches, |key, r| {
+                let g = all.get(key);
+                Sums::read(r)?.add_to(g);
+                add_sketches(g, r)
+            })?;
+            all.items
+        }
+    };
     let mut groups: HashMap<(Vec<String>, Option<i64>), RollupAggregate> = HashMap::new();
     for ((series, bucket), aggregate) in per_series {
         let key = keys.get(&series).cloned().unwrap_or_default();
@@ -354,6 +330,202 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         .collect();
     out.sort_by(|a, b| (&a.key, a.bucket_unix_secs).cmp(&(&b.key, b.bucket_unix_secs)));
     Ok(out)
+}
+
+/// A series and, in a time series, the start of its step.
+type SeriesKey = (i64, Option<i64>);
+
+/// Per series (and step bucket), what a read has summed so far, in the order first met: the
+/// order every later bucket meets them in too (series ascending), so the walk over large
+/// aggregates is sequential and only the small map is hashed into.
+struct PerSeries<T> {
+    slots: HashMap<SeriesKey, usize>,
+    items: Vec<(SeriesKey, T)>,
+}
+
+impl<T> Default for PerSeries<T> {
+    fn default() -> Self {
+        Self {
+            slots: HashMap::new(),
+            items: Vec::new(),
+        }
+    }
+}
+
+impl<T: Default> PerSeries<T> {
+    fn get(&mut self, key: SeriesKey) -> &mut T {
+        let next = self.items.len();
+        let i = *self.slots.entry(key).or_insert(next);
+        if i == next {
+            self.items.push((key, T::default()));
+        }
+        &mut self.items[i].1
+    }
+
+    fn into_map(self) -> HashMap<SeriesKey, T> {
+        self.items.into_iter().collect()
+    }
+}
+
+/// The additive columns of rollup rows.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    calls: i64,
+    errors: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cache_read_tokens: i64,
+    cache_write_tokens: i64,
+    reasoning_tokens: i64,
+    priced_calls: i64,
+    cost_usd: f64,
+}
+
+impl Sums {
+    /// The sums of one row of [`Scan::rows`].
+    fn read(r: &rusqlite::Row<'_>) -> Result<Self, StoreError> {
+        let n = |i: usize| r.get::<_, i64>(i).map_err(db_err);
+        Ok(Self {
+            calls: n(2)?,
+            errors: n(3)?,
+            input_tokens: n(4)?,
+            output_tokens: n(5)?,
+            cache_read_tokens: n(6)?,
+            cache_write_tokens: n(7)?,
+            reasoning_tokens: n(8)?,
+            priced_calls: n(9)?,
+            cost_usd: r.get::<_, f64>(10).map_err(db_err)?,
+        })
+    }
+
+    fn add(&mut self, o: &Sums) {
+        self.calls += o.calls;
+        self.errors += o.errors;
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.cache_read_tokens += o.cache_read_tokens;
+        self.cache_write_tokens += o.cache_write_tokens;
+        self.reasoning_tokens += o.reasoning_tokens;
+        self.priced_calls += o.priced_calls;
+        self.cost_usd += o.cost_usd;
+    }
+
+    fn add_to(&self, g: &mut RollupAggregate) {
+        g.calls += self.calls;
+        g.errors += self.errors;
+        g.input_tokens += self.input_tokens;
+        g.output_tokens += self.output_tokens;
+        g.cache_read_tokens += self.cache_read_tokens;
+        g.cache_write_tokens += self.cache_write_tokens;
+        g.reasoning_tokens += self.reasoning_tokens;
+        g.priced_calls += self.priced_calls;
+        g.cost_usd += self.cost_usd;
+    }
+}
+
+/// Merges the sketches of one row of [`Scan::rows`] (those not read are empty).
+fn add_sketches(g: &mut RollupAggregate, r: &rusqlite::Row<'_>) -> Result<(), StoreError> {
+    for (i, sketch) in [
+        (11, &mut g.latency_ms),
+        (12, &mut g.ttft_ms),
+        (13, &mut g.tpot_ms),
+        (14, &mut g.output_tokens_per_s),
+        (15, &mut g.input_tokens_per_call),
+        (16, &mut g.output_tokens_per_call),
+    ] {
+        merge_blob(sketch, r.get_ref(i).map_err(db_err)?)?;
+    }
+    Ok(())
+}
+
+/// Passes over the rollup rows of one read's range.
+struct Scan<'a> {
+    conn: &'a Connection,
+    kind: i64,
+    plan: &'a [(i64, i64, i64)],
+    step_secs: Option<u64>,
+}
+
+impl Scan<'_> {
+    /// Hands every row of the `wanted` series to `each`, with its series and step bucket. The
+    /// row's columns: series, bucket, the [`Sums`] (2–10), then the sketches (11–16), of which
+    /// those not in `sketches` are empty blobs.
+    fn rows(
+        &self,
+        wanted: &HashSet<i64>,
+        sketches: SketchSet,
+        mut each: impl FnMut(SeriesKey, &rusqlite::Row<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let blob = |want: bool, col: &str| {
+            if want {
+                format!("r.{col}")
+            } else {
+                "x''".to_string()
+            }
+        };
+        // A few series: let SQLite skip the others' rows too.
+        let only = if wanted.len() <= 64 {
+            let mut ids: Vec<i64> = wanted.iter().copied().collect();
+            ids.sort_unstable();
+            format!(
+                " AND r.series IN ({})",
+                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+            )
+        } else {
+            String::new()
+        };
+        let sql = format!(
+            "SELECT r.series, r.bucket, r.calls, r.errors, r.input_tokens, r.output_tokens, \
+             r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens, r.priced_calls, \
+             r.cost_usd, {}, {}, {}, {}, {}, {} FROM rollups r \
+             WHERE r.res = ?1 AND r.kind = ?2 AND r.bucket >= ?3 AND r.bucket < ?4{only}",
+            blob(sketches.latency, "latency"),
+            blob(sketches.ttft, "ttft"),
+            blob(sketches.tpot, "tpot"),
+            blob(sketches.tokens_per_s, "tps"),
+            blob(sketches.tokens, "input_tokens_dist"),
+            blob(sketches.tokens, "output_tokens_dist"),
+        );
+        let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
+        for &(res, a, b) in self.plan {
+            let mut rows = st.query(params![res, self.kind, a, b]).map_err(db_err)?;
+            while let Some(r) = rows.next().map_err(db_err)? {
+                let series: i64 = r.get(0).map_err(db_err)?;
+                if !wanted.contains(&series) {
+                    continue;
+                }
+                let bucket: i64 = r.get(1).map_err(db_err)?;
+                each(
+                    (series, self.step_secs.map(|s| floor_to(bucket, s as i64))),
+                    r,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The series of the `top` groups with the most calls (ties: the smaller key first, the order
+/// the stats endpoint lists them in); a group without calls is never one of them.
+fn busiest_series(
+    keys: &HashMap<i64, Vec<String>>,
+    sums: &PerSeries<Sums>,
+    top: usize,
+) -> HashSet<i64> {
+    let mut calls: HashMap<&[String], i64> = HashMap::new();
+    for ((series, _), s) in &sums.items {
+        if let Some(key) = keys.get(series) {
+            *calls.entry(key.as_slice()).or_default() += s.calls;
+        }
+    }
+    let mut groups: Vec<(&[String], i64)> = calls.into_iter().filter(|(_, c)| *c != 0).collect();
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    groups.truncate(top);
+    let chosen: HashSet<&[String]> = groups.into_iter().map(|(key, _)| key).collect();
+    keys.iter()
+        .filter(|(_, key)| chosen.contains(key.as_slice()))
+        .map(|(series, _)| *series)
+        .collect()
 }
 
 fn merge_blob(sketch: &mut DdSketch, v: ValueRef<'_>) -> Result<(), StoreError> {

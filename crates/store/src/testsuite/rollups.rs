@@ -22,6 +22,7 @@ fn stats_query(f: Filter, group_by: Vec<RollupDimension>) -> RollupQuery {
         filter: f,
         group_by,
         sketches: SketchSet::ALL,
+        sketch_top: None,
         ..RollupQuery::default()
     }
 }
@@ -241,6 +242,37 @@ pub async fn rollups_per_user(store: Arc<dyn Store>) {
         );
         assert_matches(&r.aggregate, &want, &r.key[0]);
     }
+    // Sketches for the busiest group only (a tie: the smaller key), sums for every group.
+    let top = store
+        .rollups(&RollupQuery {
+            sketch_top: Some(1),
+            ..stats_query(filter(), vec![RollupDimension::UserId])
+        })
+        .await
+        .unwrap();
+    assert_eq!(top.len(), 2);
+    assert_eq!(top[0], rows[0], "the busiest group is read whole");
+    assert_eq!(top[1].key, rows[1].key);
+    assert_eq!(top[1].aggregate.calls, rows[1].aggregate.calls);
+    assert_eq!(top[1].aggregate.cost_usd, rows[1].aggregate.cost_usd);
+    assert_eq!(
+        top[1].aggregate.output_tokens,
+        rows[1].aggregate.output_tokens
+    );
+    assert_eq!(
+        top[1].aggregate.latency_ms.count(),
+        0,
+        "no sketch beyond the top"
+    );
+    assert!(rows[1].aggregate.latency_ms.count() > 0);
+    let all = store
+        .rollups(&RollupQuery {
+            sketch_top: Some(5),
+            ..stats_query(filter(), vec![RollupDimension::UserId])
+        })
+        .await
+        .unwrap();
+    assert_eq!(all, rows, "a top above the number of groups reads them all");
     let one = store
         .rollups(&stats_query(
             Filter {
