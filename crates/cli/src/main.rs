@@ -18,7 +18,9 @@ use clap::{Parser, Subcommand};
 
 /// mimalloc instead of the system allocator: ingest allocates and frees many small buffers per
 /// span on several threads at once, and glibc's malloc spent about 15% of the server's CPU on it
-/// (see BENCHMARKS.md).
+/// (see BENCHMARKS.md). Built with `no_thp`: mimalloc would ask for transparent huge pages, and a
+/// request that touches a fresh one waits while the kernel zeroes 2 MB; in gateway runs with them,
+/// some runs also stalled 80–100 ms (BENCHMARKS.md, "Transparent huge pages").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
