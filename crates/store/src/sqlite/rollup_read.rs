@@ -275,10 +275,21 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
     };
     // Summed per series first (integer keys, no allocation per row), then per group key.
     let every: HashSet<i64> = keys.keys().copied().collect();
-    let per_series: Vec<((i64, Option<i64>), RollupAggregate)> = match q.sketch_top {
+    let top = q.sketch_top.filter(|&top| {
+        q.step_secs.is_none()
+            && q.sketches != SketchSet::NONE
+            && keys.values().collect::<HashSet<_>>().len() > top
+    });
+    let per_series: Vec<((i64, Option<i64>), RollupAggregate)> = match top {
         // Only the busiest groups want sketches: the sums of every row first (a few words per
-        // series), then the sketches of those groups' rows alone.
-        Some(top) if q.step_secs.is_none() && q.sketches != SketchSet::NONE => {
+        // series), then the sketches of those groups' rows alone, both from one snapshot so
+        // that a group's sketches count the rows its sums do.
+        Some(top) => {
+            let snapshot = if conn.is_autocommit() {
+                Some(conn.unchecked_transaction().map_err(db_err)?)
+            } else {
+                None
+            };
             let mut sums = PerSeries::<Sums>::default();
             scan.rows(&every, SketchSet::NONE, |key, r| {
                 sums.get(key).add(&Sums::read(r)?);
@@ -289,6 +300,7 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
             scan.rows(&busiest, q.sketches, |key, r| {
                 add_sketches(sketched.get(key), r)
             })?;
+            drop(snapshot);
             let mut sketched = sketched.into_map();
             sums.items
                 .into_iter()
@@ -335,9 +347,9 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
 /// A series and, in a time series, the start of its step.
 type SeriesKey = (i64, Option<i64>);
 
-/// Per series (and step bucket), what a read has summed so far, in the order first met: the
-/// order every later bucket meets them in too (series ascending), so the walk over large
-/// aggregates is sequential and only the small map is hashed into.
+/// Per series (and step bucket), what a read has summed so far, in the order first met. Rows
+/// come bucket by bucket with their series ascending, so later buckets walk the large aggregates
+/// mostly in order (a series first seen late is appended), and only the small map is hashed into.
 struct PerSeries<T> {
     slots: HashMap<SeriesKey, usize>,
     items: Vec<(SeriesKey, T)>,

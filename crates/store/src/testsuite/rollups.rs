@@ -84,6 +84,58 @@ fn assert_matches(got: &crate::RollupAggregate, want: &Expected, what: &str) {
     }
 }
 
+/// With `sketch_top: Some(n)`, a read returns the same groups with the same sums as without,
+/// the `n` with the most calls (ties: the smaller key) whole, and the others without sketches.
+async fn assert_sketch_top(store: &Arc<dyn Store>, q: RollupQuery) {
+    let whole = store.rollups(&q).await.unwrap();
+    let mut busiest = whole.clone();
+    busiest.sort_by(|a, b| {
+        b.aggregate
+            .calls
+            .cmp(&a.aggregate.calls)
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    for n in 0..=whole.len() + 1 {
+        let top = store
+            .rollups(&RollupQuery {
+                sketch_top: Some(n),
+                ..q.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(top.len(), whole.len(), "top {n}");
+        for (t, w) in top.iter().zip(&whole) {
+            assert_eq!(t.key, w.key, "top {n}");
+            if busiest.iter().take(n).any(|b| b.key == w.key) {
+                assert_eq!(t, w, "top {n}: {:?} is read whole", w.key);
+                continue;
+            }
+            let (a, b) = (&t.aggregate, &w.aggregate);
+            let sums = |g: &crate::metrics::RollupAggregate| {
+                (
+                    g.calls,
+                    g.errors,
+                    g.input_tokens,
+                    g.output_tokens,
+                    g.priced_calls,
+                    g.cost_usd.to_bits(),
+                )
+            };
+            assert_eq!(sums(a), sums(b), "top {n}: {:?} keeps its sums", w.key);
+            for sketch in [
+                &a.latency_ms,
+                &a.ttft_ms,
+                &a.tpot_ms,
+                &a.output_tokens_per_s,
+                &a.input_tokens_per_call,
+                &a.output_tokens_per_call,
+            ] {
+                assert_eq!(sketch.count(), 0, "top {n}: {:?} has no sketch", w.key);
+            }
+        }
+    }
+}
+
 /// Calls over three days, written out of order in several batches: every range and grouping
 /// of the rollups equals one pass over the calls.
 pub async fn rollups_equal_a_single_pass(store: Arc<dyn Store>) {
@@ -161,6 +213,10 @@ pub async fn rollups_equal_a_single_pass(store: Arc<dyn Store>) {
             }
         }
     }
+
+    // Several series per group (services and statuses under one model), unequal counts.
+    assert_sketch_top(&store, stats_query(filter(), vec![RollupDimension::Model])).await;
+    assert_sketch_top(&store, stats_query(filter(), vec![RollupDimension::Status])).await;
 
     // Filters on rolled-up dimensions, two-dimensional grouping.
     let f = Filter {
@@ -242,37 +298,8 @@ pub async fn rollups_per_user(store: Arc<dyn Store>) {
         );
         assert_matches(&r.aggregate, &want, &r.key[0]);
     }
-    // Sketches for the busiest group only (a tie: the smaller key), sums for every group.
-    let top = store
-        .rollups(&RollupQuery {
-            sketch_top: Some(1),
-            ..stats_query(filter(), vec![RollupDimension::UserId])
-        })
-        .await
-        .unwrap();
-    assert_eq!(top.len(), 2);
-    assert_eq!(top[0], rows[0], "the busiest group is read whole");
-    assert_eq!(top[1].key, rows[1].key);
-    assert_eq!(top[1].aggregate.calls, rows[1].aggregate.calls);
-    assert_eq!(top[1].aggregate.cost_usd, rows[1].aggregate.cost_usd);
-    assert_eq!(
-        top[1].aggregate.output_tokens,
-        rows[1].aggregate.output_tokens
-    );
-    assert_eq!(
-        top[1].aggregate.latency_ms.count(),
-        0,
-        "no sketch beyond the top"
-    );
-    assert!(rows[1].aggregate.latency_ms.count() > 0);
-    let all = store
-        .rollups(&RollupQuery {
-            sketch_top: Some(5),
-            ..stats_query(filter(), vec![RollupDimension::UserId])
-        })
-        .await
-        .unwrap();
-    assert_eq!(all, rows, "a top above the number of groups reads them all");
+    // Sketches for the busiest group only (here a tie: the smaller key), sums for every group.
+    assert_sketch_top(&store, stats_query(filter(), vec![RollupDimension::UserId])).await;
     let one = store
         .rollups(&stats_query(
             Filter {
