@@ -48,12 +48,13 @@ for protocol in $PROTOCOLS; do
         --duration "$DURATION" --concurrency "$CONCURRENCY" --batch-traces "$BATCH" \
         --seed "$SEED" ${LOADGEN_ARGS:-}
     server_cpu=$(proc_cpu_s "$SL_PID")
+    written=$(proc_write_bytes "$SL_PID")
     stop_sightline
     acked=$(json_get "$report" .spans.acked)
     gen_cpu=$(loadgen_cpu_s "$report")
     echo "CPU: server ${server_cpu} s, loadgen ${gen_cpu} s over $(json_get "$report" '.elapsed_s * 10 | round / 10') s of load ($(nproc) cores); $(awk -v a="$acked" -v c="$server_cpu" 'BEGIN {printf "%.0f", (c > 0 ? a / c : 0)}') spans per server CPU-second"
     size_b=$(du -sb "$data_dir" | cut -f1)
-    echo "data dir after stop: $(dir_size "$data_dir"), $(( size_b / (acked > 0 ? acked : 1) )) bytes per acked span"
+    echo "data dir after stop: $(dir_size "$data_dir"), $(( size_b / (acked > 0 ? acked : 1) )) bytes per acked span; written to disk during the load: $(( written / (acked > 0 ? acked : 1) )) bytes per acked span"
     echo "server log (warnings and errors):"
     sed 's/^/  /' "$work/serve-$protocol.log" | tail -n 10
     echo

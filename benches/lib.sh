@@ -149,6 +149,10 @@ proc_cpu_s() {
     awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"
 }
 
+# proc_write_bytes PID: bytes a running process has caused to be written to storage so far
+# (`write_bytes` of /proc/PID/io: the WAL, checkpoints and every other file).
+proc_write_bytes() { awk '/^write_bytes:/ {print $2}' "/proc/$1/io"; }
+
 # json_get FILE EXPR: a jq expression over a report.
 json_get() { jq -r "$2" "$1"; }
 
