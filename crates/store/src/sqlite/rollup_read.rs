@@ -379,6 +379,22 @@ impl<T: Default> PerSeries<T> {
     }
 }
 
+/// Adds the additive fields of `$src` (a [`Sums`]) to those of the same names in `$dst` (a
+/// [`Sums`] or a [`RollupAggregate`]).
+macro_rules! add_sums {
+    ($dst:expr, $src:expr) => {
+        $dst.calls += $src.calls;
+        $dst.errors += $src.errors;
+        $dst.input_tokens += $src.input_tokens;
+        $dst.output_tokens += $src.output_tokens;
+        $dst.cache_read_tokens += $src.cache_read_tokens;
+        $dst.cache_write_tokens += $src.cache_write_tokens;
+        $dst.reasoning_tokens += $src.reasoning_tokens;
+        $dst.priced_calls += $src.priced_calls;
+        $dst.cost_usd += $src.cost_usd;
+    };
+}
+
 /// The additive columns of rollup rows.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sums {
@@ -411,27 +427,11 @@ impl Sums {
     }
 
     fn add(&mut self, o: &Sums) {
-        self.calls += o.calls;
-        self.errors += o.errors;
-        self.input_tokens += o.input_tokens;
-        self.output_tokens += o.output_tokens;
-        self.cache_read_tokens += o.cache_read_tokens;
-        self.cache_write_tokens += o.cache_write_tokens;
-        self.reasoning_tokens += o.reasoning_tokens;
-        self.priced_calls += o.priced_calls;
-        self.cost_usd += o.cost_usd;
+        add_sums!(self, o);
     }
 
     fn add_to(&self, g: &mut RollupAggregate) {
-        g.calls += self.calls;
-        g.errors += self.errors;
-        g.input_tokens += self.input_tokens;
-        g.output_tokens += self.output_tokens;
-        g.cache_read_tokens += self.cache_read_tokens;
-        g.cache_write_tokens += self.cache_write_tokens;
-        g.reasoning_tokens += self.reasoning_tokens;
-        g.priced_calls += self.priced_calls;
-        g.cost_usd += self.cost_usd;
+        add_sums!(g, self);
     }
 }
 
