@@ -72,13 +72,11 @@ pub(crate) async fn messages(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (mut ctx, req) = match Ctx::new(Api::Anthropic, config, uri.path(), &headers, &body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let Some(model) = req.get("model").and_then(Value::as_str).map(str::to_string) else {
-        return bad_field(Api::Anthropic, "model", "model: field required");
-    };
+    let (mut ctx, req, model) =
+        match Ctx::with_model(Api::Anthropic, config, uri.path(), &headers, &body) {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
     let Some(max_tokens) = req.get("max_tokens").and_then(Value::as_u64) else {
         return bad_field(Api::Anthropic, "max_tokens", "max_tokens: field required");
     };

@@ -168,13 +168,11 @@ pub(crate) async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (mut ctx, req) = match Ctx::new(Api::OpenAi, config, uri.path(), &headers, &body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let Some(model) = req.get("model").and_then(Value::as_str).map(str::to_string) else {
-        return bad_field(Api::OpenAi, "model", "you must provide a model parameter");
-    };
+    let (mut ctx, req, model) =
+        match Ctx::with_model(Api::OpenAi, config, uri.path(), &headers, &body) {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
     let Some(messages) = req
         .get("messages")
         .and_then(Value::as_array)
@@ -323,13 +321,11 @@ pub(crate) async fn completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (mut ctx, req) = match Ctx::new(Api::OpenAi, config, uri.path(), &headers, &body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let Some(model) = req.get("model").and_then(Value::as_str).map(str::to_string) else {
-        return bad_field(Api::OpenAi, "model", "you must provide a model parameter");
-    };
+    let (mut ctx, req, model) =
+        match Ctx::with_model(Api::OpenAi, config, uri.path(), &headers, &body) {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
     let prompt = match req.get("prompt") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(items)) => items
@@ -445,12 +441,10 @@ pub(crate) async fn embeddings(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, req) = match Ctx::new(Api::OpenAi, config, uri.path(), &headers, &body) {
+    let (ctx, req, model) = match Ctx::with_model(Api::OpenAi, config, uri.path(), &headers, &body)
+    {
         Ok(v) => v,
         Err(r) => return r,
-    };
-    let Some(model) = req.get("model").and_then(Value::as_str).map(str::to_string) else {
-        return bad_field(Api::OpenAi, "model", "you must provide a model parameter");
     };
     // Inputs as (bytes to embed, token count).
     let inputs: Vec<(Vec<u8>, u64)> = match req.get("input") {

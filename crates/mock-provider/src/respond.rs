@@ -59,6 +59,26 @@ fn header_f64(headers: &HeaderMap, name: &str) -> Option<f64> {
 // The error of these functions is the ready-made response, returned as is.
 #[allow(clippy::result_large_err)]
 impl Ctx {
+    /// [`Ctx::new`] for a request that must name its model: the model as well, or the API's own
+    /// error for a missing one.
+    pub(crate) fn with_model(
+        api: Api,
+        config: Arc<MockConfig>,
+        path: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(Self, Value, String), Response> {
+        let (ctx, req) = Self::new(api, config, path, headers, body)?;
+        let Some(model) = req.get("model").and_then(Value::as_str).map(str::to_string) else {
+            let message = match api {
+                Api::OpenAi => "you must provide a model parameter",
+                Api::Anthropic => "model: field required",
+            };
+            return Err(bad_field(api, "model", message));
+        };
+        Ok((ctx, req, model))
+    }
+
     /// Checks the API key and parses the body. Errors are ready-made responses.
     pub(crate) fn new(
         api: Api,
