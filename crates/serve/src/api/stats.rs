@@ -231,17 +231,19 @@ pub async fn stats(
         // Percentiles are shown for the groups returned only.
         sketch_top: Some(limit),
     };
-    let mut rows = store.rollups(&query).await?;
-    // Most calls first, as the store chose the groups whose sketches it read.
-    rows.sort_by(|a, b| {
+    let rows = store.rollups(&query).await?;
+    // Most calls first, as the store chose the groups whose sketches it read. The order is
+    // sorted, not the rows (thousands of them, each with its sketches).
+    let mut order: Vec<&sightline_store::RollupRow> = rows.iter().collect();
+    order.sort_by(|a, b| {
         b.aggregate
             .calls
             .cmp(&a.aggregate.calls)
             .then_with(|| a.key.cmp(&b.key))
     });
-    let total_groups = rows.len();
-    rows.truncate(limit);
-    let groups: Vec<StatsGroup> = rows
+    let total_groups = order.len();
+    order.truncate(limit);
+    let groups: Vec<StatsGroup> = order
         .iter()
         .map(|r| {
             let key = r.key.first().cloned().unwrap_or_else(|| "all".to_string());

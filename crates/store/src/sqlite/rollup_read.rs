@@ -8,6 +8,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection};
 
@@ -244,7 +246,7 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
     // The matching series first (a small table), then the rollup rows of the range, kept when
     // their series matched: no join per row.
     let kind: i64 = if per_user { KIND_USER } else { KIND_CALLS };
-    let mut keys: HashMap<i64, Vec<String>> = HashMap::new();
+    let mut keys: FxHashMap<i64, Vec<String>> = FxHashMap::default();
     {
         let sql = format!(
             "SELECT s.id{}{} FROM rollup_series s WHERE {}",
@@ -274,7 +276,7 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         step_secs: q.step_secs,
     };
     // Summed per series first (integer keys, no allocation per row), then per group key.
-    let every: HashSet<i64> = keys.keys().copied().collect();
+    let every: FxHashSet<i64> = keys.keys().copied().collect();
     let top = q.sketch_top.filter(|&top| {
         q.step_secs.is_none()
             && q.sketches != SketchSet::NONE
@@ -313,35 +315,48 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         }
         _ => {
             let mut all = PerSeries::<RollupAggregate>::default();
+            let sketched = q.sketches != SketchSet::NONE;
             scan.rows(&every, q.sketches, |key, r| {
                 let g = all.get(key);
                 Sums::read(r)?.add_to(g);
-                add_sketches(g, r)
+                if sketched {
+                    add_sketches(g, r)?;
+                }
+                Ok(())
             })?;
             all.items
         }
     };
-    let mut groups: HashMap<(Vec<String>, Option<i64>), RollupAggregate> = HashMap::new();
+    // Per group key; the rows (a few hundred bytes each) stay where they are first put, and are
+    // moved once more, into key order.
+    let mut rows: Vec<RollupRow> = Vec::new();
+    let mut index: HashMap<(&[String], Option<i64>), usize> = HashMap::new();
+    let no_key: Vec<String> = Vec::new();
     for ((series, bucket), aggregate) in per_series {
-        let key = keys.get(&series).cloned().unwrap_or_default();
-        match groups.entry((key, bucket)) {
-            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(&aggregate),
+        let key = keys.get(&series).unwrap_or(&no_key);
+        match index.entry((key.as_slice(), bucket)) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                rows[*e.get()].aggregate.merge(&aggregate);
+            }
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(aggregate);
+                e.insert(rows.len());
+                rows.push(RollupRow {
+                    key: key.clone(),
+                    bucket_unix_secs: bucket,
+                    aggregate,
+                });
             }
         }
     }
-    let mut out: Vec<RollupRow> = groups
-        .into_iter()
-        .filter(|(_, g)| g.calls != 0)
-        .map(|((key, bucket), aggregate)| RollupRow {
-            key,
-            bucket_unix_secs: bucket,
-            aggregate,
-        })
+    let mut order: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].aggregate.calls != 0)
         .collect();
-    out.sort_by(|a, b| (&a.key, a.bucket_unix_secs).cmp(&(&b.key, b.bucket_unix_secs)));
-    Ok(out)
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&rows[a], &rows[b]);
+        (&a.key, a.bucket_unix_secs).cmp(&(&b.key, b.bucket_unix_secs))
+    });
+    let mut rows: Vec<Option<RollupRow>> = rows.into_iter().map(Some).collect();
+    Ok(order.into_iter().filter_map(|i| rows[i].take()).collect())
 }
 
 /// A series and, in a time series, the start of its step.
@@ -351,14 +366,14 @@ type SeriesKey = (i64, Option<i64>);
 /// come bucket by bucket with their series ascending, so later buckets walk the large aggregates
 /// mostly in order (a series first seen late is appended), and only the small map is hashed into.
 struct PerSeries<T> {
-    slots: HashMap<SeriesKey, usize>,
+    slots: FxHashMap<SeriesKey, usize>,
     items: Vec<(SeriesKey, T)>,
 }
 
 impl<T> Default for PerSeries<T> {
     fn default() -> Self {
         Self {
-            slots: HashMap::new(),
+            slots: FxHashMap::default(),
             items: Vec::new(),
         }
     }
@@ -374,7 +389,7 @@ impl<T: Default> PerSeries<T> {
         &mut self.items[i].1
     }
 
-    fn into_map(self) -> HashMap<SeriesKey, T> {
+    fn into_map(self) -> FxHashMap<SeriesKey, T> {
         self.items.into_iter().collect()
     }
 }
@@ -461,10 +476,10 @@ struct Scan<'a> {
 impl Scan<'_> {
     /// Hands every row of the `wanted` series to `each`, with its series and step bucket. The
     /// row's columns: series, bucket, the [`Sums`] (2–10), then the sketches (11–16), of which
-    /// those not in `sketches` are empty blobs.
+    /// those not in `sketches` are empty blobs; with [`SketchSet::NONE`], no sketch columns.
     fn rows(
         &self,
-        wanted: &HashSet<i64>,
+        wanted: &FxHashSet<i64>,
         sketches: SketchSet,
         mut each: impl FnMut(SeriesKey, &rusqlite::Row<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
@@ -486,17 +501,24 @@ impl Scan<'_> {
         } else {
             String::new()
         };
+        let sketch_columns = if sketches == SketchSet::NONE {
+            String::new()
+        } else {
+            format!(
+                ", {}, {}, {}, {}, {}, {}",
+                blob(sketches.latency, "latency"),
+                blob(sketches.ttft, "ttft"),
+                blob(sketches.tpot, "tpot"),
+                blob(sketches.tokens_per_s, "tps"),
+                blob(sketches.tokens, "input_tokens_dist"),
+                blob(sketches.tokens, "output_tokens_dist"),
+            )
+        };
         let sql = format!(
             "SELECT r.series, r.bucket, r.calls, r.errors, r.input_tokens, r.output_tokens, \
              r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens, r.priced_calls, \
-             r.cost_usd, {}, {}, {}, {}, {}, {} FROM rollups r \
-             WHERE r.res = ?1 AND r.kind = ?2 AND r.bucket >= ?3 AND r.bucket < ?4{only}",
-            blob(sketches.latency, "latency"),
-            blob(sketches.ttft, "ttft"),
-            blob(sketches.tpot, "tpot"),
-            blob(sketches.tokens_per_s, "tps"),
-            blob(sketches.tokens, "input_tokens_dist"),
-            blob(sketches.tokens, "output_tokens_dist"),
+             r.cost_usd{sketch_columns} FROM rollups r \
+             WHERE r.res = ?1 AND r.kind = ?2 AND r.bucket >= ?3 AND r.bucket < ?4{only}"
         );
         let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
         for &(res, a, b) in self.plan {
@@ -520,10 +542,10 @@ impl Scan<'_> {
 /// The series of the `top` groups with the most calls (ties: the smaller key first, the order
 /// the stats endpoint lists them in); a group without calls is never one of them.
 fn busiest_series(
-    keys: &HashMap<i64, Vec<String>>,
+    keys: &FxHashMap<i64, Vec<String>>,
     sums: &PerSeries<Sums>,
     top: usize,
-) -> HashSet<i64> {
+) -> FxHashSet<i64> {
     let mut calls: HashMap<&[String], i64> = HashMap::new();
     for ((series, _), s) in &sums.items {
         if let Some(key) = keys.get(series) {
