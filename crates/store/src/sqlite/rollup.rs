@@ -238,6 +238,30 @@ impl Cell {
         }
     }
 
+    /// The sketches, in the order of the `rollups` columns `latency` … `output_tokens_dist`.
+    fn sketches(&self) -> [&DdSketch; 6] {
+        [
+            &self.latency,
+            &self.ttft,
+            &self.tpot,
+            &self.tps,
+            &self.input_dist,
+            &self.output_dist,
+        ]
+    }
+
+    /// [`Cell::sketches`], to change.
+    fn sketches_mut(&mut self) -> [&mut DdSketch; 6] {
+        [
+            &mut self.latency,
+            &mut self.ttft,
+            &mut self.tpot,
+            &mut self.tps,
+            &mut self.input_dist,
+            &mut self.output_dist,
+        ]
+    }
+
     fn merge(&mut self, o: &Cell) {
         self.calls += o.calls;
         self.errors += o.errors;
@@ -248,12 +272,9 @@ impl Cell {
         self.reasoning += o.reasoning;
         self.priced += o.priced;
         self.cost += o.cost;
-        self.latency.merge(&o.latency);
-        self.ttft.merge(&o.ttft);
-        self.tpot.merge(&o.tpot);
-        self.tps.merge(&o.tps);
-        self.input_dist.merge(&o.input_dist);
-        self.output_dist.merge(&o.output_dist);
+        for (sketch, other) in self.sketches_mut().into_iter().zip(o.sketches()) {
+            sketch.merge(other);
+        }
     }
 
     fn is_noop(&self) -> bool {
@@ -263,12 +284,7 @@ impl Cell {
             && self.output == 0
             && self.priced == 0
             && self.cost == 0.0
-            && self.latency == DdSketch::default()
-            && self.ttft == DdSketch::default()
-            && self.tpot == DdSketch::default()
-            && self.tps == DdSketch::default()
-            && self.input_dist == DdSketch::default()
-            && self.output_dist == DdSketch::default()
+            && self.sketches().iter().all(|s| **s == DdSketch::default())
     }
 }
 
@@ -395,17 +411,7 @@ impl RollupDeltas {
                 cell.reasoning += n[6];
                 cell.priced += n[7];
                 cell.cost += cost;
-                for (sketch, bytes) in [
-                    &mut cell.latency,
-                    &mut cell.ttft,
-                    &mut cell.tpot,
-                    &mut cell.tps,
-                    &mut cell.input_dist,
-                    &mut cell.output_dist,
-                ]
-                .into_iter()
-                .zip(&sketches)
-                {
+                for (sketch, bytes) in cell.sketches_mut().into_iter().zip(&sketches) {
                     sketch
                         .merge_encoded(bytes, 1)
                         .map_err(|e| StoreError::Corrupt(format!("rollup sketch: {e}")))?;
@@ -415,6 +421,7 @@ impl RollupDeltas {
                 // No priced call left: no floating-point residue either.
                 cell.cost = 0.0;
             }
+            let [latency, ttft, tpot, tps, input_dist, output_dist] = cell.sketches().map(encode);
             upsert
                 .execute(params![
                     res,
@@ -430,12 +437,12 @@ impl RollupDeltas {
                     cell.reasoning,
                     cell.priced,
                     cell.cost,
-                    encode(&cell.latency),
-                    encode(&cell.ttft),
-                    encode(&cell.tpot),
-                    encode(&cell.tps),
-                    encode(&cell.input_dist),
-                    encode(&cell.output_dist),
+                    latency,
+                    ttft,
+                    tpot,
+                    tps,
+                    input_dist,
+                    output_dist,
                 ])
                 .map_err(db_err)?;
         }
