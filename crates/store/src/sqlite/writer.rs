@@ -58,6 +58,24 @@ pub(crate) enum Command {
 
 type WriteReply = oneshot::Sender<Result<WriteReceipt, StoreError>>;
 
+/// The commands waiting for the writer: those it set aside first, then its channel's.
+pub(crate) struct Queued<'a> {
+    rx: &'a mut mpsc::Receiver<Command>,
+    stash: &'a mut VecDeque<Command>,
+}
+
+impl Queued<'_> {
+    /// The next waiting command, without waiting for one.
+    fn next(&mut self) -> Option<Command> {
+        self.stash.pop_front().or_else(|| self.rx.try_recv().ok())
+    }
+
+    /// Sets `cmd` aside to be the next one again.
+    fn put_back(&mut self, cmd: Command) {
+        self.stash.push_front(cmd);
+    }
+}
+
 /// Calls re-priced per transaction by `recompute_costs`; writes queued meanwhile run between
 /// chunks.
 const RECOMPUTE_CHUNK: usize = 1000;
@@ -173,7 +191,11 @@ impl Writer {
     }
 
     fn next_queued(&mut self) -> Option<Command> {
-        self.stash.pop_front().or_else(|| self.rx.try_recv().ok())
+        Queued {
+            rx: &mut self.rx,
+            stash: &mut self.stash,
+        }
+        .next()
     }
 
     /// The first batch plus every write already queued behind it, up to the item cap.
@@ -200,13 +222,35 @@ impl Writer {
         group
     }
 
-    fn commit_group(&mut self, group: Vec<(EncodedBatch, WriteReply)>) {
+    fn commit_group(&mut self, mut group: Vec<(EncodedBatch, WriteReply)>) {
         let started = std::time::Instant::now();
-        let result = self.transaction(|tx| {
-            group
+        let max_batch = self.max_batch;
+        let result = self.transaction(|tx, queued| {
+            let mut receipts = group
                 .iter()
                 .map(|(batch, _)| tx.apply_batch(batch))
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Vec<_>, _>>()?;
+            // Writes that arrived while the group was applied join it before the commit: under
+            // load a commit then carries more spans, and the index pages it rewrites (the same
+            // ones, however many calls land on them) are written once for all of them.
+            let mut total: usize = group.iter().map(|(batch, _)| batch.len()).sum();
+            while total < max_batch {
+                match queued.next() {
+                    Some(Command::Write { batch, reply }) => {
+                        total += batch.len();
+                        group.push((batch, reply));
+                        if let Some((batch, _)) = group.last() {
+                            receipts.push(tx.apply_batch(batch)?);
+                        }
+                    }
+                    Some(other) => {
+                        queued.put_back(other);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            Ok(receipts)
         });
         super::telemetry::record_commit(started.elapsed());
         match result {
@@ -218,7 +262,7 @@ impl Writer {
             Err(e) if group.len() > 1 => {
                 tracing::warn!(error = %e, batches = group.len(), "group commit failed; retrying batches one by one");
                 for (batch, reply) in group {
-                    let result = self.transaction(|tx| tx.apply_batch(&batch));
+                    let result = self.transaction(|tx, _| tx.apply_batch(&batch));
                     let _ = reply.send(result);
                 }
             }
@@ -231,10 +275,10 @@ impl Writer {
     }
 
     /// Runs `f` inside `BEGIN IMMEDIATE … COMMIT`, flushing the accumulated summaries first; rolls
-    /// back on any error.
+    /// back on any error. `f` may take in further queued commands.
     fn transaction<T>(
         &mut self,
-        f: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Txn<'_>, &mut Queued<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
         let mut tx = Txn {
@@ -250,7 +294,11 @@ impl Writer {
             queued: 0,
             texts: Vec::new(),
         };
-        let result = f(&mut tx).and_then(|value| tx.flush().map(|()| value));
+        let mut queued = Queued {
+            rx: &mut self.rx,
+            stash: &mut self.stash,
+        };
+        let result = f(&mut tx, &mut queued).and_then(|value| tx.flush().map(|()| value));
         let queued = tx.queued;
         let texts = std::mem::take(&mut tx.texts);
         let indexed = self.search.indexed();
@@ -287,7 +335,7 @@ impl Writer {
         let mut after = 0i64;
         let mut changed = 0u64;
         loop {
-            let (rows, last, n) = self.transaction(|tx| tx.recompute_chunk(prices, after))?;
+            let (rows, last, n) = self.transaction(|tx, _| tx.recompute_chunk(prices, after))?;
             changed += n;
             after = last;
             if rows < RECOMPUTE_CHUNK {
