@@ -2,7 +2,8 @@
 //!
 //! One OS thread owns the only write connection. Callers queue a batch with a oneshot reply; the
 //! thread takes everything already queued (up to `max_batch_spans` items), applies it in ONE
-//! transaction, commits, and only then answers every caller in the group. Summary rows (traces,
+//! transaction, takes in what was queued meanwhile (same cap), commits, and only then answers
+//! every caller in the group. Summary rows (traces,
 //! sessions, users, counters) are accumulated in memory over the whole group and written once per
 //! key at the end of the transaction, so a trace of 50 spans costs one upsert, not 50.
 //!
@@ -238,10 +239,11 @@ impl Writer {
                 match queued.next() {
                     Some(Command::Write { batch, reply }) => {
                         total += batch.len();
+                        // In the group before it is applied: if it fails, the group's fallback
+                        // answers it too.
                         group.push((batch, reply));
-                        if let Some((batch, _)) = group.last() {
-                            receipts.push(tx.apply_batch(batch)?);
-                        }
+                        let (batch, _) = &group[group.len() - 1];
+                        receipts.push(tx.apply_batch(batch)?);
                     }
                     Some(other) => {
                         queued.put_back(other);
@@ -1344,4 +1346,108 @@ fn upsert_groups(
         .map_err(db_err)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use sightline_model::{Attributes, Scope, SpanId, SpanKind, SpanStatus};
+
+    use super::*;
+    use crate::query::SpanWithCall;
+    use crate::sqlite::schema::open_writer;
+    use crate::sqlite::search::Indexer;
+    use crate::sqlite::{Synchronous, DB_FILE};
+    use crate::testsuite::TestEnricher;
+    use crate::WriteBatch;
+
+    /// A batch of `n` spans of trace `trace`, each a model call.
+    fn encoded(trace: u8, n: u8, dictionaries: &Arc<Dictionaries>) -> EncodedBatch {
+        let spans = (1..=n)
+            .map(|id| {
+                let mut attributes = Attributes::new();
+                attributes.insert("gen_ai.request.model".into(), json!("m"));
+                let span = Span {
+                    project: "p".into(),
+                    trace_id: TraceId([trace; 16]),
+                    span_id: SpanId([id; 8]),
+                    parent_span_id: None,
+                    name: "chat".into(),
+                    kind: SpanKind::Client,
+                    service: "svc".into(),
+                    start_time_unix_nano: 1_000 + u64::from(id),
+                    end_time_unix_nano: 2_000,
+                    status: SpanStatus::default(),
+                    attributes,
+                    resource: Attributes::new(),
+                    scope: Scope::default(),
+                    events: vec![],
+                    links: vec![],
+                };
+                SpanWithCall {
+                    llm: TestEnricher.enrich(&span),
+                    span,
+                }
+            })
+            .collect();
+        let batch = WriteBatch {
+            spans,
+            logs: vec![],
+        };
+        EncodedBatch::new(batch, dictionaries).unwrap()
+    }
+
+    #[test]
+    fn writes_queued_during_a_group_join_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join(DB_FILE);
+        let conn = open_writer(&db_path, Synchronous::Full).unwrap();
+        let dictionaries = Dictionaries::without_training();
+        let (_indexer, search) = Indexer::open(&db_path).unwrap();
+        let (sender, rx) = mpsc::channel(8);
+        let mut writer = Writer::new(
+            conn,
+            Arc::new(TestEnricher),
+            rx,
+            20_000,
+            search,
+            dictionaries.clone(),
+        )
+        .unwrap();
+
+        // Two writes wait in the queue while the writer applies the group of the first.
+        let mut replies = Vec::new();
+        for (trace, n) in [(2, 3), (3, 4)] {
+            let (reply, answer) = oneshot::channel();
+            let batch = encoded(trace, n, &dictionaries);
+            assert!(sender.try_send(Command::Write { batch, reply }).is_ok());
+            replies.push((answer, n));
+        }
+        let (reply, answer) = oneshot::channel();
+        writer.commit_group(vec![(encoded(1, 2, &dictionaries), reply)]);
+        replies.insert(0, (answer, 2));
+
+        // One commit answered all three, each with its own receipt, and left the queue empty.
+        assert!(writer.next_queued().is_none(), "the queued writes joined");
+        for (mut answer, n) in replies {
+            let receipt = answer.try_recv().unwrap().unwrap();
+            assert_eq!(receipt.spans_written, usize::from(n));
+        }
+        let calls: i64 = writer
+            .conn
+            .query_row("SELECT count(*) FROM llm_calls", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(calls, 9);
+
+        // A close waiting behind a write stays behind it: the write joins, the close does not.
+        let (reply, mut answer) = oneshot::channel();
+        let batch = encoded(4, 1, &dictionaries);
+        assert!(sender.try_send(Command::Write { batch, reply }).is_ok());
+        let (close, _closed) = oneshot::channel();
+        assert!(sender.try_send(Command::Close { reply: close }).is_ok());
+        let (reply, _) = oneshot::channel();
+        writer.commit_group(vec![(encoded(5, 1, &dictionaries), reply)]);
+        assert_eq!(answer.try_recv().unwrap().unwrap().spans_written, 1);
+        assert!(matches!(writer.next_queued(), Some(Command::Close { .. })));
+    }
 }
