@@ -18,7 +18,8 @@ use crate::query::{Filter, PageRequest, SpanWithCall};
 use crate::testsuite::{test_enricher, TestEnricher};
 use crate::{Enricher, Store, WriteBatch};
 
-fn span(trace: u8, id: u8, model: Option<&str>) -> Span {
+/// A span of trace `trace`; a model call of `model` when one is given.
+pub(super) fn span(trace: u8, id: u8, model: Option<&str>) -> Span {
     let mut attributes = Attributes::new();
     if let Some(m) = model {
         attributes.insert("gen_ai.request.model".into(), json!(m));
@@ -43,7 +44,8 @@ fn span(trace: u8, id: u8, model: Option<&str>) -> Span {
     }
 }
 
-fn item(span: Span) -> SpanWithCall {
+/// `span` with its call, as the pipeline hands it to the store.
+pub(super) fn item(span: Span) -> SpanWithCall {
     SpanWithCall {
         llm: TestEnricher.enrich(&span),
         span,

@@ -1350,48 +1350,18 @@ fn upsert_groups(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-    use sightline_model::{Attributes, Scope, SpanId, SpanKind, SpanStatus};
-
     use super::*;
-    use crate::query::SpanWithCall;
     use crate::sqlite::schema::open_writer;
     use crate::sqlite::search::Indexer;
+    use crate::sqlite::tests::{item, span};
     use crate::sqlite::{Synchronous, DB_FILE};
     use crate::testsuite::TestEnricher;
     use crate::WriteBatch;
 
     /// A batch of `n` spans of trace `trace`, each a model call.
     fn encoded(trace: u8, n: u8, dictionaries: &Arc<Dictionaries>) -> EncodedBatch {
-        let spans = (1..=n)
-            .map(|id| {
-                let mut attributes = Attributes::new();
-                attributes.insert("gen_ai.request.model".into(), json!("m"));
-                let span = Span {
-                    project: "p".into(),
-                    trace_id: TraceId([trace; 16]),
-                    span_id: SpanId([id; 8]),
-                    parent_span_id: None,
-                    name: "chat".into(),
-                    kind: SpanKind::Client,
-                    service: "svc".into(),
-                    start_time_unix_nano: 1_000 + u64::from(id),
-                    end_time_unix_nano: 2_000,
-                    status: SpanStatus::default(),
-                    attributes,
-                    resource: Attributes::new(),
-                    scope: Scope::default(),
-                    events: vec![],
-                    links: vec![],
-                };
-                SpanWithCall {
-                    llm: TestEnricher.enrich(&span),
-                    span,
-                }
-            })
-            .collect();
         let batch = WriteBatch {
-            spans,
+            spans: (1..=n).map(|id| item(span(trace, id, Some("m")))).collect(),
             logs: vec![],
         };
         EncodedBatch::new(batch, dictionaries).unwrap()
