@@ -3,9 +3,9 @@
 //! One OS thread owns the only write connection. Callers queue a batch with a oneshot reply; the
 //! thread takes everything already queued (up to `max_batch_spans` items), applies it in ONE
 //! transaction, takes in what was queued meanwhile (same cap), commits, and only then answers
-//! every caller in the group. Summary rows (traces,
-//! sessions, users, counters) are accumulated in memory over the whole group and written once per
-//! key at the end of the transaction, so a trace of 50 spans costs one upsert, not 50.
+//! every caller in the group. Summary rows (traces, sessions, users, counters) are accumulated in
+//! memory over the whole group and written once per key at the end of the transaction, so a trace
+//! of 50 spans costs one upsert, not 50.
 //!
 //! If a group's transaction fails, each batch is retried in a transaction of its own, so one bad
 //! batch fails only its own caller.
@@ -60,7 +60,7 @@ pub(crate) enum Command {
 type WriteReply = oneshot::Sender<Result<WriteReceipt, StoreError>>;
 
 /// The commands waiting for the writer: those it set aside first, then its channel's.
-pub(crate) struct Queued<'a> {
+struct Queued<'a> {
     rx: &'a mut mpsc::Receiver<Command>,
     stash: &'a mut VecDeque<Command>,
 }
@@ -71,9 +71,16 @@ impl Queued<'_> {
         self.stash.pop_front().or_else(|| self.rx.try_recv().ok())
     }
 
-    /// Sets `cmd` aside to be the next one again.
-    fn put_back(&mut self, cmd: Command) {
-        self.stash.push_front(cmd);
+    /// The next waiting command if it is a write; any other stays the next one, so that no write
+    /// queued behind a close or a recompute overtakes it.
+    fn next_write(&mut self) -> Option<(EncodedBatch, WriteReply)> {
+        match self.next()? {
+            Command::Write { batch, reply } => Some((batch, reply)),
+            other => {
+                self.stash.push_front(other);
+                None
+            }
+        }
     }
 }
 
@@ -191,12 +198,15 @@ impl Writer {
         }
     }
 
-    fn next_queued(&mut self) -> Option<Command> {
+    fn queued(&mut self) -> Queued<'_> {
         Queued {
             rx: &mut self.rx,
             stash: &mut self.stash,
         }
-        .next()
+    }
+
+    fn next_queued(&mut self) -> Option<Command> {
+        self.queued().next()
     }
 
     /// The first batch plus every write already queued behind it, up to the item cap.
@@ -207,18 +217,14 @@ impl Writer {
     ) -> Vec<(EncodedBatch, WriteReply)> {
         let mut total = batch.len();
         let mut group = vec![(batch, reply)];
-        while total < self.max_batch {
-            match self.next_queued() {
-                Some(Command::Write { batch, reply }) => {
-                    total += batch.len();
-                    group.push((batch, reply));
-                }
-                Some(other) => {
-                    self.stash.push_front(other);
-                    break;
-                }
-                None => break,
-            }
+        let max_batch = self.max_batch;
+        let mut queued = self.queued();
+        while total < max_batch {
+            let Some((batch, reply)) = queued.next_write() else {
+                break;
+            };
+            total += batch.len();
+            group.push((batch, reply));
         }
         group
     }
@@ -236,21 +242,15 @@ impl Writer {
             // ones, however many calls land on them) are written once for all of them.
             let mut total: usize = group.iter().map(|(batch, _)| batch.len()).sum();
             while total < max_batch {
-                match queued.next() {
-                    Some(Command::Write { batch, reply }) => {
-                        total += batch.len();
-                        // In the group before it is applied: if it fails, the group's fallback
-                        // answers it too.
-                        group.push((batch, reply));
-                        let (batch, _) = &group[group.len() - 1];
-                        receipts.push(tx.apply_batch(batch)?);
-                    }
-                    Some(other) => {
-                        queued.put_back(other);
-                        break;
-                    }
-                    None => break,
-                }
+                let Some((batch, reply)) = queued.next_write() else {
+                    break;
+                };
+                total += batch.len();
+                // In the group before it is applied: if it fails, the group's fallback answers
+                // it too.
+                group.push((batch, reply));
+                let (batch, _) = &group[group.len() - 1];
+                receipts.push(tx.apply_batch(batch)?);
             }
             Ok(receipts)
         });
