@@ -26,8 +26,8 @@ use sightline_model::{LlmCall, LogRecord, Span, TraceId};
 
 pub use error::{ErrorKind, StoreError};
 pub use metrics::{
-    MetricAgg, MetricField, MetricKind, MetricPoint, MetricQuery, MetricSeries, RollupAggregate,
-    RollupDimension, RollupQuery, RollupRow, SketchSet,
+    busiest_first, MetricAgg, MetricField, MetricKind, MetricPoint, MetricQuery, MetricSeries,
+    RollupAggregate, RollupDimension, RollupQuery, RollupRow, SketchSet,
 };
 pub use query::{
     Filter, Page, PageRequest, SessionDetail, SessionSummary, SpanWithCall, TraceDetail,

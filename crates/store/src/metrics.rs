@@ -125,8 +125,8 @@ pub struct RollupQuery {
     pub step_secs: Option<u64>,
     /// Sketches to read.
     pub sketches: SketchSet,
-    /// Without a step: read the sketches of only this many groups, those with the most calls
-    /// (ties: the smaller key first). The other groups come with their sums and empty sketches,
+    /// Without a step: read the sketches of only this many groups, the first in
+    /// [`busiest_first`] order. The other groups come with their sums and empty sketches,
     /// so a breakdown over thousands of users that shows the busiest merges only their sketches.
     pub sketch_top: Option<usize>,
 }
@@ -203,6 +203,12 @@ pub struct RollupRow {
     pub bucket_unix_secs: Option<i64>,
     /// The numbers.
     pub aggregate: RollupAggregate,
+}
+
+/// The order a breakdown lists its groups in, given each group's calls and key: most calls
+/// first, ties by key. [`RollupQuery::sketch_top`] keeps the sketches of the first groups in it.
+pub fn busiest_first(a: (i64, &[String]), b: (i64, &[String])) -> std::cmp::Ordering {
+    b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1))
 }
 
 /// The OTLP metric data types.

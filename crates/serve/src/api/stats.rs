@@ -16,7 +16,8 @@ use axum::Json;
 use serde::Serialize;
 use sightline_model::DdSketch;
 use sightline_store::{
-    RollupAggregate, RollupDimension, RollupQuery, SharedStore, SketchSet, StoreError,
+    busiest_first, RollupAggregate, RollupDimension, RollupQuery, RollupRow, SharedStore,
+    SketchSet, StoreError,
 };
 
 use super::params::{query_pairs, ListParams};
@@ -234,13 +235,8 @@ pub async fn stats(
     let rows = store.rollups(&query).await?;
     // Most calls first, as the store chose the groups whose sketches it read. The order is
     // sorted, not the rows (thousands of them, each with its sketches).
-    let mut order: Vec<&sightline_store::RollupRow> = rows.iter().collect();
-    order.sort_by(|a, b| {
-        b.aggregate
-            .calls
-            .cmp(&a.aggregate.calls)
-            .then_with(|| a.key.cmp(&b.key))
-    });
+    let mut order: Vec<&RollupRow> = rows.iter().collect();
+    order.sort_by(|a, b| busiest_first((a.aggregate.calls, &a.key), (b.aggregate.calls, &b.key)));
     let total_groups = order.len();
     order.truncate(limit);
     let groups: Vec<StatsGroup> = order

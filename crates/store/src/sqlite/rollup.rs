@@ -796,7 +796,6 @@ mod tests {
                 },
                 group_by: vec![RollupDimension::Model],
                 sketches: SketchSet::ALL,
-                sketch_top: None,
                 ..RollupQuery::default()
             };
             let rows = super::super::rollup_read::read(&conn, &q).unwrap();

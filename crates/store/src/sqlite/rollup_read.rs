@@ -16,7 +16,9 @@ use rusqlite::{params, Connection};
 use super::codec::db_err;
 use super::rollup::{KIND_CALLS, KIND_USER, RESOLUTIONS};
 use crate::error::StoreError;
-use crate::metrics::{RollupAggregate, RollupDimension, RollupQuery, RollupRow, SketchSet};
+use crate::metrics::{
+    busiest_first, RollupAggregate, RollupDimension, RollupQuery, RollupRow, SketchSet,
+};
 use sightline_model::{CallStatus, DdSketch};
 
 const MINUTE: i64 = 60;
@@ -282,7 +284,7 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
             && q.sketches != SketchSet::NONE
             && keys.values().collect::<HashSet<_>>().len() > top
     });
-    let per_series: Vec<((i64, Option<i64>), RollupAggregate)> = match top {
+    let per_series: Vec<(SeriesKey, RollupAggregate)> = match top {
         // Only the busiest groups want sketches: the sums of every row first (a few words per
         // series), then the sketches of those groups' rows alone, both from one snapshot so
         // that a group's sketches count the rows its sums do.
@@ -539,8 +541,8 @@ impl Scan<'_> {
     }
 }
 
-/// The series of the `top` groups with the most calls (ties: the smaller key first, the order
-/// the stats endpoint lists them in); a group without calls is never one of them.
+/// The series of the first `top` groups in [`busiest_first`] order; a group without calls is never
+/// one of them.
 fn busiest_series(
     keys: &FxHashMap<i64, Vec<String>>,
     sums: &PerSeries<Sums>,
@@ -553,7 +555,7 @@ fn busiest_series(
         }
     }
     let mut groups: Vec<(&[String], i64)> = calls.into_iter().filter(|(_, c)| *c != 0).collect();
-    groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    groups.sort_by(|a, b| busiest_first((a.1, a.0), (b.1, b.0)));
     groups.truncate(top);
     let chosen: HashSet<&[String]> = groups.into_iter().map(|(key, _)| key).collect();
     keys.iter()

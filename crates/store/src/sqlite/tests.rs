@@ -774,7 +774,6 @@ async fn rollups_are_backfilled_for_older_stores() {
             ..Filter::default()
         },
         sketches: SketchSet::ALL,
-        sketch_top: None,
         ..RollupQuery::default()
     };
     let before = store.rollups(&query).await.unwrap();
