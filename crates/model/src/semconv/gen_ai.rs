@@ -78,7 +78,9 @@ fn read(a: Attrs<'_>) -> Partial {
         system_instructions: a
             .get("gen_ai.system_instructions")
             .and_then(instructions_text),
-        tool_definitions: a.get("gen_ai.tool.definitions").map(as_json),
+        tool_definitions: a
+            .get("gen_ai.tool.definitions")
+            .map(|v| as_json(v).into_owned()),
         finish_reasons: a
             .get("gen_ai.response.finish_reasons")
             .map(as_string_list)
@@ -168,7 +170,7 @@ fn read(a: Attrs<'_>) -> Partial {
 
 /// `gen_ai.system_instructions`: a list of parts, a JSON string of one, or plain text.
 fn instructions_text(v: &Value) -> Option<String> {
-    match as_json(v) {
+    match &*as_json(v) {
         Value::Array(parts) => {
             let texts: Vec<String> = parts
                 .iter()
@@ -182,7 +184,7 @@ fn instructions_text(v: &Value) -> Option<String> {
                 .collect();
             (!texts.is_empty()).then(|| texts.join("\n"))
         }
-        Value::String(s) => (!s.is_empty()).then_some(s),
+        Value::String(s) => (!s.is_empty()).then(|| s.clone()),
         Value::Object(o) => o
             .get("content")
             .or_else(|| o.get("text"))

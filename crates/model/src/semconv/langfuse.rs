@@ -73,7 +73,7 @@ pub(crate) fn extract(span: &Span) -> Option<Partial> {
 
     if let Some(input) = a.get("langfuse.observation.input") {
         p.input_messages = parse_messages_or_text(input, "user");
-        if let Value::Object(o) = as_json(input) {
+        if let Value::Object(o) = &*as_json(input) {
             p.tool_definitions = o.get("tools").filter(|t| t.is_array()).cloned();
         }
     }
@@ -115,11 +115,11 @@ fn read_metadata(a: &Attrs<'_>, prefix: &str, out: &mut Map<String, Value>) {
     for (key, value) in a.iter() {
         if let Some(name) = key.strip_prefix(&dotted) {
             out.entry(name.to_string())
-                .or_insert_with(|| as_json(value));
+                .or_insert_with(|| as_json(value).into_owned());
         }
     }
     if let Some(whole) = a.get(prefix) {
-        match as_json(whole) {
+        match as_json(whole).into_owned() {
             Value::Object(m) => {
                 for (k, v) in m {
                     out.entry(k).or_insert(v);

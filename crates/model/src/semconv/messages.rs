@@ -7,6 +7,8 @@
 //! convention, a single reader accepts the union, so a convention that embeds another's format
 //! (Langfuse carrying OpenAI messages, for instance) is understood without special cases.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use super::value::{as_json, as_string, to_text};
@@ -15,7 +17,7 @@ use crate::llm::{Message, ToolCall};
 /// Parses a message list (array, JSON string, or an object with a `messages` array). A lone
 /// message object gives a one-element list. Anything else gives an empty list.
 pub(crate) fn parse_messages(v: &Value, default_role: &str) -> Vec<Message> {
-    match as_json(v) {
+    match &*as_json(v) {
         Value::Array(items) => items
             .iter()
             .filter_map(|item| match item {
@@ -51,7 +53,7 @@ pub(crate) fn parse_messages(v: &Value, default_role: &str) -> Vec<Message> {
                     })
                     .collect();
             }
-            parse_message(&m, default_role).into_iter().collect()
+            parse_message(m, default_role).into_iter().collect()
         }
         _ => Vec::new(),
     }
@@ -64,12 +66,12 @@ pub(crate) fn parse_messages_or_text(v: &Value, default_role: &str) -> Vec<Messa
     if !parsed.is_empty() {
         return parsed;
     }
-    match as_json(v) {
+    match &*as_json(v) {
         Value::Null => Vec::new(),
         Value::String(s) if s.is_empty() => Vec::new(),
-        Value::String(s) => vec![text_message(default_role, &s)],
+        Value::String(s) => vec![text_message(default_role, s)],
         Value::Array(a) if a.is_empty() => Vec::new(),
-        other => to_text(&other)
+        other => to_text(other)
             .map(|t| vec![text_message(default_role, &t)])
             .unwrap_or_default(),
     }
@@ -120,19 +122,25 @@ pub(crate) fn parse_message(m: &Map<String, Value>, default_role: &str) -> Optio
     if let Some(content) = first(m, &["content"]) {
         read_content(content, &mut texts, &mut msg);
     }
-    if let Some(Value::Array(calls)) = first(m, &["tool_calls", "toolCalls"]).map(as_json) {
+    if let Some(Value::Array(calls)) = first(m, &["tool_calls", "toolCalls"])
+        .map(as_json)
+        .as_deref()
+    {
         msg.tool_calls.extend(
             calls
                 .iter()
                 .filter_map(|c| c.as_object().and_then(parse_tool_call)),
         );
     }
-    if let Some(Value::Object(fc)) = first(m, &["function_call"]).map(as_json) {
-        msg.tool_calls.extend(parse_tool_call(&fc));
+    if let Some(Value::Object(fc)) = first(m, &["function_call"]).map(as_json).as_deref() {
+        msg.tool_calls.extend(parse_tool_call(fc));
     }
-    if !texts.is_empty() {
-        msg.content = Some(texts.join("\n"));
-    }
+    msg.content = match texts.len() {
+        0 => None,
+        // Most messages hold one text: moved, not joined into a copy.
+        1 => texts.pop(),
+        _ => Some(texts.join("\n")),
+    };
     Some(msg)
 }
 
@@ -140,9 +148,10 @@ fn read_content(content: &Value, texts: &mut Vec<String>, msg: &mut Message) {
     match content {
         Value::String(s) => {
             // Some instrumentations store a block list as a JSON string.
-            match as_json(content) {
+            let parsed = as_json(content);
+            match &*parsed {
                 Value::Array(items) if items.iter().all(is_typed_block) && !items.is_empty() => {
-                    read_parts(&Value::Array(items), texts, msg);
+                    read_parts(&parsed, texts, msg);
                 }
                 _ if !s.is_empty() => texts.push(s.clone()),
                 _ => {}
@@ -162,10 +171,11 @@ fn is_typed_block(v: &Value) -> bool {
 }
 
 fn read_parts(parts: &Value, texts: &mut Vec<String>, msg: &mut Message) {
-    let Value::Array(items) = as_json(parts) else {
+    let parsed = as_json(parts);
+    let Value::Array(items) = &*parsed else {
         return;
     };
-    for part in &items {
+    for part in items {
         let obj = match part {
             Value::String(s) => {
                 if !s.is_empty() {
@@ -176,12 +186,13 @@ fn read_parts(parts: &Value, texts: &mut Vec<String>, msg: &mut Message) {
             Value::Object(o) => o,
             _ => continue,
         };
-        let kind = obj
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("text")
-            .to_ascii_lowercase();
-        match kind.as_str() {
+        let kind = obj.get("type").and_then(Value::as_str).unwrap_or("text");
+        let kind = if kind.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(kind.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(kind)
+        };
+        match &*kind {
             "text" | "input_text" | "output_text" => {
                 if let Some(t) = first(obj, &["content", "text"]).and_then(to_text) {
                     texts.push(t);

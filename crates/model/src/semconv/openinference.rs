@@ -123,7 +123,7 @@ pub(crate) fn extract(span: &Span) -> Option<Partial> {
     let tools: Vec<Value> = a
         .indexed("llm.tools")
         .values()
-        .filter_map(|e| field(e, "tool.json_schema").map(as_json))
+        .filter_map(|e| field(e, "tool.json_schema").map(|v| as_json(v).into_owned()))
         .collect();
     if !tools.is_empty() {
         p.tool_definitions = Some(Value::Array(tools));
@@ -137,7 +137,7 @@ pub(crate) fn extract(span: &Span) -> Option<Partial> {
         "llm.prompt_template.variables",
     ] {
         if let Some(v) = a.get(key) {
-            p.metadata.insert(key.to_string(), as_json(v));
+            p.metadata.insert(key.to_string(), as_json(v).into_owned());
         }
     }
     if is_llm || is_embedding || kind.is_none() {
@@ -206,7 +206,7 @@ fn texts(a: &Attrs<'_>, prefix: &str, keys: &[&str], role: &str) -> Vec<Message>
         .map(|t| super::messages::text_message(role, &t))
         .collect();
     if out.is_empty() {
-        if let Some(Value::Array(items)) = a.get(prefix).map(as_json) {
+        if let Some(Value::Array(items)) = a.get(prefix).map(as_json).as_deref() {
             out = items
                 .iter()
                 .filter_map(Value::as_str)

@@ -78,7 +78,7 @@ pub(crate) fn extract(span: &Span) -> Option<Partial> {
                 def.insert("description".into(), d.clone());
             }
             if let Some(params) = field(e, "parameters") {
-                def.insert("parameters".into(), as_json(params));
+                def.insert("parameters".into(), as_json(params).into_owned());
             }
             Some(Value::Object(def))
         })

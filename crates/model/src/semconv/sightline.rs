@@ -48,7 +48,9 @@ pub(crate) fn extract(span: &Span) -> Partial {
         metadata,
         prompt_name: a.str("sightline.prompt.name"),
         prompt_version: a.str("sightline.prompt.version"),
-        logprobs: a.get("sightline.response.logprobs").map(as_json),
+        logprobs: a
+            .get("sightline.response.logprobs")
+            .map(|v| as_json(v).into_owned()),
         ..Partial::default()
     }
 }

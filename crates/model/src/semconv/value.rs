@@ -5,6 +5,7 @@
 //! reader here accepts all of those shapes and answers `None` for anything it cannot use, so the
 //! convention modules never have to care and never panic.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
@@ -97,7 +98,8 @@ impl<'a> Attrs<'a> {
     pub(crate) fn indexed(&self, prefix: &str) -> BTreeMap<usize, Vec<(String, Value)>> {
         let mut groups = group_indexed(self.iter(), prefix);
         if let Some(v) = self.get(prefix) {
-            if let structured @ Value::Array(_) = as_json(v) {
+            let structured = as_json(v);
+            if structured.is_array() {
                 let mut flat = Vec::new();
                 flatten_into(prefix, &structured, &mut flat);
                 for (i, entries) in group_indexed(flat.iter().map(|(k, v)| (k.as_str(), v)), prefix)
@@ -193,32 +195,33 @@ pub(crate) fn as_bool(v: &Value) -> Option<bool> {
 }
 
 /// The structured form of a value: a string holding a JSON object or array is parsed, anything
-/// else is returned as is. Strings that are not JSON stay strings.
-pub(crate) fn as_json(v: &Value) -> Value {
+/// else is returned as is (borrowed, not copied). Strings that are not JSON stay strings.
+pub(crate) fn as_json(v: &Value) -> Cow<'_, Value> {
     if let Value::String(s) = v {
         let t = s.trim_start();
         if t.starts_with('{') || t.starts_with('[') || t.starts_with('"') {
             if let Ok(parsed) = serde_json::from_str::<Value>(s) {
-                return parsed;
+                return Cow::Owned(parsed);
             }
         }
     }
-    v.clone()
+    Cow::Borrowed(v)
 }
 
 /// A JSON object, from an object or a string holding one.
 pub(crate) fn as_object(v: &Value) -> Option<Map<String, Value>> {
     match as_json(v) {
-        Value::Object(m) => Some(m),
+        Cow::Owned(Value::Object(m)) => Some(m),
+        Cow::Borrowed(Value::Object(m)) => Some(m.clone()),
         _ => None,
     }
 }
 
 /// A list of strings: an array (of scalars), a string holding a JSON array, or one string.
 pub(crate) fn as_string_list(v: &Value) -> Vec<String> {
-    match as_json(v) {
+    match &*as_json(v) {
         Value::Array(items) => items.iter().filter_map(as_string).collect(),
-        other => as_string(&other).into_iter().collect(),
+        other => as_string(other).into_iter().collect(),
     }
 }
 
@@ -406,9 +409,10 @@ mod tests {
 
     #[test]
     fn json_strings_are_parsed() {
-        assert_eq!(as_json(&json!("[1,2]")), json!([1, 2]));
-        assert_eq!(as_json(&json!("{\"a\":1}")), json!({"a": 1}));
-        assert_eq!(as_json(&json!("{not json")), json!("{not json"));
+        assert_eq!(*as_json(&json!("[1,2]")), json!([1, 2]));
+        assert_eq!(*as_json(&json!("{\"a\":1}")), json!({"a": 1}));
+        assert_eq!(*as_json(&json!("{not json")), json!("{not json"));
+        assert!(matches!(as_json(&json!([1])), Cow::Borrowed(_)));
         assert_eq!(as_string_list(&json!("[\"stop\"]")), vec!["stop"]);
         assert_eq!(as_string_list(&json!(["a", 1])), vec!["a", "1"]);
         assert_eq!(as_string_list(&json!("length")), vec!["length"]);

@@ -115,8 +115,10 @@ pub(crate) fn extract(span: &Span) -> Option<Partial> {
 
     read_prompt(&a, &mut p);
     read_response(&a, &mut p);
-    if let Some(Value::Array(tools)) = a.get("ai.prompt.tools").map(as_json) {
-        p.tool_definitions = Some(Value::Array(tools.iter().map(as_json).collect()));
+    if let Some(Value::Array(tools)) = a.get("ai.prompt.tools").map(as_json).as_deref() {
+        p.tool_definitions = Some(Value::Array(
+            tools.iter().map(|t| as_json(t).into_owned()).collect(),
+        ));
     }
     p.non_empty()
 }
@@ -147,7 +149,7 @@ fn read_prompt(a: &Attrs<'_>, p: &mut Partial) {
     if let Some(v) = a.get("ai.prompt.messages") {
         p.input_messages = parse_messages(v, "user");
     }
-    if let Some(Value::Object(prompt)) = a.get("ai.prompt").map(as_json) {
+    if let Some(Value::Object(prompt)) = a.get("ai.prompt").map(as_json).as_deref() {
         p.system_instructions = prompt.get("system").and_then(as_string);
         if p.input_messages.is_empty() {
             if let Some(m) = prompt.get("messages").filter(|v| !v.is_null()) {
@@ -177,7 +179,7 @@ fn read_response(a: &Attrs<'_>, p: &mut Partial) {
     let text = a
         .first(&["ai.response.text", "ai.response.object"])
         .and_then(to_text);
-    let tool_calls: Vec<_> = match a.get("ai.response.toolCalls").map(as_json) {
+    let tool_calls: Vec<_> = match a.get("ai.response.toolCalls").map(as_json).as_deref() {
         Some(Value::Array(calls)) => calls
             .iter()
             .filter_map(|c| c.as_object().and_then(parse_tool_call))
