@@ -99,14 +99,55 @@ pub(crate) fn encode_extra(span: &Span) -> Result<Option<String>, StoreError> {
 
 /// FNV-1a, 64-bit: a stable hash for deduplicating resource/scope pairs across restarts.
 pub(crate) fn fnv1a(parts: &[&str]) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = Fnv1a::new();
     for part in parts {
-        for b in part.as_bytes().iter().chain(&[0xff]) {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        h.part(part);
+    }
+    h.finish()
+}
+
+/// [`fnv1a`] fed one part at a time. Parts that are formatted values (numbers, ids) are hashed
+/// as they are formatted, with the bytes `to_string` would give, so no string is allocated
+/// for them; each part ends with the same `0xff` separator.
+pub(crate) struct Fnv1a(u64);
+
+impl Fnv1a {
+    pub(crate) fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    h as i64
+
+    /// Hashes one part and its separator.
+    pub(crate) fn part(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+        self.bytes(&[0xff]);
+    }
+
+    /// Hashes the `Display` form of a value as one part (nothing but the separator for `None`).
+    pub(crate) fn display(&mut self, v: Option<&dyn std::fmt::Display>) {
+        if let Some(v) = v {
+            // Writing into the hasher cannot fail.
+            let _ = std::fmt::Write::write_fmt(self, format_args!("{v}"));
+        }
+        self.bytes(&[0xff]);
+    }
+
+    pub(crate) fn finish(&self) -> i64 {
+        self.0 as i64
+    }
+}
+
+impl std::fmt::Write for Fnv1a {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.bytes(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// The columns `read_span` expects, in order, from `spans` aliased as `s`.
@@ -482,6 +523,12 @@ mod tests {
         assert_eq!(to_i64(u64::MAX), i64::MAX);
         assert_eq!(to_u64(-5), 0);
         assert_ne!(fnv1a(&["a", "bc"]), fnv1a(&["ab", "c"]));
+        // Parts hashed as they are formatted give what hashing their strings gives.
+        let mut h = Fnv1a::new();
+        h.display(Some(&1_700_000_000_123_456_789u64));
+        h.display(None);
+        h.part("x");
+        assert_eq!(h.finish(), fnv1a(&["1700000000123456789", "", "x"]));
         assert!(attr_path("a\"b").is_err());
         assert_eq!(attr_path("gen_ai.system").unwrap(), "$.\"gen_ai.system\"");
     }

@@ -11,7 +11,7 @@ use sightline_model::{
     Attributes, CallStatus, LlmCall, LogRecord, Scope, Span, SpanId, StatusCode,
 };
 
-use super::codec::{encode_extra, fnv1a, json_err, to_i64, SpanKey};
+use super::codec::{encode_extra, json_err, to_i64, Fnv1a, SpanKey};
 use super::dictionary::Dictionaries;
 use super::packed::Packed;
 use crate::error::StoreError;
@@ -282,8 +282,37 @@ fn encode_span(
     })
 }
 
+/// The hash that recognises a log record sent again: every field of the record and its origin.
+/// What is hashed must never change, or records stored before would no longer match; numbers
+/// and ids are hashed in their `to_string` form without allocating it.
+fn log_fingerprint(
+    log: &LogRecord,
+    attributes: &str,
+    body: Option<&str>,
+    resource: &str,
+    scope: &str,
+) -> i64 {
+    let mut h = Fnv1a::new();
+    h.display(Some(&log.observed_time_unix_nano));
+    h.display(log.trace_id.as_ref().map(|t| t as &dyn std::fmt::Display));
+    h.display(log.span_id.as_ref().map(|s| s as &dyn std::fmt::Display));
+    h.display(Some(&log.severity_number));
+    for part in [
+        log.severity_text.as_str(),
+        log.event_name.as_deref().unwrap_or("\u{0}"),
+        &log.service,
+        attributes,
+        body.unwrap_or("\u{0}"),
+        resource,
+        scope,
+    ] {
+        h.part(part);
+    }
+    h.finish()
+}
+
 fn encode_log(
-    log: LogRecord,
+    mut log: LogRecord,
     origins: &mut Origins,
     dictionaries: &Arc<Dictionaries>,
 ) -> Result<EncodedLog, StoreError> {
@@ -296,21 +325,12 @@ fn encode_log(
         .map(serde_json::to_string)
         .transpose()
         .map_err(|e| json_err("log body", e))?;
-    let origin = origins.index(log.resource, log.scope)?;
+    let origin = origins.index(
+        std::mem::take(&mut log.resource),
+        std::mem::take(&mut log.scope),
+    )?;
     let (resource, scope) = origins.pair(origin);
-    let fingerprint = fnv1a(&[
-        &log.observed_time_unix_nano.to_string(),
-        &log.trace_id.map(|t| t.to_string()).unwrap_or_default(),
-        &log.span_id.map(|s| s.to_string()).unwrap_or_default(),
-        &log.severity_number.to_string(),
-        &log.severity_text,
-        log.event_name.as_deref().unwrap_or("\u{0}"),
-        &log.service,
-        &attributes,
-        body.as_deref().unwrap_or("\u{0}"),
-        resource,
-        scope,
-    ]);
+    let fingerprint = log_fingerprint(&log, &attributes, body.as_deref(), resource, scope);
     Ok(EncodedLog {
         genai,
         time: to_i64(log.time_unix_nano),
@@ -330,10 +350,65 @@ fn encode_log(
 
 #[cfg(test)]
 mod tests {
+    use super::super::codec::fnv1a;
     use super::*;
     use crate::query::SpanWithCall;
     use serde_json::json;
     use sightline_model::{SpanKind, SpanStatus, TraceId};
+
+    /// The fingerprint of a log record is stored, so it must stay what hashing the fields'
+    /// strings gave when it was introduced.
+    #[test]
+    fn log_fingerprints_hash_the_fields_as_strings() {
+        for (trace_id, span_id, event_name, body) in [
+            (
+                Some(TraceId([7; 16])),
+                Some(SpanId([9; 8])),
+                Some("gen_ai.user.message".to_string()),
+                Some("{\"content\":\"hi\"}"),
+            ),
+            (None, None, None, None),
+        ] {
+            let log = LogRecord {
+                project: "default".into(),
+                service: "chat".into(),
+                time_unix_nano: 1_700_000_000_000_000_001,
+                observed_time_unix_nano: 1_700_000_000_000_000_002,
+                severity_number: 9,
+                severity_text: "INFO".into(),
+                event_name,
+                body: None,
+                attributes: Attributes::new(),
+                resource: Attributes::new(),
+                scope: Scope::default(),
+                trace_id,
+                span_id,
+            };
+            let strings = fnv1a(&[
+                &log.observed_time_unix_nano.to_string(),
+                &log.trace_id.map(|t| t.to_string()).unwrap_or_default(),
+                &log.span_id.map(|s| s.to_string()).unwrap_or_default(),
+                &log.severity_number.to_string(),
+                &log.severity_text,
+                log.event_name.as_deref().unwrap_or("\u{0}"),
+                &log.service,
+                "{\"a\":1}",
+                body.unwrap_or("\u{0}"),
+                "{\"service.name\":\"chat\"}",
+                "scope",
+            ]);
+            assert_eq!(
+                log_fingerprint(
+                    &log,
+                    "{\"a\":1}",
+                    body,
+                    "{\"service.name\":\"chat\"}",
+                    "scope"
+                ),
+                strings
+            );
+        }
+    }
 
     fn span(service: &str, attrs: serde_json::Value) -> Span {
         let mut resource = Attributes::new();
