@@ -130,7 +130,7 @@ impl Fnv1a {
     }
 
     /// Hashes the `Display` form of a value as one part (nothing but the separator for `None`).
-    pub(crate) fn display(&mut self, v: Option<&dyn std::fmt::Display>) {
+    pub(crate) fn display(&mut self, v: Option<impl std::fmt::Display>) {
         if let Some(v) = v {
             // Writing into the hasher cannot fail.
             let _ = std::fmt::Write::write_fmt(self, format_args!("{v}"));
@@ -526,7 +526,7 @@ mod tests {
         // Parts hashed as they are formatted give what hashing their strings gives.
         let mut h = Fnv1a::new();
         h.display(Some(&1_700_000_000_123_456_789u64));
-        h.display(None);
+        h.display(None::<u64>);
         h.part("x");
         assert_eq!(h.finish(), fnv1a(&["1700000000123456789", "", "x"]));
         assert!(attr_path("a\"b").is_err());

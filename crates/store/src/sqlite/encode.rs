@@ -294,8 +294,8 @@ fn log_fingerprint(
 ) -> i64 {
     let mut h = Fnv1a::new();
     h.display(Some(&log.observed_time_unix_nano));
-    h.display(log.trace_id.as_ref().map(|t| t as &dyn std::fmt::Display));
-    h.display(log.span_id.as_ref().map(|s| s as &dyn std::fmt::Display));
+    h.display(log.trace_id.as_ref());
+    h.display(log.span_id.as_ref());
     h.display(Some(&log.severity_number));
     for part in [
         log.severity_text.as_str(),
