@@ -16,6 +16,8 @@
 #   bucketed      the four time-following indexes keyed by (project, [filter,] start_ns >> 30, id,
 #                 start_ns): within a ~1 s bucket new entries append instead of landing among
 #                 entries of the calls that started before them
+#   page-4k         the schema as built, in 4 KiB pages instead of 8 KiB (rebuilt with VACUUM)
+#   page-2k         the same in 2 KiB pages
 #
 # Environment:
 #   DURATION      seconds of load per run                   (default 12)
@@ -56,6 +58,8 @@ variant_sql() {
             CREATE INDEX llm_calls_response_model ON llm_calls
                 (project, response_model, (start_ns >> 30), id, start_ns) WHERE response_model IS NOT NULL;"
             ;;
+        page-4k) echo "PRAGMA journal_mode = DELETE; PRAGMA page_size = 4096; VACUUM; PRAGMA journal_mode = WAL;" ;;
+        page-2k) echo "PRAGMA journal_mode = DELETE; PRAGMA page_size = 2048; VACUUM; PRAGMA journal_mode = WAL;" ;;
         *) die "unknown variant: $1" ;;
     esac
 }

@@ -115,13 +115,17 @@ pub fn spawn(
     let (tx, rx) = crossbeam_channel::bounded(capacity);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .on_thread_start(|| background::lower_current_thread(Priority::Lowest))
+        .on_thread_start(|| {
+            background::enter_background();
+            background::lower_current_thread(Priority::Lowest);
+        })
         .build()?;
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let thread_stats = stats.clone();
     let thread = std::thread::Builder::new()
         .name("sightline-gateway-recorder".into())
         .spawn(move || {
+            background::enter_background();
             background::lower_current_thread(Priority::Lowest);
             drain(&rx, &runtime, &pipeline, batch_max, &thread_stats);
             let _ = done_tx.send(());

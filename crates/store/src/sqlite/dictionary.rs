@@ -241,6 +241,7 @@ impl Dictionaries {
         let spawned = std::thread::Builder::new()
             .name("sightline-dictionary".into())
             .spawn(move || {
+                crate::background::enter_background();
                 crate::background::lower_current_thread(crate::background::Priority::Lowest);
                 match this.train(&docs) {
                     Ok(id) => {

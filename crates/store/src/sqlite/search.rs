@@ -257,6 +257,7 @@ impl Indexer {
 
     /// The thread body: indexes until asked to stop, then drains the queue and returns.
     pub fn run(mut self) {
+        crate::background::enter_background();
         crate::background::lower_current_thread(crate::background::Priority::Low);
         loop {
             let stopping = self.progress.stop.load(Ordering::Acquire);

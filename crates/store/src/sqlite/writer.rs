@@ -144,6 +144,7 @@ impl Writer {
 
     /// The thread body: runs until closed or until every store handle is dropped.
     pub fn run(mut self) {
+        crate::background::enter_background();
         let mut lowered = false;
         loop {
             let cmd = match self.stash.pop_front() {
