@@ -110,7 +110,7 @@ mod affinity {
 
     /// A set of CPUs.
     #[derive(Clone, Copy)]
-    pub(super) struct Cpus(pub(super) libc::cpu_set_t);
+    pub(super) struct Cpus(libc::cpu_set_t);
 
     impl Cpus {
         /// Restricts thread `tid` of this process to these CPUs. Best effort.
@@ -142,16 +142,12 @@ mod affinity {
         }
     }
 
-    /// The CPUs of the process (the main thread's affinity when first asked).
-    fn process_cpus() -> Option<Cpus> {
+    /// The CPUs thread `tid` may run on (0: the calling thread).
+    pub(super) fn cpus_of(tid: i32) -> Option<Cpus> {
         // SAFETY: a zeroed cpu_set_t is a valid empty set; the kernel fills at most its size.
         unsafe {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
-            let rc = libc::sched_getaffinity(
-                libc::getpid(),
-                std::mem::size_of::<libc::cpu_set_t>(),
-                &mut set,
-            );
+            let rc = libc::sched_getaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
             (rc == 0).then_some(Cpus(set))
         }
     }
@@ -175,7 +171,12 @@ mod affinity {
     /// Where background threads run once requests are favoured; `None` on a single CPU.
     pub(super) fn background_cpus() -> Option<Cpus> {
         static CPUS: OnceLock<Option<Cpus>> = OnceLock::new();
-        *CPUS.get_or_init(|| process_cpus().and_then(|all| upper_half(&all.list())))
+        *CPUS.get_or_init(|| {
+            // The process's CPUs: the main thread's (its id is the process id) when first asked.
+            // SAFETY: a plain getter.
+            let pid = unsafe { libc::getpid() };
+            cpus_of(pid).and_then(|all| upper_half(&all.list()))
+        })
     }
 
     pub(super) fn current_tid() -> i32 {
@@ -294,16 +295,7 @@ mod tests {
     }
 
     fn own_cpus() -> Vec<usize> {
-        // SAFETY: a zeroed set is valid; 0 names the calling thread.
-        let set = unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            assert_eq!(
-                libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
-                0
-            );
-            set
-        };
-        affinity::Cpus(set).list()
+        affinity::cpus_of(0).map_or_else(Vec::new, |cpus| cpus.list())
     }
 
     #[test]
@@ -318,6 +310,7 @@ mod tests {
     #[test]
     fn background_threads_are_confined_once_requests_are_favoured() {
         let all = own_cpus();
+        assert!(!all.is_empty(), "sched_getaffinity failed");
         let expected = affinity::upper_half(&all).map_or(all.clone(), |c| c.list());
         // One thread enters before requests are favoured, one after; both end up confined,
         // and a thread that never entered keeps every CPU.
