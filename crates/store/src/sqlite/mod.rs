@@ -272,9 +272,10 @@ impl SqliteStore {
         }
     }
 
-    /// Before a full-text query: lets the index catch up with what was committed before it.
-    async fn search_caught_up(&self, filter: &Filter) {
-        if filter.q.as_deref().is_some_and(|q| !q.trim().is_empty()) {
+    /// Before a query that reads `search.db` (`reads_index`, or any full-text query): lets the
+    /// index catch up with what was committed before it.
+    async fn search_caught_up(&self, filter: &Filter, reads_index: bool) {
+        if reads_index || filter.q.as_deref().is_some_and(|q| !q.trim().is_empty()) {
             self.search.caught_up(CATCH_UP_WAIT).await;
         }
     }
@@ -326,7 +327,9 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<TraceSummary>, StoreError> {
         self.check_open()?;
-        self.search_caught_up(filter).await;
+        // A model filter is counted on `call_keys` to choose the plan.
+        let model = filter.model.as_deref().is_some_and(|m| !m.is_empty());
+        self.search_caught_up(filter, model).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_traces(conn, &filter, &page))
@@ -351,7 +354,11 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<LlmCall>, StoreError> {
         self.check_open()?;
-        self.search_caught_up(filter).await;
+        // Unless a user or session drives it, a call list walks `call_keys`.
+        let driven = [&filter.user_id, &filter.session_id]
+            .iter()
+            .any(|v| v.as_deref().is_some_and(|v| !v.is_empty()));
+        self.search_caught_up(filter, !driven).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_calls(conn, &filter, &page))
@@ -364,7 +371,7 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<SessionSummary>, StoreError> {
         self.check_open()?;
-        self.search_caught_up(filter).await;
+        self.search_caught_up(filter, false).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_sessions(conn, &filter, &page))
@@ -389,7 +396,7 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<UserSummary>, StoreError> {
         self.check_open()?;
-        self.search_caught_up(filter).await;
+        self.search_caught_up(filter, false).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_users(conn, &filter, &page))

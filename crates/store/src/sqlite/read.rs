@@ -5,6 +5,9 @@
 //! newest first on `(time, id)`: each query walks a `(project, …, start_ns)` index backwards and
 //! stops after `limit + 1` matching rows, so a page costs the same at any depth.
 //!
+//! The call filters' indexes are not on `llm_calls` but on `call_keys` in `search.db` (see
+//! `search`), kept by the indexer thread; a query walks them and reads each call by id.
+//!
 //! Walking newest first is cheap when matches are common and slow when they are rare. Filters
 //! that are usually rare (a user, a session) and those whose rarity is cheap to measure first (a
 //! model, counted on its index; a full-text query, counted on the FTS index up to a bound) start
@@ -211,9 +214,9 @@ pub(crate) fn model_is_rare(
     let bound = collect_bound(stored(conn, "traces")?, 1.5, 200, 50_000);
     let calls: i64 = conn
         .prepare_cached(
-            "SELECT (SELECT count(*) FROM (SELECT 1 FROM llm_calls \
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM call_keys \
                       WHERE project = ?1 AND request_model = ?2 LIMIT ?3)) \
-                  + (SELECT count(*) FROM (SELECT 1 FROM llm_calls \
+                  + (SELECT count(*) FROM (SELECT 1 FROM call_keys \
                       WHERE project = ?1 AND response_model = ?2 LIMIT ?3))",
         )
         .and_then(|mut st| st.query_row(params![project, model, bound], |r| r.get(0)))
@@ -479,9 +482,9 @@ pub(crate) fn traces_sql(
                 let m = model.clone().unwrap_or_default();
                 let conds = call.join(" AND ");
                 format!(
-                    "SELECT c.trace_ref AS tref FROM llm_calls c \
+                    "SELECT c.trace_ref AS tref FROM call_keys c \
                        WHERE {conds} AND c.request_model = {m} \
-                     UNION SELECT c.trace_ref FROM llm_calls c \
+                     UNION SELECT c.trace_ref FROM call_keys c \
                        WHERE {conds} AND c.response_model = {m}"
                 )
             }
@@ -539,17 +542,23 @@ pub(crate) fn list_traces_with(
     Ok(page(rows, clamp_limit(page_req.limit), CursorKind::Traces))
 }
 
-/// The call-list query for a filter and page (exposed for query-plan tests). A model filter
-/// matches the request or the response model; it runs as two index walks merged, one per column,
-/// so that neither a rare nor a common model degrades into a scan.
+/// The call-list query for a filter and page (exposed for query-plan tests).
+///
+/// - **A user or session** is selective: the query starts from its traces (the membership rows
+///   written with the summaries), takes their calls that name it, and sorts those.
+/// - **Otherwise** it walks the filter indexes of `call_keys` (in `search.db`) newest first and
+///   reads each matching call by id. A model filter matches the request or the response model;
+///   it runs as two index walks merged, one per column, so that neither a rare nor a common
+///   model degrades into a scan.
+/// - **A full-text query with few matches** and no model starts from the matches.
 pub(crate) fn calls_sql(
     filter: &Filter,
     page: &PageRequest,
     fts: FtsPlan,
 ) -> Result<(String, Vec<Value>), StoreError> {
     let mut sql = Sql::default();
-    let p = sql.param(filter.project.clone());
-    sql.cond(format!("c.project = {p}"));
+    let project = sql.param(filter.project.clone());
+    sql.cond(format!("c.project = {project}"));
     if let Some(from) = filter.from_unix_nano {
         let p = sql.param(to_i64(from));
         sql.cond(format!("c.start_ns >= {p}"));
@@ -568,45 +577,72 @@ pub(crate) fn calls_sql(
     if let Some(c) = call_status_cond(filter.status) {
         sql.cond(c.into());
     }
-    for (value, column) in [
-        (&filter.service, "service"),
-        (&filter.provider, "provider"),
-        (&filter.user_id, "user_id"),
-        (&filter.session_id, "session_id"),
+    // The membership table of the first of session and user given.
+    let mut members = None;
+    for (value, column, table) in [
+        (&filter.service, "service", None),
+        (&filter.provider, "provider", None),
+        (&filter.session_id, "session_id", Some("session_traces")),
+        (&filter.user_id, "user_id", Some("user_traces")),
     ] {
         if let Some(v) = nonempty(value) {
             let p = sql.param(v.to_string());
             sql.cond(format!("c.{column} = {p}"));
-        }
-    }
-    let model = nonempty(&filter.model);
-    let mut from = "llm_calls c";
-    match (fts_expr(filter.q.as_deref()), fts) {
-        // Few matching calls and no model index to walk: start from them.
-        (Some(Some(expr)), FtsPlan::Set) if model.is_none() => {
-            let q = sql.param(expr);
-            sql.cond(format!("calls_fts MATCH {q}"));
-            from = "calls_fts CROSS JOIN llm_calls c ON c.id = calls_fts.rowid";
-        }
-        _ => {
-            if let Some(c) = fts_cond(&mut sql, filter.q.as_deref(), fts) {
-                sql.cond(c);
+            if let (None, Some(table)) = (&members, table) {
+                members = Some((table, column, p));
             }
         }
     }
-    let attrs = attr_conds(&mut sql, &filter.attrs)?;
-    if !attrs.is_empty() {
-        sql.cond(format!(
-            "EXISTS (SELECT 1 FROM spans s \
-             WHERE s.trace_ref = c.trace_ref AND s.span_id = c.span_id AND {})",
-            attrs.join(" AND ")
+    let model = nonempty(&filter.model);
+    let limit_value = (clamp_limit(page.limit) + 1) as i64;
+    let order = "ORDER BY c.start_ns DESC, c.id DESC";
+    if let Some((table, column, value)) = members {
+        if let Some(model) = model {
+            let m = sql.param(model.to_string());
+            sql.cond(format!("(c.request_model = {m} OR c.response_model = {m})"));
+        }
+        if let Some(c) = fts_cond(&mut sql, filter.q.as_deref(), fts) {
+            sql.cond(c);
+        }
+        attr_cond(&mut sql, &filter.attrs)?;
+        sql.cond(format!("m.project = {project} AND m.{column} = {value}"));
+        let limit = sql.param(limit_value);
+        // The page's ids are chosen first, so that only its calls' documents are read.
+        return Ok((
+            format!(
+                "SELECT c.start_ns, c.id, c.call FROM llm_calls c WHERE c.id IN ( \
+                   SELECT c.id FROM {table} m CROSS JOIN llm_calls c ON c.trace_ref = m.trace_ref \
+                   WHERE {} {order} LIMIT {limit}) \
+                 {order} LIMIT {limit}",
+                sql.where_clause()
+            ),
+            sql.params,
         ));
     }
-    let limit = sql.param((clamp_limit(page.limit) + 1) as i64);
-    let order = "ORDER BY c.start_ns DESC, c.id DESC";
+    if let (Some(Some(expr)), FtsPlan::Set, None) = (fts_expr(filter.q.as_deref()), fts, model) {
+        // Few matching calls and no model index to walk: start from them.
+        let q = sql.param(expr);
+        sql.cond(format!("calls_fts MATCH {q}"));
+        attr_cond(&mut sql, &filter.attrs)?;
+        let limit = sql.param(limit_value);
+        return Ok((
+            format!(
+                "SELECT c.start_ns, c.id, c.call FROM calls_fts \
+                 CROSS JOIN llm_calls c ON c.id = calls_fts.rowid WHERE {} {order} LIMIT {limit}",
+                sql.where_clause()
+            ),
+            sql.params,
+        ));
+    }
+    if let Some(c) = fts_cond(&mut sql, filter.q.as_deref(), fts) {
+        sql.cond(c);
+    }
+    attr_cond(&mut sql, &filter.attrs)?;
+    let limit = sql.param(limit_value);
     let text = match model {
         None => format!(
-            "SELECT c.start_ns, c.id, c.call FROM {from} WHERE {} {order} LIMIT {limit}",
+            "SELECT c.start_ns, c.id, l.call FROM call_keys c \
+             CROSS JOIN llm_calls l ON l.id = c.id WHERE {} {order} LIMIT {limit}",
             sql.where_clause()
         ),
         Some(model) => {
@@ -614,16 +650,29 @@ pub(crate) fn calls_sql(
             let base = sql.where_clause();
             format!(
                 "SELECT c.start_ns, c.id, c.call FROM llm_calls c WHERE c.id IN ( \
-                   SELECT id FROM (SELECT c.id FROM llm_calls c \
+                   SELECT id FROM (SELECT c.id FROM call_keys c \
                      WHERE {base} AND c.request_model = {m} {order} LIMIT {limit}) \
                    UNION ALL \
-                   SELECT id FROM (SELECT c.id FROM llm_calls c \
+                   SELECT id FROM (SELECT c.id FROM call_keys c \
                      WHERE {base} AND c.response_model = {m} {order} LIMIT {limit})) \
                  {order} LIMIT {limit}"
             )
         }
     };
     Ok((text, sql.params))
+}
+
+/// Adds the condition that the span of the call aliased `c` matches every attribute filter.
+fn attr_cond(sql: &mut Sql, attrs: &[(String, String)]) -> Result<(), StoreError> {
+    let attrs = attr_conds(sql, attrs)?;
+    if !attrs.is_empty() {
+        sql.cond(format!(
+            "EXISTS (SELECT 1 FROM spans s \
+             WHERE s.trace_ref = c.trace_ref AND s.span_id = c.span_id AND {})",
+            attrs.join(" AND ")
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn list_calls(
@@ -826,8 +875,8 @@ fn groups_sql(
 
 /// For the session and user lists: conditions that the group aliased `x` (keyed by column `key`)
 /// has a call matching the call filters (time window, service, model, provider, status, session,
-/// full text) and a span matching the attribute filters. Each walks the group's own calls or
-/// traces through the `(project, key, …)` indexes, so it costs what the group holds.
+/// full text) and a span matching the attribute filters. Each walks the group's own traces (its
+/// membership rows) and their calls, so it costs what the group holds.
 fn group_member_conds(
     sql: &mut Sql,
     filter: &Filter,
@@ -836,6 +885,11 @@ fn group_member_conds(
 ) -> Result<Vec<String>, StoreError> {
     let mut out = Vec::new();
     let mut call = Vec::new();
+    let members = if key == "session_id" {
+        "session_traces"
+    } else {
+        "user_traces"
+    };
     for (value, column) in [(&filter.service, "service"), (&filter.provider, "provider")] {
         if let Some(v) = nonempty(value) {
             let p = sql.param(v.to_string());
@@ -868,18 +922,13 @@ fn group_member_conds(
             call.push(format!("c.start_ns < {p}"));
         }
         out.push(format!(
-            "EXISTS (SELECT 1 FROM llm_calls c WHERE c.project = x.project AND c.{key} = x.{key} \
-             AND {})",
+            "EXISTS (SELECT 1 FROM {members} m CROSS JOIN llm_calls c ON c.trace_ref = m.trace_ref \
+             WHERE m.project = x.project AND m.{key} = x.{key} AND c.{key} = x.{key} AND {})",
             call.join(" AND ")
         ));
     }
     let attrs = attr_conds(sql, &filter.attrs)?;
     if !attrs.is_empty() {
-        let members = if key == "session_id" {
-            "session_traces"
-        } else {
-            "user_traces"
-        };
         out.push(format!(
             "EXISTS (SELECT 1 FROM {members} m JOIN spans s ON s.trace_ref = m.trace_ref \
              WHERE m.project = x.project AND m.{key} = x.{key} AND {})",

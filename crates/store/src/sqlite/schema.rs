@@ -48,6 +48,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0009_dictionaries",
         include_str!("migrations/0009_dictionaries.sql"),
     ),
+    (
+        "0010_call_keys",
+        include_str!("migrations/0010_call_keys.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -237,9 +237,9 @@ fn list_queries_use_indexes() {
                 );
             } else if *name == "model" && rare_model {
                 // Starts from the model's (few) calls, then sorts their traces.
-                assert!(p.contains("llm_calls_request_model"), "traces/{name}:\n{p}");
+                assert!(p.contains("call_keys_request_model"), "traces/{name}:\n{p}");
                 assert!(
-                    p.contains("llm_calls_response_model"),
+                    p.contains("call_keys_response_model"),
                     "traces/{name}:\n{p}"
                 );
             } else if *name == "q" && fts == FtsPlan::Set {
@@ -280,6 +280,16 @@ fn list_queries_use_indexes() {
             if *name == "q" && fts == FtsPlan::Set {
                 assert!(
                     p.contains("SCAN calls_fts VIRTUAL TABLE"),
+                    "calls/{name}:\n{p}"
+                );
+            } else if name.starts_with("user") || *name == "session" {
+                // Starts from the user's or session's traces, then sorts their calls.
+                assert!(
+                    p.contains("SEARCH m USING PRIMARY KEY"),
+                    "calls/{name}:\n{p}"
+                );
+                assert!(
+                    p.contains("SEARCH c USING INDEX llm_calls_key (trace_ref=?)"),
                     "calls/{name}:\n{p}"
                 );
             } else if *name != "model" {
@@ -702,10 +712,12 @@ async fn write_word(store: &SqliteStore, trace: u8, word: &str) {
     write_spans(store, vec![item(s)]).await;
 }
 
+/// Calls listed for full-text query `word` (every call when it is empty).
 async fn hits(store: &SqliteStore, word: &str) -> usize {
     let f = Filter {
         project: "p".into(),
         q: Some(word.into()),
+        model: word.is_empty().then(|| "m".into()),
         ..Filter::default()
     };
     store
@@ -741,6 +753,8 @@ async fn full_text_index_is_rebuilt_and_resumed() {
     write_word(&store, 4, "beta").await;
     assert_eq!(hits(&store, "alpha").await, 3, "rebuilt from llm_calls");
     assert_eq!(hits(&store, "beta").await, 1, "queued while rebuilding");
+    // The call filters' keys are rebuilt with it.
+    assert_eq!(hits(&store, "").await, 4, "every call listed");
     store.close().await.unwrap();
 
     // The index lost its last commits (its progress went back): the queue is taken up again
@@ -754,6 +768,7 @@ async fn full_text_index_is_rebuilt_and_resumed() {
     assert_eq!(hits(&store, "gamma").await, 1);
     assert_eq!(hits(&store, "beta").await, 1);
     assert_eq!(hits(&store, "alpha").await, 3);
+    assert_eq!(hits(&store, "").await, 5, "no call listed twice");
     store.close().await.unwrap();
 }
 

@@ -27,7 +27,7 @@ use super::dictionary::Dictionaries;
 use super::encode::{CallStats, EncodedBatch, EncodedCall, EncodedLog, EncodedSpan};
 use super::packed::Packed;
 use super::rollup::SeriesIds;
-use super::search::{QueueOp, SearchProgress};
+use super::search::{CallDoc, CallKeys, QueueOp, SearchProgress};
 use crate::error::StoreError;
 use crate::{Enricher, WriteReceipt};
 
@@ -162,6 +162,8 @@ impl Writer {
             }
             match cmd {
                 Command::Write { batch, reply } => {
+                    // Writes that queue meanwhile join this group.
+                    self.search.keep_pace();
                     let group = self.gather(batch, reply);
                     self.commit_group(group);
                 }
@@ -295,7 +297,7 @@ impl Writer {
             deltas: Deltas::default(),
             new_traces: 0,
             queued: 0,
-            texts: Vec::new(),
+            docs: Vec::new(),
         };
         let mut queued = Queued {
             rx: &mut self.rx,
@@ -303,7 +305,7 @@ impl Writer {
         };
         let result = f(&mut tx, &mut queued).and_then(|value| tx.flush().map(|()| value));
         let queued = tx.queued;
-        let texts = std::mem::take(&mut tx.texts);
+        let docs = std::mem::take(&mut tx.docs);
         let indexed = self.search.indexed();
         let result = result.and_then(|value| {
             if indexed >= self.search_pruned + SEARCH_PRUNE_EVERY {
@@ -320,7 +322,7 @@ impl Writer {
                 self.search_pruned = indexed;
             }
             if queued > 0 {
-                self.search.committed(queued, texts);
+                self.search.committed(queued, docs);
             }
         }
         if result.is_err() {
@@ -723,8 +725,8 @@ struct Txn<'a> {
     new_traces: i64,
     /// The last full-text queue entry added (0: none yet).
     queued: i64,
-    /// Texts of the queue entries added, by sequence number.
-    texts: super::search::Texts,
+    /// Documents of the queue entries added, by sequence number.
+    docs: super::search::Docs,
 }
 
 impl Txn<'_> {
@@ -990,26 +992,26 @@ impl Txn<'_> {
             })
             .map_err(db_err)?;
         let id = self.conn.last_insert_rowid();
-        self.queue_search(id, QueueOp::Insert, Some(&call.text))?;
+        self.queue_search(id, QueueOp::Insert, Some(call_doc(key, trace_ref, call)))?;
         self.deltas.call(&key.project, trace_ref, stats, 1);
         Ok(())
     }
 
-    /// Asks the full-text indexer to (re)index or drop call `id` once this transaction commits;
-    /// `text` goes to the indexer in memory, which spares it reading the call back.
+    /// Asks the indexer to (re)index or drop call `id` once this transaction commits; `doc`
+    /// goes to the indexer in memory, which spares it reading the call back.
     fn queue_search(
         &mut self,
         id: i64,
         op: QueueOp,
-        text: Option<&Arc<str>>,
+        doc: Option<CallDoc>,
     ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached("INSERT INTO search_queue (call_id, op) VALUES (?1, ?2)")
             .and_then(|mut st| st.execute(params![id, op as i64]))
             .map_err(db_err)?;
         self.queued = self.conn.last_insert_rowid();
-        if let Some(text) = text {
-            self.texts.push((self.queued, text.clone()));
+        if let Some(doc) = doc {
+            self.docs.push((self.queued, doc));
         }
         Ok(())
     }
@@ -1095,7 +1097,7 @@ impl Txn<'_> {
                         ])
                     })
                     .map_err(db_err)?;
-                self.queue_search(id, QueueOp::Replace, Some(&call.text))?;
+                self.queue_search(id, QueueOp::Replace, Some(call_doc(key, trace_ref, &call)))?;
                 self.deltas.call(&key.project, trace_ref, &old, -1);
                 self.deltas.call(&key.project, trace_ref, stats, 1);
             }
@@ -1347,6 +1349,27 @@ fn upsert_groups(
         .map_err(db_err)?;
     }
     Ok(())
+}
+
+/// What the indexer files of a call about to be stored.
+fn call_doc(key: &SpanKey, trace_ref: i64, call: &EncodedCall) -> CallDoc {
+    let stats = &call.stats;
+    CallDoc {
+        keys: CallKeys {
+            project: key.project.clone(),
+            trace_ref,
+            span_id: key.span_id.0,
+            start_ns: stats.start,
+            status: i64::from(stats.error),
+            service: call.service.clone(),
+            provider: call.provider.clone(),
+            request_model: call.request_model.clone(),
+            response_model: call.response_model.clone(),
+            user_id: stats.user.clone(),
+            session_id: stats.session.clone(),
+        },
+        text: call.text.clone(),
+    }
 }
 
 #[cfg(test)]
