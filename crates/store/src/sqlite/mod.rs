@@ -298,6 +298,17 @@ impl SqliteStore {
     }
 }
 
+/// Whether a session or user list filters its groups by their calls (which it reads in
+/// `call_keys`): a session filter counts too, since a user list applies it to calls.
+fn filters_calls(filter: &Filter) -> bool {
+    let given = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
+    given(&filter.service)
+        || given(&filter.provider)
+        || given(&filter.model)
+        || given(&filter.session_id)
+        || filter.status.is_some()
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn write(&self, batch: WriteBatch) -> Result<WriteReceipt, StoreError> {
@@ -354,11 +365,8 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<LlmCall>, StoreError> {
         self.check_open()?;
-        // Unless a user or session drives it, a call list walks `call_keys`.
-        let driven = [&filter.user_id, &filter.session_id]
-            .iter()
-            .any(|v| v.as_deref().is_some_and(|v| !v.is_empty()));
-        self.search_caught_up(filter, !driven).await;
+        // Every call list walks `call_keys`.
+        self.search_caught_up(filter, true).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_calls(conn, &filter, &page))
@@ -371,7 +379,7 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<SessionSummary>, StoreError> {
         self.check_open()?;
-        self.search_caught_up(filter, false).await;
+        self.search_caught_up(filter, filters_calls(filter)).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_sessions(conn, &filter, &page))
@@ -396,7 +404,7 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<UserSummary>, StoreError> {
         self.check_open()?;
-        self.search_caught_up(filter, false).await;
+        self.search_caught_up(filter, filters_calls(filter)).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_users(conn, &filter, &page))

@@ -545,7 +545,8 @@ pub(crate) fn list_traces_with(
 /// The call-list query for a filter and page (exposed for query-plan tests).
 ///
 /// - **A user or session** is selective: the query starts from its traces (the membership rows
-///   written with the summaries), takes their calls that name it, and sorts those.
+///   written with the summaries), takes their calls that name it (by `call_keys_trace`), sorts
+///   those, and reads the page's calls by id.
 /// - **Otherwise** it walks the filter indexes of `call_keys` (in `search.db`) newest first and
 ///   reads each matching call by id. A model filter matches the request or the response model;
 ///   it runs as two index walks merged, one per column, so that neither a rare nor a common
@@ -607,11 +608,14 @@ pub(crate) fn calls_sql(
         attr_cond(&mut sql, &filter.attrs)?;
         sql.cond(format!("m.project = {project} AND m.{column} = {value}"));
         let limit = sql.param(limit_value);
-        // The page's ids are chosen first, so that only its calls' documents are read.
+        // The page's ids are chosen first, so that only its calls' documents are read. Without
+        // statistics SQLite may prefer to range-scan a time index per trace: named, the trace
+        // index is used.
         return Ok((
             format!(
                 "SELECT c.start_ns, c.id, c.call FROM llm_calls c WHERE c.id IN ( \
-                   SELECT c.id FROM {table} m CROSS JOIN llm_calls c ON c.trace_ref = m.trace_ref \
+                   SELECT c.id FROM {table} m \
+                   CROSS JOIN call_keys c INDEXED BY call_keys_trace ON c.trace_ref = m.trace_ref \
                    WHERE {} {order} LIMIT {limit}) \
                  {order} LIMIT {limit}",
                 sql.where_clause()
@@ -876,7 +880,8 @@ fn groups_sql(
 /// For the session and user lists: conditions that the group aliased `x` (keyed by column `key`)
 /// has a call matching the call filters (time window, service, model, provider, status, session,
 /// full text) and a span matching the attribute filters. Each walks the group's own traces (its
-/// membership rows) and their calls, so it costs what the group holds.
+/// membership rows) and their calls' keys (`call_keys` by trace), so it costs what the group
+/// holds.
 fn group_member_conds(
     sql: &mut Sql,
     filter: &Filter,
@@ -922,7 +927,8 @@ fn group_member_conds(
             call.push(format!("c.start_ns < {p}"));
         }
         out.push(format!(
-            "EXISTS (SELECT 1 FROM {members} m CROSS JOIN llm_calls c ON c.trace_ref = m.trace_ref \
+            "EXISTS (SELECT 1 FROM {members} m \
+             CROSS JOIN call_keys c INDEXED BY call_keys_trace ON c.trace_ref = m.trace_ref \
              WHERE m.project = x.project AND m.{key} = x.{key} AND c.{key} = x.{key} AND {})",
             call.join(" AND ")
         ));

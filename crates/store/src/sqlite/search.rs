@@ -337,6 +337,7 @@ fn open_index(path: &Path) -> Result<Connection, StoreError> {
              session_id     TEXT
          );
          CREATE INDEX IF NOT EXISTS call_keys_time ON call_keys (project, start_ns);
+         CREATE INDEX IF NOT EXISTS call_keys_trace ON call_keys (trace_ref);
          CREATE INDEX IF NOT EXISTS call_keys_service ON call_keys (project, service, start_ns);
          CREATE INDEX IF NOT EXISTS call_keys_request_model
              ON call_keys (project, request_model, start_ns) WHERE request_model IS NOT NULL;
