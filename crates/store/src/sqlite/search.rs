@@ -431,7 +431,7 @@ impl Indexer {
                 Ok(0) => self.progress.sleep(),
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::error!(error = %e, "full-text indexing failed; retrying");
+                    tracing::error!(error = %e, "indexing calls failed; retrying");
                     if stopping {
                         break;
                     }
@@ -440,7 +440,7 @@ impl Indexer {
             }
         }
         if let Err((_, e)) = self.index.close() {
-            tracing::warn!(error = %e, "closing the full-text index failed");
+            tracing::warn!(error = %e, "closing the call index failed");
         }
     }
 
@@ -453,7 +453,7 @@ impl Indexer {
                 None => {
                     self.set_progress(resume)?;
                     self.rebuild = None;
-                    tracing::info!("full-text index rebuilt");
+                    tracing::info!("call index rebuilt (full text and filter keys)");
                 }
             }
             return Ok(1);
