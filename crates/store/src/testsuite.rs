@@ -1357,6 +1357,23 @@ pub async fn sessions_and_users(store: Arc<dyn Store>) {
         ),
         (
             Filter {
+                model: Some("unused-model".into()),
+                ..filter()
+            },
+            vec![],
+            vec![],
+        ),
+        (
+            Filter {
+                model: Some("gpt-b".into()),
+                status: Some(CallStatus::Error),
+                ..filter()
+            },
+            vec![],
+            vec![],
+        ),
+        (
+            Filter {
                 session_id: Some("s2".into()),
                 ..filter()
             },

@@ -834,7 +834,7 @@ fn groups_sql(
     kind: CursorKind,
     filter: &Filter,
     page: &PageRequest,
-    fts: FtsPlan,
+    plan: GroupPlan<'_>,
 ) -> Result<(String, Vec<Value>), StoreError> {
     let mut sql = Sql::default();
     let p = sql.param(filter.project.clone());
@@ -863,13 +863,29 @@ fn groups_sql(
     } else {
         "user_id"
     };
-    for cond in group_member_conds(&mut sql, filter, key, fts)? {
+    // Few groups used the model: look each up by key and sort them (named, because without
+    // statistics SQLite would rather walk every group by recency, testing each against the list).
+    let mut from = format!("{table} x");
+    if let Some(groups) = plan.model_groups {
+        from = format!("{table} x INDEXED BY {table}_key");
+        if groups.is_empty() {
+            sql.cond("0".into());
+        } else {
+            let list = groups
+                .iter()
+                .map(|g| sql.param(g.clone()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sql.cond(format!("x.{key} IN ({list})"));
+        }
+    }
+    for cond in group_member_conds(&mut sql, filter, key, plan.fts)? {
         sql.cond(cond);
     }
     let limit = sql.param((clamp_limit(page.limit) + 1) as i64);
     Ok((
         format!(
-            "SELECT {columns} FROM {table} x WHERE {} \
+            "SELECT {columns} FROM {from} WHERE {} \
              ORDER BY x.last_seen DESC, x.id DESC LIMIT {limit}",
             sql.where_clause()
         ),
@@ -944,10 +960,55 @@ fn group_member_conds(
     Ok(out)
 }
 
+/// How a session or user list is evaluated.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GroupPlan<'a> {
+    pub fts: FtsPlan,
+    /// With a model filter: every group whose calls used the model, when they are few
+    /// ([`model_groups`]); the list then looks those up instead of testing each group it walks.
+    pub model_groups: Option<&'a [String]>,
+}
+
+/// Most groups a model's calls may name for a session or user list to start from them.
+const MODEL_GROUPS_MAX: i64 = 1_000;
+
+/// For a session or user list (`key`: `session_id` or `user_id`) filtered by model: the groups
+/// named by the model's calls, when there are at most [`MODEL_GROUPS_MAX`]; `None` when there are
+/// more, or no model filter. Reading them costs the model's calls up to where that many groups
+/// are found. Walking the list instead tests the calls of every group until 50 match, which for
+/// a model few groups used (an embedding model called outside sessions) is nearly every call.
+pub(crate) fn model_groups(
+    conn: &Connection,
+    filter: &Filter,
+    key: &str,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let Some(model) = nonempty(&filter.model) else {
+        return Ok(None);
+    };
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT DISTINCT g FROM ( \
+               SELECT {key} AS g FROM call_keys \
+                 WHERE project = ?1 AND request_model = ?2 AND {key} IS NOT NULL \
+               UNION ALL SELECT {key} FROM call_keys \
+                 WHERE project = ?1 AND response_model = ?2 AND {key} IS NOT NULL) \
+             LIMIT ?3"
+        ))
+        .map_err(db_err)?;
+    let groups = st
+        .query_map(params![filter.project, model, MODEL_GROUPS_MAX + 1], |r| {
+            r.get::<_, String>(0)
+        })
+        .map_err(db_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?;
+    Ok((groups.len() as i64 <= MODEL_GROUPS_MAX).then_some(groups))
+}
+
 pub(crate) fn sessions_sql(
     filter: &Filter,
     page: &PageRequest,
-    fts: FtsPlan,
+    plan: GroupPlan<'_>,
 ) -> Result<(String, Vec<Value>), StoreError> {
     groups_sql(
         "sessions",
@@ -955,16 +1016,16 @@ pub(crate) fn sessions_sql(
         CursorKind::Sessions,
         filter,
         page,
-        fts,
+        plan,
     )
 }
 
 pub(crate) fn users_sql(
     filter: &Filter,
     page: &PageRequest,
-    fts: FtsPlan,
+    plan: GroupPlan<'_>,
 ) -> Result<(String, Vec<Value>), StoreError> {
-    groups_sql("users", USER_COLUMNS, CursorKind::Users, filter, page, fts)
+    groups_sql("users", USER_COLUMNS, CursorKind::Users, filter, page, plan)
 }
 
 pub(crate) fn list_sessions(
@@ -973,7 +1034,18 @@ pub(crate) fn list_sessions(
     page_req: &PageRequest,
 ) -> Result<Page<SessionSummary>, StoreError> {
     let fts = fts_plan(conn, filter.q.as_deref())?;
-    let (sql, params) = sessions_sql(filter, page_req, fts)?;
+    let groups = model_groups(conn, filter, "session_id")?;
+    if groups.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(Page {
+            items: Vec::new(),
+            next_cursor: None,
+        });
+    }
+    let plan = GroupPlan {
+        fts,
+        model_groups: groups.as_deref(),
+    };
+    let (sql, params) = sessions_sql(filter, page_req, plan)?;
     let rows = collect(conn, &sql, &params, read_session)?;
     Ok(page(
         rows,
@@ -988,7 +1060,18 @@ pub(crate) fn list_users(
     page_req: &PageRequest,
 ) -> Result<Page<UserSummary>, StoreError> {
     let fts = fts_plan(conn, filter.q.as_deref())?;
-    let (sql, params) = users_sql(filter, page_req, fts)?;
+    let groups = model_groups(conn, filter, "user_id")?;
+    if groups.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(Page {
+            items: Vec::new(),
+            next_cursor: None,
+        });
+    }
+    let plan = GroupPlan {
+        fts,
+        model_groups: groups.as_deref(),
+    };
+    let (sql, params) = users_sql(filter, page_req, plan)?;
     let rows = collect(conn, &sql, &params, read_user)?;
     Ok(page(rows, clamp_limit(page_req.limit), CursorKind::Users))
 }

@@ -11,7 +11,7 @@ use sightline_model::{
     Attributes, CallStatus, LlmCall, LogRecord, Scope, Span, SpanId, SpanKind, SpanStatus, TraceId,
 };
 
-use super::read::{calls_sql, sessions_sql, traces_sql, users_sql, FtsPlan};
+use super::read::{calls_sql, sessions_sql, traces_sql, users_sql, FtsPlan, GroupPlan};
 use super::schema::open_writer;
 use super::{SqliteConfig, SqliteStore, Synchronous, DB_FILE};
 use crate::query::{Filter, PageRequest, SpanWithCall};
@@ -201,7 +201,7 @@ fn list_queries_use_indexes() {
             super::codec::Cursor { time: 5, id: 5 }.encode(super::codec::CursorKind::Calls),
         ),
     };
-    let plan = |sql: &str, params: &[rusqlite::types::Value]| -> String {
+    let plan_of = |sql: &str, params: &[rusqlite::types::Value]| -> String {
         let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let rows = st
             .query_map(rusqlite::params_from_iter(params), |r| {
@@ -221,7 +221,7 @@ fn list_queries_use_indexes() {
                 service: rare_model,
             };
             let (sql, params) = traces_sql(f, page, fts, rare).unwrap();
-            let p = plan(&sql, &params);
+            let p = plan_of(&sql, &params);
             println!("traces/{name}:\n{p}\n");
             if name.starts_with("user") || *name == "session" {
                 // Starts from the user's or session's traces, then sorts those.
@@ -270,7 +270,7 @@ fn list_queries_use_indexes() {
             (&call_cursor, FtsPlan::Probe),
         ] {
             let (sql, params) = calls_sql(f, page, fts).unwrap();
-            let p = plan(&sql, &params);
+            let p = plan_of(&sql, &params);
             println!("calls/{name}:\n{p}\n");
             assert!(
                 !p.lines()
@@ -308,19 +308,36 @@ fn list_queries_use_indexes() {
     for fts in [FtsPlan::Walk, FtsPlan::Probe] {
         for f in [&base, &searched] {
             let page = PageRequest::default();
-            for (name, (sql, params)) in [
-                ("sessions", sessions_sql(f, &page, fts).unwrap()),
-                ("users", users_sql(f, &page, fts).unwrap()),
-            ] {
-                let p = plan(&sql, &params);
-                println!("{name} ({fts:?}, q={:?}):\n{p}\n", f.q);
-                assert!(
-                    !p.contains("TEMP B-TREE FOR ORDER BY"),
-                    "{name} sorts:\n{p}"
-                );
-                if f.q.is_some() {
-                    // Each group's calls are reached through its traces.
-                    assert!(p.contains("USING INDEX call_keys_trace"), "{name}:\n{p}");
+            let few = ["g1".to_string(), "g2".to_string()];
+            let plans = [("walk", None), ("model's groups", Some(&few[..]))];
+            for (plan_name, model_groups) in plans {
+                let plan = GroupPlan { fts, model_groups };
+                for (name, (sql, params)) in [
+                    ("sessions", sessions_sql(f, &page, plan).unwrap()),
+                    ("users", users_sql(f, &page, plan).unwrap()),
+                ] {
+                    let p = plan_of(&sql, &params);
+                    println!("{name} ({fts:?}, {plan_name}, q={:?}):\n{p}\n", f.q);
+                    if model_groups.is_none() {
+                        assert!(
+                            !p.contains("TEMP B-TREE FOR ORDER BY"),
+                            "{name} sorts:\n{p}"
+                        );
+                    } else {
+                        // Looks up the model's (few) groups, then sorts them.
+                        assert!(
+                            p.contains(&format!("USING INDEX {name}_key")),
+                            "{name}:\n{p}"
+                        );
+                    }
+                    assert!(
+                        !p.lines().any(|l| l.trim() == "SCAN x"),
+                        "{name} scans:\n{p}"
+                    );
+                    if f.q.is_some() {
+                        // Each group's calls are reached through its traces.
+                        assert!(p.contains("USING INDEX call_keys_trace"), "{name}:\n{p}");
+                    }
                 }
             }
         }
@@ -557,9 +574,13 @@ async fn every_full_text_plan_agrees() {
         assert_eq!(ids.len(), 6, "{plan:?}");
         assert_eq!(traces.items.len(), 6, "{plan:?}");
         // The session and user lists, through the same plan.
+        let walk = GroupPlan {
+            fts: plan,
+            model_groups: None,
+        };
         let groups: Vec<usize> = [
-            sessions_sql(&f, &PageRequest::default(), plan).unwrap(),
-            users_sql(&f, &PageRequest::default(), plan).unwrap(),
+            sessions_sql(&f, &PageRequest::default(), walk).unwrap(),
+            users_sql(&f, &PageRequest::default(), walk).unwrap(),
         ]
         .iter()
         .map(|(sql, params)| {
