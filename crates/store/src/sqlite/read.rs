@@ -974,8 +974,8 @@ const MODEL_GROUPS_MAX: i64 = 1_000;
 
 /// For a session or user list (`key`: `session_id` or `user_id`) filtered by model: the groups
 /// named by the model's calls, when there are at most [`MODEL_GROUPS_MAX`]; `None` when there are
-/// more, or no model filter. Reading them costs the model's calls up to where that many groups
-/// are found. Walking the list instead tests the calls of every group until 50 match, which for
+/// more, or no model filter. Reading them costs the model's index entries (which carry the
+/// session and user) up to where that many groups are found. Walking the list instead tests the calls of every group until 50 match, which for
 /// a model few groups used (an embedding model called outside sessions) is nearly every call.
 pub(crate) fn model_groups(
     conn: &Connection,

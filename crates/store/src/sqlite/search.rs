@@ -63,8 +63,9 @@ const LAG_WAIT: Duration = Duration::from_millis(500);
 pub(crate) const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
 /// Layout of `search.db`; an index of another version is emptied and rebuilt from the calls.
-/// 1: the full-text index alone. 2: with `call_keys`.
-const INDEX_VERSION: i64 = 2;
+/// 1: the full-text index alone. 2: with `call_keys`. 3: its model indexes carry the call's
+/// session and user, so that the groups a model was used in are read from the index alone.
+const INDEX_VERSION: i64 = 3;
 
 /// The columns of `llm_calls` that `call_keys` copies, in [`CallKeys`] order.
 const KEY_COLUMNS: &str = "project, trace_ref, span_id, start_ns, status, service, provider, \
@@ -340,9 +341,11 @@ fn open_index(path: &Path) -> Result<Connection, StoreError> {
          CREATE INDEX IF NOT EXISTS call_keys_trace ON call_keys (trace_ref);
          CREATE INDEX IF NOT EXISTS call_keys_service ON call_keys (project, service, start_ns);
          CREATE INDEX IF NOT EXISTS call_keys_request_model
-             ON call_keys (project, request_model, start_ns) WHERE request_model IS NOT NULL;
+             ON call_keys (project, request_model, start_ns, id, session_id, user_id)
+             WHERE request_model IS NOT NULL;
          CREATE INDEX IF NOT EXISTS call_keys_response_model
-             ON call_keys (project, response_model, start_ns) WHERE response_model IS NOT NULL;
+             ON call_keys (project, response_model, start_ns, id, session_id, user_id)
+             WHERE response_model IS NOT NULL;
          CREATE INDEX IF NOT EXISTS call_keys_errors ON call_keys (project, start_ns)
              WHERE status = 1;",
     )

@@ -292,8 +292,20 @@ fn list_queries_use_indexes() {
                     p.contains("SEARCH c USING INDEX call_keys_trace (trace_ref=?)"),
                     "calls/{name}:\n{p}"
                 );
-            } else if *name != "model" {
-                // The model filter merges two index walks of at most `limit` rows each.
+            } else if *name == "model" {
+                // Merges two index walks of at most `limit` rows each: only the merge sorts.
+                for index in ["call_keys_request_model", "call_keys_response_model"] {
+                    assert!(
+                        p.contains(index),
+                        "calls/{name} does not walk {index}:\n{p}"
+                    );
+                }
+                assert_eq!(
+                    p.matches("TEMP B-TREE FOR ORDER BY").count(),
+                    1,
+                    "calls/{name} sorts an index walk:\n{p}"
+                );
+            } else {
                 assert!(
                     !p.contains("TEMP B-TREE FOR ORDER BY"),
                     "calls/{name} sorts:\n{p}"
