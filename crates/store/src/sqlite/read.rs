@@ -1028,14 +1028,27 @@ pub(crate) fn users_sql(
     groups_sql("users", USER_COLUMNS, CursorKind::Users, filter, page, plan)
 }
 
-pub(crate) fn list_sessions(
+/// Builds a query with its parameters.
+type MakeSql = fn(&Filter, &PageRequest, GroupPlan<'_>) -> Result<(String, Vec<Value>), StoreError>;
+
+/// Reads a listed row: its keyset position and the item.
+type ReadRow<T> = fn(&Row<'_>) -> Result<(i64, i64, T), StoreError>;
+
+/// A session or user list: `key` names the group column, `make` builds the query for a plan,
+/// `read` reads a row.
+fn list_groups<T>(
     conn: &Connection,
     filter: &Filter,
     page_req: &PageRequest,
-) -> Result<Page<SessionSummary>, StoreError> {
+    key: &str,
+    kind: CursorKind,
+    make: MakeSql,
+    read: ReadRow<T>,
+) -> Result<Page<T>, StoreError> {
     let fts = fts_plan(conn, filter.q.as_deref())?;
-    let groups = model_groups(conn, filter, "session_id")?;
+    let groups = model_groups(conn, filter, key)?;
     if groups.as_ref().is_some_and(Vec::is_empty) {
+        // No group used the model.
         return Ok(Page {
             items: Vec::new(),
             next_cursor: None,
@@ -1045,13 +1058,25 @@ pub(crate) fn list_sessions(
         fts,
         model_groups: groups.as_deref(),
     };
-    let (sql, params) = sessions_sql(filter, page_req, plan)?;
-    let rows = collect(conn, &sql, &params, read_session)?;
-    Ok(page(
-        rows,
-        clamp_limit(page_req.limit),
+    let (sql, params) = make(filter, page_req, plan)?;
+    let rows = collect(conn, &sql, &params, read)?;
+    Ok(page(rows, clamp_limit(page_req.limit), kind))
+}
+
+pub(crate) fn list_sessions(
+    conn: &Connection,
+    filter: &Filter,
+    page_req: &PageRequest,
+) -> Result<Page<SessionSummary>, StoreError> {
+    list_groups(
+        conn,
+        filter,
+        page_req,
+        "session_id",
         CursorKind::Sessions,
-    ))
+        sessions_sql,
+        read_session,
+    )
 }
 
 pub(crate) fn list_users(
@@ -1059,21 +1084,15 @@ pub(crate) fn list_users(
     filter: &Filter,
     page_req: &PageRequest,
 ) -> Result<Page<UserSummary>, StoreError> {
-    let fts = fts_plan(conn, filter.q.as_deref())?;
-    let groups = model_groups(conn, filter, "user_id")?;
-    if groups.as_ref().is_some_and(Vec::is_empty) {
-        return Ok(Page {
-            items: Vec::new(),
-            next_cursor: None,
-        });
-    }
-    let plan = GroupPlan {
-        fts,
-        model_groups: groups.as_deref(),
-    };
-    let (sql, params) = users_sql(filter, page_req, plan)?;
-    let rows = collect(conn, &sql, &params, read_user)?;
-    Ok(page(rows, clamp_limit(page_req.limit), CursorKind::Users))
+    list_groups(
+        conn,
+        filter,
+        page_req,
+        "user_id",
+        CursorKind::Users,
+        users_sql,
+        read_user,
+    )
 }
 
 pub(crate) fn get_session(
