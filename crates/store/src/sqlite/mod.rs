@@ -272,10 +272,10 @@ impl SqliteStore {
         }
     }
 
-    /// Before a query that reads `search.db` (`reads_index`, or any full-text query): lets the
-    /// index catch up with what was committed before it.
-    async fn search_caught_up(&self, filter: &Filter, reads_index: bool) {
-        if reads_index || filter.q.as_deref().is_some_and(|q| !q.trim().is_empty()) {
+    /// Before a list that reads `search.db` ([`read::reads_index`]): lets the index catch up
+    /// with what was committed before it.
+    async fn search_caught_up(&self, list: read::List, filter: &Filter) {
+        if read::reads_index(list, filter) {
             self.search.caught_up(CATCH_UP_WAIT).await;
         }
     }
@@ -296,17 +296,6 @@ impl SqliteStore {
             .await
             .map_err(|_| StoreError::Unavailable("the sqlite writer stopped".into()))?
     }
-}
-
-/// Whether a session or user list filters its groups by their calls (which it reads in
-/// `call_keys`): a session filter counts too, since a user list applies it to calls.
-fn filters_calls(filter: &Filter) -> bool {
-    let given = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
-    given(&filter.service)
-        || given(&filter.provider)
-        || given(&filter.model)
-        || given(&filter.session_id)
-        || filter.status.is_some()
 }
 
 #[async_trait]
@@ -338,9 +327,7 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<TraceSummary>, StoreError> {
         self.check_open()?;
-        // A model filter is counted on `call_keys` to choose the plan.
-        let model = filter.model.as_deref().is_some_and(|m| !m.is_empty());
-        self.search_caught_up(filter, model).await;
+        self.search_caught_up(read::List::Traces, filter).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_traces(conn, &filter, &page))
@@ -365,8 +352,7 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<LlmCall>, StoreError> {
         self.check_open()?;
-        // Every call list walks `call_keys`.
-        self.search_caught_up(filter, true).await;
+        self.search_caught_up(read::List::Calls, filter).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_calls(conn, &filter, &page))
@@ -379,7 +365,7 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<SessionSummary>, StoreError> {
         self.check_open()?;
-        self.search_caught_up(filter, filters_calls(filter)).await;
+        self.search_caught_up(read::List::Groups, filter).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_sessions(conn, &filter, &page))
@@ -404,7 +390,7 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<UserSummary>, StoreError> {
         self.check_open()?;
-        self.search_caught_up(filter, filters_calls(filter)).await;
+        self.search_caught_up(read::List::Groups, filter).await;
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |conn| read::list_users(conn, &filter, &page))

@@ -129,6 +129,38 @@ fn to_i64(v: u64) -> i64 {
     super::codec::to_i64(v)
 }
 
+/// The kinds of list, for [`reads_index`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum List {
+    Traces,
+    Calls,
+    /// Sessions or users.
+    Groups,
+}
+
+/// Whether a list with `filter` reads `search.db`, and so must first let the index catch up
+/// with earlier commits: any full-text query; every call list (it walks `call_keys`); a trace
+/// list by model ([`model_is_rare`] counts there); a session or user list that filters its
+/// groups by their calls ([`group_member_conds`], [`model_groups`]).
+pub(crate) fn reads_index(list: List, filter: &Filter) -> bool {
+    let text = filter.q.as_deref().is_some_and(|q| !q.trim().is_empty());
+    text || match list {
+        List::Calls => true,
+        List::Traces => nonempty(&filter.model).is_some(),
+        List::Groups => {
+            [
+                &filter.service,
+                &filter.provider,
+                &filter.model,
+                &filter.session_id,
+            ]
+            .into_iter()
+            .any(|v| nonempty(v).is_some())
+                || filter.status.is_some()
+        }
+    }
+}
+
 /// How a full-text filter is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FtsPlan {
