@@ -3,7 +3,9 @@
 # `sightline serve` (sync full: every ack follows an fsync'd commit), once per protocol.
 #
 # Each protocol gets its own server and empty data directory, so the second run does not start on
-# the first one's data. Everything listens on 127.0.0.1; the servers are stopped on exit.
+# the first one's data. Everything listens on 127.0.0.1; the servers are stopped on exit. Besides
+# the table, each run prints the server's CPU per thread and how far the call index in search.db
+# trails the commits when the load ends.
 #
 # Environment:
 #   DURATION      seconds of load per protocol            (default 30)
@@ -49,10 +51,14 @@ for protocol in $PROTOCOLS; do
         --seed "$SEED" ${LOADGEN_ARGS:-}
     server_cpu=$(proc_cpu_s "$SL_PID")
     written=$(proc_write_bytes "$SL_PID")
+    threads=$(proc_thread_cpu "$SL_PID")
+    lag=$(index_lag "$data_dir")
     stop_sightline
     acked=$(json_get "$report" .spans.acked)
     gen_cpu=$(loadgen_cpu_s "$report")
     echo "CPU: server ${server_cpu} s, loadgen ${gen_cpu} s over $(json_get "$report" '.elapsed_s * 10 | round / 10') s of load ($(nproc) cores); $(awk -v a="$acked" -v c="$server_cpu" 'BEGIN {printf "%.0f", (c > 0 ? a / c : 0)}') spans per server CPU-second"
+    echo "server CPU by thread: $threads"
+    echo "call index behind the commits when the load ended: $lag calls"
     size_b=$(du -sb "$data_dir" | cut -f1)
     echo "data dir after stop: $(dir_size "$data_dir"), $(( size_b / (acked > 0 ? acked : 1) )) bytes per acked span; written to disk during the load: $(( written / (acked > 0 ? acked : 1) )) bytes per acked span"
     echo "server log (warnings and errors):"

@@ -149,6 +149,29 @@ proc_cpu_s() {
     awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"
 }
 
+# proc_thread_cpu PID: CPU seconds (user + system) of a running process per thread name, the
+# busiest first, e.g. "tokio-rt-worker 10.4, sightline-searc 6.2, …" (names are cut at 15 bytes).
+proc_thread_cpu() {
+    local task
+    for task in /proc/"$1"/task/*; do
+        printf '%s\t%s\n' "$(cat "$task/comm")" "$(awk '{print $14 + $15}' "$task/stat" 2>/dev/null || echo 0)"
+    done | awk -F'\t' -v hz="$(getconf CLK_TCK)" '{t[$1] += $2} END {for (n in t) if (t[n] > 0) printf "%s %.1f\n", n, t[n] / hz}' |
+        sort -k2 -rn | paste -sd, | sed 's/,/, /g'
+}
+
+# index_lag DATA_DIR: queue entries committed to `sightline.db` that the call index in
+# `search.db` has not filed yet (read while the server runs).
+index_lag() {
+    python3 - "$1" <<'PY'
+import sqlite3, sys
+main = sqlite3.connect(f"file:{sys.argv[1]}/sightline.db?mode=ro", uri=True)
+index = sqlite3.connect(f"file:{sys.argv[1]}/search.db?mode=ro", uri=True)
+queued = main.execute("SELECT coalesce(max(seq), 0) FROM search_queue").fetchone()[0]
+done = index.execute("SELECT coalesce(max(seq), 0) FROM progress").fetchone()[0]
+print(max(queued - done, 0))
+PY
+}
+
 # proc_write_bytes PID: bytes a running process has caused to be written to storage so far
 # (`write_bytes` of /proc/PID/io: the WAL, checkpoints and every other file).
 proc_write_bytes() { awk '/^write_bytes:/ {print $2}' "/proc/$1/io"; }
