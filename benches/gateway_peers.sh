@@ -13,6 +13,10 @@
 # of ROUNDS rounds, so machine noise reaches all of them alike; the summary gives each proxy's
 # median over the rounds.
 #
+# Besides latency, each run reports the CPU time the proxy process (with its child processes)
+# and the mock used, per request that went through the proxy: what each proxy costs per call,
+# recording included for Sightline.
+#
 # nginx (Debian's nginx-light) and HAProxy are installed with apt-get when they are missing and
 # this script runs as root; a peer that cannot be had is skipped with a message.
 #
@@ -182,6 +186,9 @@ measure() {
         --server-url "$url" --sequential "$SEQUENTIAL" --rates "$RATES" --step-s "$STEP_S" \
         --streams "$STREAMS" >"$WORK/$proxy-$round.txt" 2>&1 \
         || { cat "$WORK/$proxy-$round.txt" >&2; die "gateway-bench through $proxy failed"; }
+    # CPU for the whole run (warm-up, every load, streams) over the requests sent through the
+    # proxy, which gateway-bench counts itself.
+    echo "$(tree_cpu_s "$proxy_pid") $(tree_cpu_s "$mock_pid")" >"$WORK/$proxy-$round.cpu"
     stop_tracked "$proxy_pid"
     stop_tracked "$mock_pid"
 }
@@ -220,6 +227,31 @@ for proxy in proxies:
                 m = identical.search(line)
                 if m and m.group(1) != m.group(2):
                     print(f"warning: {proxy} round {r}: only {m.group(1)}/{m.group(2)} streams identical")
+
+cpu = {}
+through = re.compile(r"^requests through the proxy: (\d+)$")
+for proxy in proxies:
+    for r in range(1, rounds + 1):
+        n = 0
+        with open(f"{work}/{proxy}-{r}.txt") as f:
+            for line in f:
+                m = through.match(line.rstrip())
+                if m:
+                    n = int(m.group(1))
+        with open(f"{work}/{proxy}-{r}.cpu") as f:
+            proxy_s, mock_s = (float(x) for x in f.read().split())
+        if n:
+            cpu.setdefault(proxy, []).append((proxy_s * 1e6 / n, mock_s * 1e6 / (2 * n)))
+
+print()
+print("CPU per request through the proxy, µs: median over rounds (each round's value in brackets);")
+print("the mock's per request it served (direct and proxied)")
+for proxy in proxies:
+    vals = cpu.get(proxy, [])
+    if vals:
+        each = ", ".join(f"{v[0]:.0f}" for v in vals)
+        print(f"{proxy:<10} proxy {statistics.median(v[0] for v in vals):>7.1f} {'[' + each + ']':<20}"
+              f" mock {statistics.median(v[1] for v in vals):>6.1f}")
 
 print()
 print("added latency, µs: median over rounds (each round's value in brackets)")

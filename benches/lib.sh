@@ -149,6 +149,17 @@ proc_cpu_s() {
     awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"
 }
 
+# tree_cpu_s PID: CPU seconds (user + system) used so far by a running process and its live
+# child processes (nginx's workers, for instance).
+tree_cpu_s() {
+    local pid total=0 ticks
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        total=$((total + ticks))
+    done
+    awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'
+}
+
 # proc_thread_cpu PID: CPU seconds (user + system) of a running process per thread name, the
 # busiest first, e.g. "tokio-rt-worker 10.4, sightline-searc 6.2, …" (names are cut at 15 bytes).
 proc_thread_cpu() {

@@ -125,6 +125,9 @@ pub struct BenchReport {
     streams_identical: u64,
     chunks_direct: u64,
     chunks_gateway: u64,
+    /// Requests sent through the gateway (or the proxy under test), warm-up included: what
+    /// the proxy's CPU time is divided by.
+    through_proxy: u64,
     recorded: sightline_gateway::GatewayStatsSnapshot,
 }
 
@@ -202,6 +205,7 @@ impl fmt::Display for BenchReport {
             "stream bytes identical to direct: {}/{} streams; chunks received direct {} / gateway {}",
             self.streams_identical, self.streams_compared, self.chunks_direct, self.chunks_gateway
         )?;
+        writeln!(f, "requests through the proxy: {}", self.through_proxy)?;
         writeln!(
             f,
             "recorded: {} calls stored, {} dropped (queue full), {} failed, {} requests through the gateway",
@@ -447,7 +451,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         .build()?;
 
     // Warm up connections, the tokenizer and the store.
-    for _ in 0..200 {
+    const WARM_UP: u64 = 200;
+    let mut through_proxy = WARM_UP + args.sequential + args.streams;
+    for _ in 0..WARM_UP {
         let _ = one(&client, &direct).await;
         let _ = one(&client, &gateway).await;
     }
@@ -506,6 +512,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
                 gateway_time += t.elapsed();
             }
         }
+        through_proxy += sent_gateway;
         let take = |m: &Arc<Mutex<Vec<u64>>>| m.lock().map(|v| v.clone()).unwrap_or_default();
         rows.push(Row {
             label: format!("open loop {rate:.0}/s"),
@@ -565,6 +572,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         streams_identical: identical,
         chunks_direct: chunks_d,
         chunks_gateway: chunks_g,
+        through_proxy,
         recorded,
     })
 }
