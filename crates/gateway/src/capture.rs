@@ -167,6 +167,8 @@ impl Stream for Tee {
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {
+                // The URL may carry a key in its query string: it is never recorded.
+                let e = e.without_url();
                 let outcome = if e.is_timeout() {
                     Outcome::Timeout(format!("upstream stopped sending: {e}"))
                 } else {

@@ -39,6 +39,38 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
+/// Whether `name` is hop-by-hop in this message: always so (see [`is_hop_by_hop`]), or named
+/// by one of its `Connection` headers (RFC 9110 §7.6.1).
+fn is_hop_by_hop_in(name: &HeaderName, headers: &HeaderMap) -> bool {
+    is_hop_by_hop(name)
+        || headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|option| option.trim().eq_ignore_ascii_case(name.as_str()))
+}
+
+/// Whether the path has a `.` or `..` segment (also percent-encoded, or separated by `\`,
+/// which URLs of the http scheme read as `/`): such a path would be resolved against the
+/// upstream's base path and could leave it.
+fn has_dot_segment(path: &str) -> bool {
+    path.split(['/', '\\']).any(|segment| {
+        let lower = segment.to_ascii_lowercase().replace("%2e", ".");
+        lower == "." || lower == ".."
+    })
+}
+
+/// A header value as text: UTF-8 when it is, else each byte as a Latin-1 character (what
+/// clients that encode header text as ISO-8859-1 send for `é`).
+fn header_text(value: &HeaderValue) -> String {
+    let bytes = value.as_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
 const ATTRIBUTION_PREFIX: &str = "x-sightline-";
 
 /// `POST|GET /gateway/openai/v1/{*rest}`.
@@ -88,6 +120,19 @@ fn error_response_for(
         .into_response()
 }
 
+/// Whether reading a body failed because it passed the size limit (rather than because the
+/// client stopped sending).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
 /// Holds the exchange until the response body takes it over; if the handler is dropped first
 /// (the client went away while the upstream was still thinking), the exchange is recorded as
 /// cancelled rather than lost.
@@ -134,6 +179,14 @@ async fn forward(
     // as `ft%3Agpt-4o` reach the upstream unchanged.
     let prefix = format!("/gateway/{}/v1/", provider.name());
     let raw_rest = uri.path().strip_prefix(prefix.as_str()).unwrap_or(&rest);
+    if has_dot_segment(raw_rest) {
+        return error_response_for(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            Some("path"),
+            "the path has a `.` or `..` segment; the gateway forwards only paths below the upstream's /v1",
+        );
+    }
     let mut url = base.clone();
     url.set_path(&format!(
         "{}/v1/{raw_rest}",
@@ -163,13 +216,16 @@ async fn forward(
     for (name, value) in &headers {
         if let Some(key) = name.as_str().strip_prefix(ATTRIBUTION_PREFIX) {
             if key != "project" {
-                if let Ok(v) = value.to_str() {
-                    attribution.push((key.to_string(), v.to_string()));
-                }
+                attribution.push((key.to_string(), header_text(value)));
             }
             continue;
         }
-        if is_hop_by_hop(name) || name == header::HOST || name == header::CONTENT_LENGTH {
+        if is_hop_by_hop_in(name, &headers)
+            || name == header::HOST
+            || name == header::CONTENT_LENGTH
+            // The gateway has read the whole body already: the client got its go-ahead.
+            || name == header::EXPECT
+        {
             continue;
         }
         upstream_headers.append(name.clone(), value.clone());
@@ -205,13 +261,23 @@ async fn forward(
 
     let request_body = match axum::body::to_bytes(body, gw.config.max_request_bytes).await {
         Ok(b) => b,
-        Err(e) => {
+        Err(e) if is_length_limit(&e) => {
             let message = format!(
-                "request body is larger than the gateway's limit of {} bytes, or could not be read: {e}",
+                "request body is larger than the gateway's limit of {} bytes",
                 gw.config.max_request_bytes
             );
             guard.finish(Outcome::Rejected(message.clone()));
             return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", &message);
+        }
+        Err(e) => {
+            // The client stopped sending (or its connection broke) mid-body: nothing went
+            // upstream, and the call is recorded as cancelled.
+            guard.finish(Outcome::Cancelled);
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "request_body_unreadable",
+                &format!("the request body could not be read: {e}"),
+            );
         }
     };
     if let Some(p) = guard.pending.as_mut() {
@@ -228,6 +294,8 @@ async fn forward(
     let upstream = match sent {
         Ok(r) => r,
         Err(e) => {
+            // The URL may carry a key in its query string: it is neither answered nor recorded.
+            let e = e.without_url();
             let (status, code, outcome) = if e.is_timeout() {
                 let m = format!(
                     "the {} upstream did not answer in time: {e}",
@@ -258,7 +326,7 @@ async fn forward(
     let status = upstream.status();
     let mut response_headers = HeaderMap::with_capacity(upstream.headers().len());
     for (name, value) in upstream.headers() {
-        if !is_hop_by_hop(name) {
+        if !is_hop_by_hop_in(name, upstream.headers()) {
             response_headers.append(name.clone(), value.clone());
         }
     }

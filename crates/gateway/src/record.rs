@@ -199,8 +199,12 @@ pub fn to_span(ex: &Exchange) -> Span {
         }
         if let Some((kind, message)) = stream_error {
             fail(&mut attrs, &kind, message);
-        } else if let Some(m) = malformed.filter(|_| ex.outcome == Outcome::Complete) {
-            fail(&mut attrs, "malformed_response", m);
+        } else if let Some(m) = malformed {
+            // A body cut at the capture limit reached the client whole; only the copy kept for
+            // recording ends early, which is said by `capture_truncated` below.
+            if ex.outcome == Outcome::Complete && !ex.capture_truncated {
+                fail(&mut attrs, "malformed_response", m);
+            }
         }
     }
     if ex.capture_truncated {
@@ -257,20 +261,39 @@ pub fn to_span(ex: &Exchange) -> Span {
     }
 }
 
-/// The response body with its content encoding undone (gzip, deflate, zstd; at most
-/// [`MAX_DECODED_BYTES`], with the same decoders and zstd window bound as OTLP request bodies).
+/// The response body with its content encoding undone (gzip, deflate, zstd with the same
+/// decoders and zstd window bound as OTLP request bodies, and brotli, which browsers' and Node's
+/// HTTP clients ask providers for), at most [`MAX_DECODED_BYTES`] of it.
 fn decoded_body(ex: &Exchange) -> Result<Vec<u8>, String> {
-    let encoding = ContentEncoding::from_header(ex.content_encoding.as_deref()).map_err(|_| {
+    let raw: Vec<u8> = ex.chunks.concat();
+    let named = ex.content_encoding.as_deref().map(str::trim);
+    if named.is_some_and(|e| e.eq_ignore_ascii_case("br")) {
+        return brotli_prefix(&raw);
+    }
+    let encoding = ContentEncoding::from_header(named).map_err(|_| {
         format!(
             "response content-encoding `{}` is not decoded",
-            ex.content_encoding.as_deref().unwrap_or_default()
+            named.unwrap_or_default()
         )
     })?;
-    let raw: Vec<u8> = ex.chunks.concat();
     if encoding == ContentEncoding::Identity {
         return Ok(raw);
     }
     decompress_prefix(&raw, encoding, MAX_DECODED_BYTES).map_err(|e| format!("response {e}"))
+}
+
+/// What could be decoded of a brotli body, as [`decompress_prefix`] does for the others: at most
+/// [`MAX_DECODED_BYTES`], and what came before an error or a cut-off end.
+fn brotli_prefix(raw: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut reader =
+        brotli_decompressor::Decompressor::new(raw, 4096).take(MAX_DECODED_BYTES as u64);
+    match reader.read_to_end(&mut out) {
+        Ok(_) => Ok(out),
+        Err(_) if !out.is_empty() => Ok(out),
+        Err(e) => Err(format!("response body cannot be decoded as br: {e}")),
+    }
 }
 
 /// The message of an upstream error body (`error.message` in both APIs), else its start.
@@ -597,14 +620,32 @@ fn openai_stream(text: &str, op: &str) -> ResponseInfo {
                 .into_iter()
                 .flatten()
             {
-                let ti = tc.get("index").and_then(Value::as_u64).unwrap_or(0);
+                let id = tc.get("id").and_then(Value::as_str);
+                let ti = match tc.get("index").and_then(Value::as_u64) {
+                    Some(i) => i,
+                    // Servers that leave out `index` start each call with its `id`: a new id is
+                    // a new call, a delta without one continues the last.
+                    None => match acc.tool_calls.last_key_value() {
+                        Some((&last, call))
+                            if id.is_some_and(|id| call.0.as_deref() != Some(id)) =>
+                        {
+                            last + 1
+                        }
+                        Some((&last, _)) => last,
+                        None => 0,
+                    },
+                };
                 let entry = acc.tool_calls.entry(ti).or_default();
-                if let Some(id) = tc.get("id").and_then(Value::as_str) {
+                if let Some(id) = id {
                     entry.0 = Some(id.to_string());
                 }
                 if let Some(f) = tc.get("function") {
                     if let Some(n) = f.get("name").and_then(Value::as_str) {
-                        entry.1.push_str(n);
+                        // Names come whole in the first delta (OpenAI), in pieces, or whole again
+                        // in every delta (some compatible servers): a repeat is not appended.
+                        if entry.1 != n {
+                            entry.1.push_str(n);
+                        }
                     }
                     if let Some(a) = f.get("arguments").and_then(Value::as_str) {
                         entry.2.push_str(a);
@@ -711,9 +752,16 @@ fn append_delta(
     let block = blocks
         .entry(index)
         .or_insert_with(|| json!({"type": kind, key: ""}));
-    match block.get_mut(key) {
+    let Some(fields) = block.as_object_mut() else {
+        // The stream's own block start was not an object: the deltas stand in for it.
+        *block = json!({"type": kind, key: piece});
+        return;
+    };
+    match fields.get_mut(key) {
         Some(Value::String(text)) => text.push_str(piece),
-        _ => block[key] = json!(piece),
+        _ => {
+            fields.insert(key.to_string(), json!(piece));
+        }
     }
 }
 
@@ -747,7 +795,7 @@ fn anthropic_stream(text: &str) -> ResponseInfo {
                 }
             }
             "content_block_start" => {
-                if let Some(b) = v.get("content_block") {
+                if let Some(b) = v.get("content_block").filter(|b| b.is_object()) {
                     blocks.insert(index, b.clone());
                 }
             }
@@ -793,9 +841,17 @@ fn anthropic_stream(text: &str) -> ResponseInfo {
         }
     }
     for (index, json_text) in partial_json {
-        if let Some(block) = blocks.get_mut(&index) {
-            block["input"] = serde_json::from_str(&json_text).unwrap_or(Value::String(json_text));
+        let Some(fields) = blocks.get_mut(&index).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if json_text.trim().is_empty() {
+            // A tool called without arguments streams one empty piece: the block's own `{}`
+            // stands.
+            fields.entry("input").or_insert_with(|| json!({}));
+            continue;
         }
+        let input = serde_json::from_str(&json_text).unwrap_or(Value::String(json_text));
+        fields.insert("input".into(), input);
     }
     if let Some(s) = &stop {
         info.finish_reasons.push(s.clone());

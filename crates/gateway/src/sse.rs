@@ -16,8 +16,13 @@ pub(crate) fn parse(body: &str) -> Vec<Event> {
     let mut events = Vec::new();
     let mut current = Event::default();
     let mut has_data = false;
-    for line in body.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line);
+    // A line ends at `\r\n`, `\n` or a lone `\r`.
+    let body: std::borrow::Cow<'_, str> = if body.contains('\r') {
+        body.replace("\r\n", "\n").into()
+    } else {
+        body.into()
+    };
+    for line in body.split(['\n', '\r']) {
         if line.is_empty() {
             if has_data {
                 events.push(std::mem::take(&mut current));
@@ -64,6 +69,15 @@ mod tests {
         assert_eq!(e[0].data, "{\"x\":1}");
         assert_eq!(e[1].data, "one\ntwo");
         assert_eq!(e[2].data, "[DONE]");
+    }
+
+    #[test]
+    fn a_lone_carriage_return_ends_a_line() {
+        let e = parse("event: a\rdata: 1\r\rdata: 2\r\n\r\ndata: 3\n\n");
+        assert_eq!(e.len(), 3);
+        assert_eq!((e[0].event.as_str(), e[0].data.as_str()), ("a", "1"));
+        assert_eq!(e[1].data, "2");
+        assert_eq!(e[2].data, "3");
     }
 
     #[test]

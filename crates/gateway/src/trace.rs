@@ -32,13 +32,17 @@ pub fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId)> {
     let trace = parts.next()?;
     let parent = parts.next()?;
     let flags = parts.next()?;
+    // Every field is lowercase hex (W3C Trace Context §3.2.2).
+    let lower_hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     if version.len() != 2
-        || version.eq_ignore_ascii_case("ff")
-        || !version.bytes().all(|b| b.is_ascii_hexdigit())
+        || version == "ff"
+        || !lower_hex(version)
         || flags.len() != 2
-        || !flags.bytes().all(|b| b.is_ascii_hexdigit())
+        || !lower_hex(flags)
         || trace.len() != 32
+        || !lower_hex(trace)
         || parent.len() != 16
+        || !lower_hex(parent)
         || (version == "00" && parts.next().is_some())
     {
         return None;
@@ -94,6 +98,9 @@ mod tests {
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0A",
         ] {
             assert!(parse_traceparent(bad).is_none(), "{bad}");
             let ctx = TraceContext::from_traceparent(Some(bad));

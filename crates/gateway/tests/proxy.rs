@@ -395,3 +395,140 @@ async fn client_giving_up_before_the_answer_is_recorded_as_cancelled() {
     assert_eq!(calls[0].error_type.as_deref(), Some("cancelled"));
     assert_eq!(h.stats.snapshot().client_cancelled, 1);
 }
+
+/// Sends `request` (a whole HTTP/1.1 request, written as is) to `base` and returns the response
+/// head and body as text; no client library normalizes the path on the way.
+async fn raw_http(base: &str, request: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    socket.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn paths_that_would_leave_the_upstream_base_are_refused() {
+    let h = harness(|_| {}).await;
+    for path in [
+        "/gateway/openai/v1/../../admin/x",
+        "/gateway/openai/v1/%2e%2e/%2E%2e/admin/y",
+        "/gateway/openai/v1/models/.%2e/x",
+        "/gateway/anthropic/v1/..\\..\\admin",
+        "/gateway/openai/v1/./models",
+    ] {
+        let response = raw_http(
+            &h.base,
+            format!("GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer k\r\nconnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(response.starts_with("HTTP/1.1 400"), "{path}: {response}");
+        assert!(response.contains("invalid_path"), "{path}: {response}");
+    }
+    // Dots inside a segment are just characters.
+    let r = h
+        .client
+        .get(format!("{}/gateway/openai/v1/models/gpt-4.1..mini", h.base))
+        .header("authorization", "Bearer k")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 400);
+    assert_eq!(
+        h.stored(1).await.records_stored,
+        1,
+        "refused paths are neither proxied nor recorded"
+    );
+}
+
+#[tokio::test]
+async fn a_key_in_the_query_string_is_neither_answered_nor_recorded() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let h = harness(|c| c.openai_upstream = format!("http://127.0.0.1:{port}")).await;
+    let r = h
+        .post(
+            format!(
+                "{}/gateway/openai/v1/chat/completions?key=AIzaSECRETKEY",
+                h.base
+            ),
+            &chat(false),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("SECRETKEY"), "{body}");
+    let calls = h.calls(1).await;
+    let stored = serde_json::to_string(&calls[0]).unwrap();
+    assert!(!stored.contains("SECRETKEY"), "{stored}");
+    assert_eq!(calls[0].error_type.as_deref(), Some("upstream_unreachable"));
+}
+
+#[tokio::test]
+async fn attribution_headers_keep_non_ascii_text() {
+    let h = harness(|_| {}).await;
+    let r = h
+        .post(
+            format!("{}/gateway/openai/v1/chat/completions", h.base),
+            &chat(false),
+        )
+        // UTF-8, as most clients send it, and Latin-1, as clients that encode headers as
+        // ISO-8859-1 do.
+        .header(
+            "x-sightline-user-id",
+            reqwest::header::HeaderValue::from_bytes("José".as_bytes()).unwrap(),
+        )
+        .header(
+            "x-sightline-session-id",
+            reqwest::header::HeaderValue::from_bytes(b"Z\xfcrich").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let calls = h.calls(1).await;
+    assert_eq!(calls[0].user_id.as_deref(), Some("José"));
+    assert_eq!(calls[0].session_id.as_deref(), Some("Zürich"));
+}
+
+#[tokio::test]
+async fn headers_named_by_connection_stay_on_their_hop() {
+    // An upstream that answers with the request headers it saw, and names one of its own
+    // response headers in `Connection`.
+    let app = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let seen: Vec<String> = headers.keys().map(|k| k.to_string()).collect();
+        (
+            [
+                ("connection", "x-upstream-hop"),
+                ("x-upstream-hop", "1"),
+                ("x-kept", "1"),
+            ],
+            axum::Json(json!({ "seen": seen })),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let h = harness(|c| c.openai_upstream = upstream).await;
+    let response = raw_http(
+        &h.base,
+        "GET /gateway/openai/v1/models HTTP/1.1\r\nhost: x\r\nconnection: close, x-client-hop\r\n\
+             x-client-hop: 1\r\nx-forwarded-ok: 1\r\nexpect: 100-continue\r\n\r\n"
+            .to_string(),
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let lower = response.to_ascii_lowercase();
+    assert!(lower.contains("x-kept: 1"), "{response}");
+    assert!(!lower.contains("x-upstream-hop: 1"), "{response}");
+    let body = &response[response.find("\r\n\r\n").unwrap() + 4..];
+    let body = body.trim_start_matches(|c: char| c.is_ascii_hexdigit() || c == '\r' || c == '\n');
+    assert!(body.contains("x-forwarded-ok"), "{body}");
+    assert!(!body.contains("x-client-hop"), "{body}");
+    assert!(!body.contains("expect"), "{body}");
+}

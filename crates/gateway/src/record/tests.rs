@@ -171,13 +171,109 @@ fn compressed_bodies_are_decoded_within_bounds() {
     let call = record(cut, "gzip");
     assert_eq!(call.output_messages[0].content.as_deref(), Some("hi"));
 
+    // brotli, which Node's and browsers' clients ask for, is decoded too.
+    let mut br = Vec::new();
+    {
+        let mut w = brotli::CompressorWriter::new(&mut br, 4096, 5, 22);
+        w.write_all(json_body.as_bytes()).unwrap();
+    }
+    let call = record(br, "br");
+    assert_eq!(call.status, sightline_model::CallStatus::Ok, "{call:?}");
+    assert_eq!(call.output_messages[0].content.as_deref(), Some("hi"));
+
     // An encoding nobody decodes is named.
-    let call = record(json_body.into_bytes(), "br");
+    let call = record(json_body.clone().into_bytes(), "compress");
     assert!(call
         .error_message
         .as_deref()
         .unwrap()
-        .contains("content-encoding `br` is not decoded"));
+        .contains("content-encoding `compress` is not decoded"));
+}
+
+#[test]
+fn a_response_cut_at_the_capture_limit_is_not_an_error() {
+    let body = "{\"id\":\"e1\",\"object\":\"list\",\"model\":\"text-embedding-3-small\",\"data\":[{\"embedding\":[0.1,0.2";
+    let mut ex = exchange(
+        Provider::OpenAi,
+        "/embeddings",
+        json!({"model": "text-embedding-3-small", "input": "x"}),
+        body,
+    );
+    ex.content_type = Some("application/json".into());
+    ex.capture_truncated = true;
+    let span = to_span(&ex);
+    let call = span.llm_call().unwrap();
+    assert_eq!(call.status, sightline_model::CallStatus::Ok, "{call:?}");
+    assert_eq!(
+        span.attributes["sightline.gateway.capture_truncated"],
+        json!(true)
+    );
+
+    // The same body, whole as far as the gateway knows, is malformed.
+    ex.capture_truncated = false;
+    let call = to_span(&ex).llm_call().unwrap();
+    assert_eq!(call.error_type.as_deref(), Some("malformed_response"));
+}
+
+#[test]
+fn anthropic_stream_blocks_that_are_not_objects_do_not_panic() {
+    let body = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m1\",\"model\":\"claude-sonnet-4\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":\"oops\"}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"lo\"}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":[1,2]}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\n",
+    );
+    let req = json!({"model": "claude-sonnet-4", "stream": true, "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let call = to_span(&exchange(Provider::Anthropic, "/messages", req, body))
+        .llm_call()
+        .unwrap();
+    assert_eq!(call.output_messages[0].content.as_deref(), Some("Hello"));
+    assert_eq!(call.usage.output_tokens, Some(2));
+}
+
+#[test]
+fn a_streamed_tool_call_without_arguments_keeps_its_empty_input() {
+    let body = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m1\",\"model\":\"claude-sonnet-4\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"now\",\"input\":{}}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":9}}\n\n",
+    );
+    let req = json!({"model": "claude-sonnet-4", "stream": true, "max_tokens": 10,
+        "messages": [{"role": "user", "content": "time?"}]});
+    let span = to_span(&exchange(Provider::Anthropic, "/messages", req, body));
+    let output = span.attributes["gen_ai.output.messages"].to_string();
+    assert!(output.contains(r#""input":{}"#), "{output}");
+    let call = span.llm_call().unwrap();
+    let tool = &call.output_messages[0].tool_calls[0];
+    assert_eq!(tool.name, "now");
+    assert_eq!(tool.arguments.as_deref(), Some("{}"));
+}
+
+#[test]
+fn openai_stream_tool_calls_without_index_or_with_repeated_names() {
+    let body = concat!(
+        "data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"call_a\",\"function\":{\"name\":\"first\",\"arguments\":\"{\\\"x\\\":\"}}]}}]}\n\n",
+        "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"function\":{\"name\":\"first\",\"arguments\":\"1}\"}}]}}]}\n\n",
+        "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"id\":\"call_b\",\"function\":{\"name\":\"second\",\"arguments\":\"{}\"}}]}}]}\n\n",
+        "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let req =
+        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "go"}]});
+    let call = to_span(&exchange(Provider::OpenAi, "/chat/completions", req, body))
+        .llm_call()
+        .unwrap();
+    let tools = &call.output_messages[0].tool_calls;
+    assert_eq!(tools.len(), 2, "{tools:?}");
+    assert_eq!(tools[0].name, "first");
+    assert_eq!(tools[0].arguments.as_deref(), Some("{\"x\":1}"));
+    assert_eq!(tools[1].name, "second");
 }
 
 #[test]
