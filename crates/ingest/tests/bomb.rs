@@ -1,5 +1,6 @@
 //! A decompression bomb (1 GiB of zeros, gzipped to about 1 MiB) is refused with 413 without
-//! Sightline allocating anywhere near 1 GiB. A counting allocator measures the peak; this file
+//! Sightline allocating anywhere near 1 GiB, and so is a bomb of empty spans that fits the byte
+//! caps but would take gigabytes decoded. A counting allocator measures the peak; this file
 //! holds a single test so that nothing else allocates meanwhile.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot proceed should panic
 
@@ -130,4 +131,61 @@ async fn one_gib_bomb_is_refused_within_the_cap() {
         cap / MIB
     );
     assert!(store.spans().is_empty());
+
+    // A bomb of messages rather than bytes: 8 Mi empty spans, 16 MiB on the wire and 16 KiB
+    // gzipped, well within every byte cap, would take gigabytes decoded. It is refused from
+    // its shape before prost builds it.
+    let mut scope = Vec::with_capacity(16 * MIB);
+    for _ in 0..8 * MIB {
+        scope.extend_from_slice(b"\x12\x00");
+    }
+    let mut resource = vec![0x12];
+    push_varint(&mut resource, scope.len());
+    resource.extend_from_slice(&scope);
+    drop(scope);
+    let mut raw = vec![0x0a];
+    push_varint(&mut raw, resource.len());
+    raw.extend_from_slice(&resource);
+    drop(resource);
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(&raw).unwrap();
+    drop(raw);
+    let bomb = Bytes::from(e.finish().unwrap());
+    let limits = Limits {
+        max_spans_per_request: usize::MAX,
+        ..Limits::default()
+    };
+    let app = router(pipeline(store.clone(), PipelineConfig::default()), limits);
+    let request = Request::post("/v1/traces")
+        .header(header::CONTENT_TYPE, "application/x-protobuf")
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(Body::from(bomb))
+        .unwrap();
+    let ((status, body), peak) = peak_during(async {
+        let resp = app.oneshot(request).await.unwrap();
+        let status = resp.status();
+        (status, resp.into_body().collect().await.unwrap().to_bytes())
+    })
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        String::from_utf8_lossy(&body).contains("memory once decoded"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(
+        peak <= cap + 8 * MIB,
+        "peak allocation {} MiB for a {} MiB cap",
+        peak / MIB,
+        cap / MIB
+    );
+    assert!(store.spans().is_empty());
+}
+
+fn push_varint(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
 }

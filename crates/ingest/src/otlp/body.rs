@@ -274,6 +274,48 @@ pub fn parse_logs(
     }
 }
 
+/// How many times the decompressed-size cap a protobuf request may take in memory once decoded.
+/// Ordinary telemetry takes 2–4 times its wire size; a request of empty messages, a hundred.
+pub const MAX_DECODED_PER_DECOMPRESSED: usize = 8;
+
+/// Refuses, before it is decoded, a protobuf request with more `what` than `max` (the same
+/// answer as the count check after decoding) or whose decoded form would take more than
+/// [`MAX_DECODED_PER_DECOMPRESSED`] times `max_decompressed_bytes`. A body the walk cannot
+/// follow passes, for prost to name its fault.
+fn check_shape(
+    shape: Option<super::shape::Shape>,
+    what: &str,
+    max: usize,
+    limit_name: &str,
+    limits: &Limits,
+) -> Result<(), IngestError> {
+    let Some(shape) = shape else {
+        return Ok(());
+    };
+    if shape.items > max {
+        return Err(IngestError::TooLarge {
+            message: format!(
+                "request has {} {what}, more than the limit of {max} ({limit_name})",
+                shape.items
+            ),
+        });
+    }
+    let budget = limits
+        .max_decompressed_bytes
+        .saturating_mul(MAX_DECODED_PER_DECOMPRESSED);
+    if shape.decoded_bytes > budget {
+        return Err(IngestError::TooLarge {
+            message: format!(
+                "request would take about {} MiB of memory once decoded, more than {MAX_DECODED_PER_DECOMPRESSED} times \
+                 max_decompressed_bytes ({} bytes); send fewer items per request",
+                shape.decoded_bytes >> 20,
+                limits.max_decompressed_bytes
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The whole OTLP/HTTP trace path from the bytes received to spans: decompress through the cap,
 /// parse, check the span count, convert.
 pub fn decode_trace_body(
@@ -284,6 +326,15 @@ pub fn decode_trace_body(
     limits: &Limits,
 ) -> Result<Decoded<Span>, IngestError> {
     let raw = decompress(body, content_encoding, limits.max_decompressed_bytes)?;
+    if encoding == Encoding::Protobuf {
+        check_shape(
+            super::shape::traces(&raw),
+            "spans",
+            limits.max_spans_per_request,
+            "max_spans_per_request",
+            limits,
+        )?;
+    }
     let parsed = parse_traces(&raw, encoding)?;
     drop(raw);
     decode::check_span_count(&parsed.request, limits)?;
@@ -301,6 +352,15 @@ pub fn decode_logs_body(
     limits: &Limits,
 ) -> Result<Decoded<LogRecord>, IngestError> {
     let raw = decompress(body, content_encoding, limits.max_decompressed_bytes)?;
+    if encoding == Encoding::Protobuf {
+        check_shape(
+            super::shape::logs(&raw),
+            "log records",
+            limits.max_log_records_per_request,
+            "max_log_records_per_request",
+            limits,
+        )?;
+    }
     let parsed = parse_logs(&raw, encoding)?;
     drop(raw);
     decode::check_log_record_count(&parsed.request, limits)?;

@@ -46,7 +46,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest body after decompression, in bytes. Decompression stops as soon as the output
     /// passes this size and the request is refused with 413, so a decompression bomb never makes
-    /// Sightline allocate more than this. Also the largest gRPC message accepted.
+    /// Sightline allocate more than this. Also the largest gRPC message accepted. A protobuf
+    /// request over HTTP whose decoded form would take more than 8 times this much memory (empty
+    /// messages cost far more decoded than on the wire) is refused the same way before decoding.
     pub max_decompressed_bytes: usize,
     /// Longest string attribute value kept, in bytes (bytes values count after base64 encoding).
     /// Longer values are cut at a character boundary and end in `…[truncated from N bytes]`, so

@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod http;
 pub mod json;
 pub mod metrics;
+pub mod shape;
 pub mod status;
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
