@@ -576,6 +576,52 @@ async fn too_many_spans_is_413() {
 }
 
 #[tokio::test]
+async fn requests_of_empty_messages_are_413_before_decoding() {
+    let limits = Limits {
+        max_body_bytes: 1024 * 1024,
+        max_decompressed_bytes: 1024 * 1024,
+        max_spans_per_request: usize::MAX,
+        ..Limits::default()
+    };
+    let (store, app, _) = setup(limits);
+    // 200,000 empty spans: 400 KB of protobuf, or 600 KB of JSON, that would decode to far
+    // more than 8 MiB (8 times max_decompressed_bytes).
+    let mut scope = Vec::new();
+    for _ in 0..200_000 {
+        scope.extend_from_slice(b"\x12\x00");
+    }
+    let nest = |field: u8, inner: Vec<u8>| {
+        let mut out = vec![field];
+        let mut n = inner.len();
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out.extend_from_slice(&inner);
+        out
+    };
+    let protobuf = nest(0x0a, nest(0x12, scope));
+    let spans = vec!["{}"; 200_000].join(",");
+    let json = format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{spans}]}}]}}]}}"#);
+    for (media, body, how) in [
+        (PROTOBUF, protobuf, "about"),
+        (JSON, json.into_bytes(), "up to"),
+    ] {
+        let r = send(&app, req("/v1/traces", media, body)).await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{media}");
+        // A google.rpc.Status in the request's encoding, either way holding the message.
+        let message = String::from_utf8_lossy(&r.body).into_owned();
+        assert!(
+            message.contains(&format!("request would take {how} "))
+                && message.contains("once decoded"),
+            "{media}: {message}"
+        );
+    }
+    assert!(store.spans().is_empty());
+}
+
+#[tokio::test]
 async fn unsupported_media_is_415() {
     let (_, app, _) = setup(Limits::default());
     let r = send(&app, req("/v1/traces", "text/plain", "hello")).await;

@@ -236,6 +236,7 @@ fn read_capped(
 pub fn parse_traces(
     body: &[u8],
     encoding: Encoding,
+    decoded_budget: usize,
 ) -> Result<json::ParsedJson<ExportTraceServiceRequest>, IngestError> {
     match encoding {
         Encoding::Protobuf => ExportTraceServiceRequest::decode(body)
@@ -249,7 +250,7 @@ pub fn parse_traces(
                     format!("failed to decode protobuf ExportTraceServiceRequest: {e}"),
                 )
             }),
-        Encoding::Json => json::parse(body, Signal::Traces),
+        Encoding::Json => json::parse(body, Signal::Traces, decoded_budget),
     }
 }
 
@@ -257,6 +258,7 @@ pub fn parse_traces(
 pub fn parse_logs(
     body: &[u8],
     encoding: Encoding,
+    decoded_budget: usize,
 ) -> Result<json::ParsedJson<ExportLogsServiceRequest>, IngestError> {
     match encoding {
         Encoding::Protobuf => ExportLogsServiceRequest::decode(body)
@@ -270,7 +272,7 @@ pub fn parse_logs(
                     format!("failed to decode protobuf ExportLogsServiceRequest: {e}"),
                 )
             }),
-        Encoding::Json => json::parse(body, Signal::Logs),
+        Encoding::Json => json::parse(body, Signal::Logs, decoded_budget),
     }
 }
 
@@ -300,20 +302,38 @@ fn check_shape(
             ),
         });
     }
-    let budget = limits
+    check_decoded_size(shape.decoded_bytes, "about", limits)
+}
+
+/// The most memory a request may take decoded: [`MAX_DECODED_PER_DECOMPRESSED`] times
+/// `max_decompressed_bytes`.
+fn decoded_budget(limits: &Limits) -> usize {
+    limits
         .max_decompressed_bytes
-        .saturating_mul(MAX_DECODED_PER_DECOMPRESSED);
-    if shape.decoded_bytes > budget {
+        .saturating_mul(MAX_DECODED_PER_DECOMPRESSED)
+}
+
+fn check_decoded_size(bytes: usize, how: &str, limits: &Limits) -> Result<(), IngestError> {
+    if bytes > decoded_budget(limits) {
         return Err(IngestError::TooLarge {
             message: format!(
-                "request would take about {} MiB of memory once decoded, more than {MAX_DECODED_PER_DECOMPRESSED} times \
-                 max_decompressed_bytes ({} bytes); send fewer items per request",
-                shape.decoded_bytes >> 20,
+                "request would take {how} {} MiB of memory once decoded, more than \
+                 {MAX_DECODED_PER_DECOMPRESSED} times max_decompressed_bytes ({} bytes); send \
+                 fewer items per request",
+                bytes >> 20,
                 limits.max_decompressed_bytes
             ),
         });
     }
     Ok(())
+}
+
+/// Refuses, before it is decoded, a JSON request that could take more memory decoded than
+/// [`decoded_budget`]: every object counted as the largest message (a bound, not an estimate,
+/// since JSON does not say which message an object is before it is read).
+fn check_json_shape(body: &[u8], limits: &Limits) -> Result<(), IngestError> {
+    let shape = super::shape::json(body);
+    check_decoded_size(shape.decoded_bytes_at_most(body.len()), "up to", limits)
 }
 
 /// The whole OTLP/HTTP trace path from the bytes received to spans: decompress through the cap,
@@ -326,16 +346,17 @@ pub fn decode_trace_body(
     limits: &Limits,
 ) -> Result<Decoded<Span>, IngestError> {
     let raw = decompress(body, content_encoding, limits.max_decompressed_bytes)?;
-    if encoding == Encoding::Protobuf {
-        check_shape(
+    match encoding {
+        Encoding::Protobuf => check_shape(
             super::shape::traces(&raw),
             "spans",
             limits.max_spans_per_request,
             "max_spans_per_request",
             limits,
-        )?;
+        )?,
+        Encoding::Json => check_json_shape(&raw, limits)?,
     }
-    let parsed = parse_traces(&raw, encoding)?;
+    let parsed = parse_traces(&raw, encoding, decoded_budget(limits))?;
     drop(raw);
     decode::check_span_count(&parsed.request, limits)?;
     let mut decoded = decode::spans_from_owned_request(parsed.request, project, limits);
@@ -352,16 +373,17 @@ pub fn decode_logs_body(
     limits: &Limits,
 ) -> Result<Decoded<LogRecord>, IngestError> {
     let raw = decompress(body, content_encoding, limits.max_decompressed_bytes)?;
-    if encoding == Encoding::Protobuf {
-        check_shape(
+    match encoding {
+        Encoding::Protobuf => check_shape(
             super::shape::logs(&raw),
             "log records",
             limits.max_log_records_per_request,
             "max_log_records_per_request",
             limits,
-        )?;
+        )?,
+        Encoding::Json => check_json_shape(&raw, limits)?,
     }
-    let parsed = parse_logs(&raw, encoding)?;
+    let parsed = parse_logs(&raw, encoding, decoded_budget(limits))?;
     drop(raw);
     decode::check_log_record_count(&parsed.request, limits)?;
     let mut decoded = decode::logs_from_owned_request(parsed.request, project, limits);
@@ -512,7 +534,7 @@ mod tests {
 
     #[test]
     fn malformed_protobuf_says_what_failed() {
-        let err = parse_traces(b"\x0a\xff\xff\xff", Encoding::Protobuf).unwrap_err();
+        let err = parse_traces(b"\x0a\xff\xff\xff", Encoding::Protobuf, usize::MAX).unwrap_err();
         let IngestError::InvalidInput { field, message } = err else {
             panic!()
         };
@@ -521,7 +543,7 @@ mod tests {
             message.starts_with("failed to decode protobuf ExportTraceServiceRequest: "),
             "{message}"
         );
-        let err = parse_logs(b"\x0a\x05abc", Encoding::Protobuf).unwrap_err();
+        let err = parse_logs(b"\x0a\x05abc", Encoding::Protobuf, usize::MAX).unwrap_err();
         assert!(
             err.to_string()
                 .contains("failed to decode protobuf ExportLogsServiceRequest"),

@@ -131,10 +131,21 @@ impl<T> Decoded<T> {
     /// rejects an id that is not hex before this module sees it, and its reason wins over the one
     /// this module gives to the placeholder it left. Rejections with no placeholder here are added.
     pub(crate) fn apply_earlier_rejections(&mut self, earlier: Vec<Rejection>) {
+        if earlier.is_empty() {
+            return;
+        }
+        // The first rejection of each path, as a search from the front finds it.
+        let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (i, r) in self.rejected.iter().enumerate() {
+            at.entry(r.path.clone()).or_insert(i);
+        }
         for e in earlier {
-            match self.rejected.iter_mut().find(|r| r.path == e.path) {
-                Some(r) => *r = e,
-                None => self.rejected.push(e),
+            match at.get(&e.path) {
+                Some(&i) => self.rejected[i] = e,
+                None => {
+                    at.insert(e.path.clone(), self.rejected.len());
+                    self.rejected.push(e);
+                }
             }
         }
     }

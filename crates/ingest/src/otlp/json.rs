@@ -61,6 +61,7 @@ impl Signal {
 pub fn parse<R: DeserializeOwned>(
     body: &[u8],
     signal: Signal,
+    decoded_budget: usize,
 ) -> Result<ParsedJson<R>, IngestError> {
     let first_error = match strict::<R>(body) {
         Ok(request) => {
@@ -82,6 +83,11 @@ pub fn parse<R: DeserializeOwned>(
             ),
         )
     };
+    // The second reading builds the whole body as a `Value` tree first, many times its size for
+    // a body of small values: only within the memory a request may take.
+    if super::shape::json(body).value_tree_bytes(body.len()) > decoded_budget {
+        return Err(describe(&first_error));
+    }
     let mut value: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         // Not JSON at all: the first error already says where.
@@ -308,8 +314,22 @@ fn fix_any_value(v: &mut Value) {
     }
     if let Some(d) = map.get_mut("doubleValue") {
         if let Some(n) = d.as_str().and_then(|s| s.trim().parse::<f64>().ok()) {
-            if let Some(n) = serde_json::Number::from_f64(n) {
-                *d = Value::Number(n);
+            match serde_json::Number::from_f64(n) {
+                Some(number) => *d = Value::Number(number),
+                // `"NaN"`, `"Infinity"`, `"-Infinity"` (the protobuf JSON mapping's spelling of
+                // doubles JSON numbers cannot hold) and overflows such as `1e400`: kept as text,
+                // as a protobuf double of that value is.
+                None => {
+                    let text = if n.is_nan() {
+                        "NaN"
+                    } else if n > 0.0 {
+                        "Infinity"
+                    } else {
+                        "-Infinity"
+                    };
+                    map.remove("doubleValue");
+                    map.insert("stringValue".into(), Value::String(text.into()));
+                }
             }
         }
     }
@@ -375,7 +395,7 @@ mod tests {
     use serde_json::json;
 
     fn traces(v: Value) -> Result<ParsedJson<ExportTraceServiceRequest>, IngestError> {
-        parse(v.to_string().as_bytes(), Signal::Traces)
+        parse(v.to_string().as_bytes(), Signal::Traces, usize::MAX)
     }
 
     fn one_span(span: Value) -> Value {
@@ -383,11 +403,47 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_doubles_are_kept_as_text() {
+        let attr = |key: &str, d: &str| json!({"key": key, "value": {"doubleValue": d}});
+        let p = traces(one_span(json!({
+            "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+            "name": "s", "attributes": [attr("nan", "NaN"), attr("inf", "Infinity"),
+                attr("neg", "-Infinity"), attr("huge", "1e400"), attr("plain", "2.5")]
+        })))
+        .unwrap();
+        assert!(p.rejected.is_empty());
+        let attrs = &p.request.resource_spans[0].scope_spans[0].spans[0].attributes;
+        let value = |i: usize| attrs[i].value.as_ref().unwrap().value.clone().unwrap();
+        for (i, text) in ["NaN", "Infinity", "-Infinity", "Infinity"]
+            .iter()
+            .enumerate()
+        {
+            assert_eq!(value(i), any_value::Value::StringValue((*text).into()));
+        }
+        assert_eq!(value(4), any_value::Value::DoubleValue(2.5));
+    }
+
+    #[test]
+    fn the_lenient_reading_stays_within_the_memory_budget() {
+        // Enum names need the second, lenient reading; a body of many small values would take
+        // far more memory as a `Value` tree than the budget allows, so it gets the first error.
+        let span = json!({"traceId": "5b8efff798038103d269b633813fc60c",
+            "spanId": "eee19b7ec3c1b174", "name": "s", "kind": "SPAN_KIND_SERVER"});
+        let body = one_span(span).to_string();
+        assert!(
+            parse::<ExportTraceServiceRequest>(body.as_bytes(), Signal::Traces, usize::MAX).is_ok()
+        );
+        let err =
+            parse::<ExportTraceServiceRequest>(body.as_bytes(), Signal::Traces, 64).unwrap_err();
+        assert!(err.to_string().contains("kind"), "{err}");
+    }
+
+    #[test]
     fn reads_the_specification_example() {
         // opentelemetry-proto/examples/trace.json, as the specification shows it.
         let body = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"my.service"}}]},"scopeSpans":[{"scope":{"name":"my.library","version":"1.0.0","attributes":[{"key":"my.scope.attribute","value":{"stringValue":"some scope attribute"}}]},"spans":[{"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174","parentSpanId":"EEE19B7EC3C1B173","name":"I'm a server span","startTimeUnixNano":"1544712660000000000","endTimeUnixNano":"1544712661000000000","kind":2,"attributes":[{"key":"my.span.attr","value":{"stringValue":"some value"}}]}]}]}]}"#;
         let p: ParsedJson<ExportTraceServiceRequest> =
-            parse(body.as_bytes(), Signal::Traces).unwrap();
+            parse(body.as_bytes(), Signal::Traces, usize::MAX).unwrap();
         assert!(p.rejected.is_empty());
         let span = &p.request.resource_spans[0].scope_spans[0].spans[0];
         assert_eq!(
@@ -479,7 +535,8 @@ mod tests {
                 "the crate now accepts {body}"
             );
             assert!(
-                parse::<ExportTraceServiceRequest>(body.as_bytes(), Signal::Traces).is_ok(),
+                parse::<ExportTraceServiceRequest>(body.as_bytes(), Signal::Traces, usize::MAX)
+                    .is_ok(),
                 "{body}"
             );
         }
@@ -517,7 +574,8 @@ mod tests {
 
     #[test]
     fn malformed_json_names_position() {
-        let err = parse::<ExportTraceServiceRequest>(b"{not json", Signal::Traces).unwrap_err();
+        let err = parse::<ExportTraceServiceRequest>(b"{not json", Signal::Traces, usize::MAX)
+            .unwrap_err();
         let IngestError::InvalidInput { field, message } = err else {
             panic!("{err:?}")
         };
@@ -529,8 +587,12 @@ mod tests {
         assert!(message.contains("line 1 column 2"), "{message}");
 
         // cut short inside the span list: the path says how far it got
-        let err = parse::<ExportTraceServiceRequest>(b"{\"resourceSpans\": [", Signal::Traces)
-            .unwrap_err();
+        let err = parse::<ExportTraceServiceRequest>(
+            b"{\"resourceSpans\": [",
+            Signal::Traces,
+            usize::MAX,
+        )
+        .unwrap_err();
         let IngestError::InvalidInput { field, message } = err else {
             panic!("{err:?}")
         };
@@ -576,7 +638,8 @@ mod tests {
 
     #[test]
     fn trailing_garbage_is_an_error() {
-        let err = parse::<ExportTraceServiceRequest>(b"{} x", Signal::Traces).unwrap_err();
+        let err =
+            parse::<ExportTraceServiceRequest>(b"{} x", Signal::Traces, usize::MAX).unwrap_err();
         assert!(
             matches!(&err, IngestError::InvalidInput { message, .. } if message.contains("trailing characters")),
             "{err:?}"
@@ -593,7 +656,7 @@ mod tests {
             {"severityNumber": "SEVERITY_NUMBER_WARN", "spanId": "xyz"},
         ]}]}]});
         let p: ParsedJson<ExportLogsServiceRequest> =
-            parse(body.to_string().as_bytes(), Signal::Logs).unwrap();
+            parse(body.to_string().as_bytes(), Signal::Logs, usize::MAX).unwrap();
         let records = &p.request.resource_logs[0].scope_logs[0].log_records;
         assert_eq!(records[0].event_name, "gen_ai.user.message");
         assert_eq!(records[0].severity_number, 10);

@@ -146,6 +146,84 @@ fn walk(mut buf: &[u8], kind: Kind, item: Kind, depth: usize, shape: &mut Shape)
     Some(())
 }
 
+/// What a JSON body holds, from one pass over its bytes: the objects (`{` outside strings) and
+/// the values (separators outside strings, plus one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JsonShape {
+    pub objects: usize,
+    pub values: usize,
+}
+
+impl JsonShape {
+    /// At most the bytes its decoded request takes: every object as the largest OTLP message,
+    /// plus every string byte.
+    pub fn decoded_bytes_at_most(&self, body_len: usize) -> usize {
+        self.objects
+            .saturating_mul(LARGEST_MESSAGE)
+            .saturating_add(body_len)
+    }
+
+    /// About the bytes it takes as a `serde_json::Value` tree, which the lenient second reading
+    /// of a request builds.
+    pub fn value_tree_bytes(&self, body_len: usize) -> usize {
+        self.values
+            .saturating_mul(VALUE_NODE)
+            .saturating_add(body_len)
+    }
+}
+
+/// The largest message of the trace and logs schemas, in memory.
+const LARGEST_MESSAGE: usize = {
+    let sizes = [
+        size_of::<Span>(),
+        size_of::<LogRecord>(),
+        size_of::<ResourceSpans>(),
+        size_of::<ResourceLogs>(),
+        size_of::<span::Event>(),
+        size_of::<span::Link>(),
+    ];
+    let mut max = 0;
+    let mut i = 0;
+    while i < sizes.len() {
+        if sizes[i] > max {
+            max = sizes[i];
+        }
+        i += 1;
+    }
+    max
+};
+
+/// A `serde_json::Value` in an array or map, with the map's share of key and node.
+const VALUE_NODE: usize = 2 * size_of::<serde_json::Value>() + size_of::<String>();
+
+/// Scans a JSON body; strings (with their escapes) are skipped, so only structure counts.
+pub fn json(body: &[u8]) -> JsonShape {
+    let mut shape = JsonShape {
+        objects: 0,
+        values: 1,
+    };
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' => shape.objects += 1,
+            b',' | b':' => shape.values += 1,
+            _ => {}
+        }
+    }
+    shape
+}
+
 fn varint(buf: &mut &[u8]) -> Option<u64> {
     let mut value = 0u64;
     for (i, &byte) in buf.iter().enumerate().take(10) {
@@ -260,6 +338,15 @@ mod tests {
             n >>= 7;
         }
         out.push(n as u8);
+    }
+
+    #[test]
+    fn json_structure_outside_strings() {
+        let shape = json(br#"{"a":[{"b":"{,:\"}"},{}],"c":1}"#);
+        assert_eq!(shape.objects, 3);
+        // `a`, `b`, `c` (one colon each) and one comma between array items and one between keys.
+        assert_eq!(shape.values, 1 + 3 + 2);
+        assert!(shape.decoded_bytes_at_most(10) >= 3 * size_of::<Span>());
     }
 
     #[test]
