@@ -887,6 +887,65 @@ async fn only_post_is_routed() {
 }
 
 #[tokio::test]
+async fn a_stalled_upload_holds_only_what_it_sent() {
+    let store = RecordingStore::new();
+    let p = pipeline(
+        store.clone(),
+        PipelineConfig {
+            max_inflight_body_bytes: 1000,
+            ..PipelineConfig::default()
+        },
+    );
+    let app = router(p.clone(), Limits::default());
+    // Declares 900 bytes, sends 10, then waits.
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    let stalled = tokio::spawn({
+        let app = app.clone();
+        async move {
+            let request = Request::post("/v1/traces")
+                .header(header::CONTENT_TYPE, PROTOBUF)
+                .header(header::CONTENT_LENGTH, "900")
+                .body(Body::from_stream(rx))
+                .unwrap();
+            send(&app, request).await
+        }
+    });
+    use futures::SinkExt;
+    tx.send(Ok(bytes::Bytes::from(vec![0x0a; 10])))
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if p.stats().inflight_body_bytes > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(p.stats().inflight_body_bytes, 10);
+    // Another client's 500-byte export still fits in the budget.
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while trace_request(spans.clone()).encode_to_vec().len() < 500 {
+        spans.push(genai_span(i));
+        i += 1;
+    }
+    let body = trace_request(spans).encode_to_vec();
+    assert!(body.len() < 990, "{}", body.len());
+    let r = send(&app, req("/v1/traces", PROTOBUF, body)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    drop(tx);
+    let r = tokio::time::timeout(Duration::from_secs(10), stalled)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "the cut-off body is not a request"
+    );
+    assert_eq!(p.stats().inflight_body_bytes, 0);
+}
+
+#[tokio::test]
 async fn body_budget_refuses_uploads_that_do_not_fit() {
     let store = RecordingStore::new();
     let p = pipeline(

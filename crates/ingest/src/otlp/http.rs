@@ -165,6 +165,10 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 /// Reads the whole body, refusing with 413 as soon as it passes `max` bytes, and with 429 when
 /// the pipeline's body budget cannot hold it. The returned permit holds the body's bytes in that
 /// budget until it is dropped.
+///
+/// The budget is taken as bytes arrive (doubling towards the declared length), not for the
+/// declared length up front: an upload that stalls after its headers holds only what it sent,
+/// so a few stalled connections cannot lock everyone else out of ingest.
 pub(super) async fn read_body(
     body: Body,
     headers: &HeaderMap,
@@ -178,11 +182,10 @@ pub(super) async fn read_body(
     if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
-    // Reserve the declared length before allocating it, then whatever arrives beyond it.
-    let mut reserved = declared.map_or(0, |n| n as usize);
-    let mut permit = budget.try_acquire(reserved)?;
+    let mut reserved = 0;
+    let mut permit = budget.try_acquire(0)?;
     let mut frames = Limited::new(body, max);
-    let mut buf = BytesMut::with_capacity(reserved);
+    let mut buf = BytesMut::new();
     while let Some(frame) = frames.frame().await {
         let frame = match frame {
             Ok(frame) => frame,
@@ -197,8 +200,12 @@ pub(super) async fn read_body(
         if let Ok(data) = frame.into_data() {
             let needed = buf.len() + data.len();
             if needed > reserved {
-                budget.try_grow(&mut permit, needed - reserved)?;
-                reserved = needed;
+                // Reserved before it is allocated: twice what is held, up to the declared length.
+                let declared = declared.map_or(needed, |n| n as usize);
+                let target = needed.max(reserved.saturating_mul(2).min(declared));
+                budget.try_grow(&mut permit, target - reserved)?;
+                buf.reserve(target - buf.len());
+                reserved = target;
             }
             buf.extend_from_slice(&data);
         }
