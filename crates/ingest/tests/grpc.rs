@@ -272,6 +272,36 @@ async fn size_and_count_limits() {
 }
 
 #[tokio::test]
+async fn messages_of_empty_spans_are_refused_before_decoding() {
+    let store = RecordingStore::new();
+    let p = pipeline(store.clone(), PipelineConfig::default());
+    let limits = Limits {
+        max_decompressed_bytes: 1024 * 1024,
+        max_spans_per_request: usize::MAX,
+        ..Limits::default()
+    };
+    let server = Server::start(p.clone(), limits).await;
+    let mut client = server
+        .traces()
+        .await
+        .send_compressed(CompressionEncoding::Gzip);
+    // 200,000 empty spans: 400 KB, within the 1 MiB cap, but far more than 8 MiB decoded.
+    let spans = vec![opentelemetry_proto::tonic::trace::v1::Span::default(); 200_000];
+    let err = client.export(trace_request(spans)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message().starts_with("request would take about ")
+            && err.message().contains("once decoded"),
+        "{}",
+        err.message()
+    );
+    assert!(details(&err).details.is_empty(), "no RetryInfo");
+    assert_eq!(p.stats().failed_requests["too_large"], 1);
+    assert!(store.spans().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn logs_round_trip() {
     let store = RecordingStore::new();
     let p = pipeline(store.clone(), PipelineConfig::default());

@@ -305,6 +305,30 @@ fn check_shape(
     check_decoded_size(shape.decoded_bytes, "about", limits)
 }
 
+/// [`check_shape`] for a protobuf request of `signal` (the gRPC receiver's codec calls it).
+pub(crate) fn check_request_shape(
+    shape: Option<super::shape::Shape>,
+    signal: Signal,
+    limits: &Limits,
+) -> Result<(), IngestError> {
+    match signal {
+        Signal::Traces => check_shape(
+            shape,
+            "spans",
+            limits.max_spans_per_request,
+            "max_spans_per_request",
+            limits,
+        ),
+        Signal::Logs => check_shape(
+            shape,
+            "log records",
+            limits.max_log_records_per_request,
+            "max_log_records_per_request",
+            limits,
+        ),
+    }
+}
+
 /// The most memory a request may take decoded: [`MAX_DECODED_PER_DECOMPRESSED`] times
 /// `max_decompressed_bytes`.
 fn decoded_budget(limits: &Limits) -> usize {

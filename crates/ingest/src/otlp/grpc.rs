@@ -1,31 +1,30 @@
 //! OTLP/gRPC receiver: the `TraceService` and `LogsService` of the OTLP collector protocol.
 //!
-//! tonic decodes the protobuf (gzip and zstd accepted) with `max_decompressed_bytes` as the
-//! message limit, which tonic applies while decompressing, so the cap holds here as on HTTP.
-//! From the decoded request on, the path is the HTTP one: count check and conversion on a decode
+//! tonic decompresses each message (gzip and zstd accepted) with `max_decompressed_bytes` as the
+//! message limit, which tonic applies while decompressing, so the cap holds here as on HTTP. The
+//! trace and logs services are the generated ones with another codec ([`shaped`]): it checks
+//! the message's shape (item count, decoded size) before prost decodes it, as HTTP does. From
+//! the decoded request on, the path is the HTTP one: count check and conversion on a decode
 //! slot, then [`super::export_spans`] / [`super::export_logs`]. Errors carry
 //! `google.rpc.BadRequest` (which field) or `google.rpc.RetryInfo` (when to retry) details.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsService;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tokio::net::TcpListener;
-use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataMap;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
+
+mod shaped;
 
 use super::decode::{self, Limits};
 use super::{export_logs, export_spans, project_from_header, status, PROJECT_HEADER};
@@ -114,23 +113,17 @@ impl LogsService for OtlpGrpc {
     }
 }
 
-/// The two services as tonic routes: gzip and zstd accepted, messages capped at
-/// `limits.max_decompressed_bytes` (after decompression).
+/// The three services as tonic routes: gzip and zstd accepted, messages capped at
+/// `limits.max_decompressed_bytes` (after decompression). Trace and logs requests are checked
+/// for their shape (item count, decoded size) before they are decoded.
 pub fn routes(pipeline: Arc<Pipeline>, limits: Limits) -> tonic::service::Routes {
-    let max = limits.max_decompressed_bytes;
     let metrics = super::metrics::OtlpMetricsGrpc::new(pipeline.clone(), limits.clone());
     let services = OtlpGrpc::new(pipeline, limits);
-    let traces = TraceServiceServer::new(services.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .max_decoding_message_size(max);
-    let logs = LogsServiceServer::new(services)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .max_decoding_message_size(max);
-    tonic::service::Routes::new(traces)
-        .add_service(logs)
-        .add_service(metrics.into_server())
+    tonic::service::Routes::new(shaped::ShapedService::<shaped::Traces>::new(
+        services.clone(),
+    ))
+    .add_service(shaped::ShapedService::<shaped::Logs>::new(services))
+    .add_service(metrics.into_server())
 }
 
 /// tonic refuses a message over the size limit before the handler runs: one sent as is with

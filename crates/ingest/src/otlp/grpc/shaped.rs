@@ -1,0 +1,217 @@
+//! The trace and logs services with a codec that looks at each request's shape (see
+//! [`crate::otlp::shape`]) before prost decodes it, as the HTTP receiver does. The services
+//! that `opentelemetry-proto` generates decode with a plain prost codec, so a message of empty
+//! spans that fits the byte cap (16 KiB gzipped, 16 MiB decompressed) was decoded to gigabytes
+//! before any handler ran. These are those services with one change: the codec.
+
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Buf;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsService;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use tonic::body::Body;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::Status;
+
+use super::OtlpGrpc;
+use crate::error::IngestError;
+use crate::otlp::body::check_request_shape;
+use crate::otlp::decode::Limits;
+use crate::otlp::status;
+
+/// One OTLP export method: its request and response, where it is routed, and how its shape is
+/// checked.
+pub(crate) trait Export: Send + Sync + 'static {
+    type Request: Message + Default + Send + 'static;
+    type Response: Message + Send + 'static;
+    /// The gRPC service name.
+    const SERVICE: &'static str;
+    /// `/<service>/Export`.
+    const PATH: &'static str;
+    fn check(body: &[u8], limits: &Limits) -> Result<(), IngestError>;
+    fn export(
+        svc: Arc<OtlpGrpc>,
+        request: tonic::Request<Self::Request>,
+    ) -> futures::future::BoxFuture<'static, Result<tonic::Response<Self::Response>, Status>>;
+}
+
+/// `TraceService/Export`.
+pub(crate) struct Traces;
+
+impl Export for Traces {
+    type Request = ExportTraceServiceRequest;
+    type Response = ExportTraceServiceResponse;
+    const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+    fn check(body: &[u8], limits: &Limits) -> Result<(), IngestError> {
+        check_request_shape(
+            crate::otlp::shape::traces(body),
+            crate::otlp::Signal::Traces,
+            limits,
+        )
+    }
+
+    fn export(
+        svc: Arc<OtlpGrpc>,
+        request: tonic::Request<Self::Request>,
+    ) -> futures::future::BoxFuture<'static, Result<tonic::Response<Self::Response>, Status>> {
+        Box::pin(async move { TraceService::export(svc.as_ref(), request).await })
+    }
+}
+
+/// `LogsService/Export`.
+pub(crate) struct Logs;
+
+impl Export for Logs {
+    type Request = ExportLogsServiceRequest;
+    type Response = ExportLogsServiceResponse;
+    const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
+    fn check(body: &[u8], limits: &Limits) -> Result<(), IngestError> {
+        check_request_shape(
+            crate::otlp::shape::logs(body),
+            crate::otlp::Signal::Logs,
+            limits,
+        )
+    }
+
+    fn export(
+        svc: Arc<OtlpGrpc>,
+        request: tonic::Request<Self::Request>,
+    ) -> futures::future::BoxFuture<'static, Result<tonic::Response<Self::Response>, Status>> {
+        Box::pin(async move { LogsService::export(svc.as_ref(), request).await })
+    }
+}
+
+/// The service of export method `E`: gzip and zstd accepted, messages capped at
+/// `max_decompressed_bytes`, each request's shape checked before it is decoded.
+pub(crate) struct ShapedService<E> {
+    svc: Arc<OtlpGrpc>,
+    _method: PhantomData<fn() -> E>,
+}
+
+impl<E> ShapedService<E> {
+    pub(crate) fn new(svc: OtlpGrpc) -> Self {
+        Self {
+            svc: Arc::new(svc),
+            _method: PhantomData,
+        }
+    }
+}
+
+impl<E> Clone for ShapedService<E> {
+    fn clone(&self) -> Self {
+        Self {
+            svc: self.svc.clone(),
+            _method: PhantomData,
+        }
+    }
+}
+
+impl<E: Export> NamedService for ShapedService<E> {
+    const NAME: &'static str = E::SERVICE;
+}
+
+impl<E: Export> tower::Service<http::Request<Body>> for ShapedService<E> {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let svc = self.svc.clone();
+        Box::pin(async move {
+            if req.uri().path() != E::PATH {
+                return Ok(Status::unimplemented("").into_http());
+            }
+            let mut encodings = EnabledCompressionEncodings::default();
+            encodings.enable(CompressionEncoding::Gzip);
+            encodings.enable(CompressionEncoding::Zstd);
+            let max = svc.limits.max_decompressed_bytes;
+            let codec = ShapedCodec::<E> {
+                svc: svc.clone(),
+                _method: PhantomData,
+            };
+            let mut grpc = Grpc::new(codec)
+                .apply_compression_config(encodings, EnabledCompressionEncodings::default())
+                .apply_max_message_size_config(Some(max), None);
+            Ok(grpc.unary(Method::<E>(svc, PhantomData), req).await)
+        })
+    }
+}
+
+/// The handler of export method `E`, as tonic calls it once the request is decoded.
+struct Method<E>(Arc<OtlpGrpc>, PhantomData<fn() -> E>);
+
+impl<E: Export> UnaryService<E::Request> for Method<E> {
+    type Response = E::Response;
+    type Future =
+        futures::future::BoxFuture<'static, Result<tonic::Response<Self::Response>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<E::Request>) -> Self::Future {
+        E::export(self.0.clone(), request)
+    }
+}
+
+/// prost, after the shape check.
+struct ShapedCodec<E> {
+    svc: Arc<OtlpGrpc>,
+    _method: PhantomData<fn() -> E>,
+}
+
+impl<E: Export> Codec for ShapedCodec<E> {
+    type Encode = E::Response;
+    type Decode = E::Request;
+    type Encoder = tonic_prost::ProstEncoder<E::Response>;
+    type Decoder = ShapedDecoder<E>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::default()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ShapedDecoder {
+            svc: self.svc.clone(),
+            _method: PhantomData,
+        }
+    }
+}
+
+struct ShapedDecoder<E> {
+    svc: Arc<OtlpGrpc>,
+    _method: PhantomData<fn() -> E>,
+}
+
+impl<E: Export> Decoder for ShapedDecoder<E> {
+    type Item = E::Request;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<E::Request>, Status> {
+        // tonic hands over the whole (decompressed) message in one buffer.
+        if buf.chunk().len() == buf.remaining() {
+            if let Err(e) = E::check(buf.chunk(), &self.svc.limits) {
+                self.svc.pipeline.record_failure(&e);
+                return Err(status::grpc_status(&e));
+            }
+        }
+        E::Request::decode(buf).map(Some).map_err(|e| {
+            Status::invalid_argument(format!("failed to decode protobuf request: {e}"))
+        })
+    }
+}
