@@ -99,6 +99,12 @@ pub struct ServeArgs {
     /// forwarded but counted as unrecorded. [default: 10000]
     #[arg(long, env = "SIGHTLINE_GATEWAY_QUEUE", value_name = "N")]
     pub gateway_queue: Option<usize>,
+
+    /// Bytes of request and response bodies that gateway calls waiting to be recorded may hold;
+    /// a call that would pass it is still forwarded but counted as unrecorded (a call alone is
+    /// always queued). [default: 268435456, 256 MiB]
+    #[arg(long, env = "SIGHTLINE_GATEWAY_QUEUE_BYTES", value_name = "BYTES")]
+    pub gateway_queue_bytes: Option<usize>,
 }
 
 /// The `[gateway]` section of the TOML file.
@@ -113,6 +119,8 @@ struct FileGateway {
     timeout_secs: Option<f64>,
     /// See `--gateway-queue`.
     queue_capacity: Option<usize>,
+    /// See `--gateway-queue-bytes`.
+    queue_max_bytes: Option<usize>,
 }
 
 /// How the store syncs commits.
@@ -225,6 +233,12 @@ impl ServeConfig {
             }
             gateway.queue_capacity = v;
         }
+        if let Some(v) = args.gateway_queue_bytes.or(file_gateway.queue_max_bytes) {
+            if v == 0 {
+                anyhow::bail!("--gateway-queue-bytes must be at least 1");
+            }
+            gateway.queue_max_bytes = v;
+        }
         Ok(Self {
             gateway,
             http_addr: args
@@ -305,7 +319,7 @@ mod tests {
         let path = dir.path().join("sightline.toml");
         std::fs::write(
             &path,
-            "[gateway]\nopenai_upstream = \"http://file:1\"\nanthropic_upstream = \"http://file:2\"\ntimeout_secs = 5\n",
+            "[gateway]\nopenai_upstream = \"http://file:1\"\nanthropic_upstream = \"http://file:2\"\ntimeout_secs = 5\nqueue_max_bytes = 4096\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -319,8 +333,15 @@ mod tests {
         assert_eq!(c.gateway.anthropic_upstream, "http://file:2");
         assert_eq!(c.gateway.timeout, std::time::Duration::from_secs(5));
         assert_eq!(c.gateway.queue_capacity, 7);
+        assert_eq!(c.gateway.queue_max_bytes, 4096);
         let defaults = ServeConfig::load(&ServeArgs::default()).unwrap();
         assert_eq!(defaults.gateway.openai_upstream, "https://api.openai.com");
+        assert_eq!(defaults.gateway.queue_max_bytes, 256 * 1024 * 1024);
+        assert!(ServeConfig::load(&ServeArgs {
+            gateway_queue_bytes: Some(0),
+            ..Default::default()
+        })
+        .is_err());
         assert!(ServeConfig::load(&ServeArgs {
             gateway_timeout: Some(0.0),
             ..Default::default()

@@ -51,6 +51,9 @@ pub struct GatewayConfig {
     pub timeout: Duration,
     /// Exchanges waiting to be recorded; when full, further ones are counted as dropped.
     pub queue_capacity: usize,
+    /// Bytes of request and captured response bodies waiting to be recorded; an exchange that
+    /// would take the queue past this is counted as dropped (one alone is always queued).
+    pub queue_max_bytes: usize,
     /// Largest request body forwarded (larger: 413).
     pub max_request_bytes: usize,
     /// Most response bytes kept for recording per call; the response itself is never cut.
@@ -66,6 +69,7 @@ impl Default for GatewayConfig {
             anthropic_upstream: DEFAULT_ANTHROPIC_UPSTREAM.into(),
             timeout: Duration::from_secs(600),
             queue_capacity: 10_000,
+            queue_max_bytes: 256 * 1024 * 1024,
             max_request_bytes: 32 * 1024 * 1024,
             max_capture_bytes: 8 * 1024 * 1024,
             batch_max: 512,
@@ -167,6 +171,7 @@ impl Gateway {
         let (recorder, task) = recorder::spawn(
             pipeline,
             config.queue_capacity,
+            config.queue_max_bytes,
             config.batch_max,
             Arc::new(GatewayStats::default()),
         )?;

@@ -13,6 +13,7 @@
 //! commits far more cheaply than one call at a time. At most the channel's capacity plus one batch
 //! of exchanges is held in memory.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::Thread;
 use std::time::Duration;
@@ -41,6 +42,9 @@ const POLL_IDLE: Duration = Duration::from_millis(64);
 struct Shared {
     tx: Option<Sender<Exchange>>,
     capacity: usize,
+    /// Body bytes of the exchanges queued (see [`exchange_bytes`]), and the most allowed.
+    bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
     stats: Arc<GatewayStats>,
     /// The recorder thread, to wake it early.
     thread: Thread,
@@ -71,6 +75,15 @@ impl Recorder {
         let Some(tx) = &self.shared.tx else {
             return;
         };
+        // The queue is bounded in bytes as well as in calls: 10,000 calls of 40 MiB each would
+        // not fit in any machine's memory. One call alone is always taken.
+        let size = exchange_bytes(&exchange);
+        let held = self.shared.bytes.fetch_add(size, Ordering::AcqRel) + size;
+        if held > self.shared.max_bytes && held != size {
+            self.shared.bytes.fetch_sub(size, Ordering::AcqRel);
+            self.shared.stats.dropped();
+            return;
+        }
         match tx.try_send(exchange) {
             Ok(()) => {
                 self.shared.stats.queued();
@@ -80,6 +93,7 @@ impl Recorder {
                 }
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.shared.bytes.fetch_sub(size, Ordering::AcqRel);
                 self.shared.stats.dropped();
             }
         }
@@ -106,6 +120,7 @@ impl Recorder {
 pub fn spawn(
     pipeline: Arc<Pipeline>,
     capacity: usize,
+    max_bytes: usize,
     batch_max: usize,
     stats: Arc<GatewayStats>,
 ) -> Result<(Recorder, JoinHandle<()>), std::io::Error> {
@@ -122,17 +137,28 @@ pub fn spawn(
         .build()?;
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let thread_stats = stats.clone();
+    let bytes = Arc::new(AtomicUsize::new(0));
+    let thread_bytes = bytes.clone();
     let thread = std::thread::Builder::new()
         .name("sightline-gateway-recorder".into())
         .spawn(move || {
             background::enter_background();
             background::lower_current_thread(Priority::Lowest);
-            drain(&rx, &runtime, &pipeline, batch_max, &thread_stats);
+            drain(
+                &rx,
+                &runtime,
+                &pipeline,
+                batch_max,
+                &thread_stats,
+                &thread_bytes,
+            );
             let _ = done_tx.send(());
         })?;
     let shared = Shared {
         tx: Some(tx),
         capacity,
+        bytes,
+        max_bytes,
         stats,
         thread: thread.thread().clone(),
     };
@@ -155,6 +181,7 @@ fn drain(
     pipeline: &Pipeline,
     batch_max: usize,
     stats: &GatewayStats,
+    bytes: &AtomicUsize,
 ) {
     let mut wait = POLL_BUSY;
     loop {
@@ -182,11 +209,19 @@ fn drain(
         wait = POLL_BUSY;
         let full = batch.len() == batch_max;
         stats.dequeued(batch.len());
+        let size: usize = batch.iter().map(exchange_bytes).sum();
         record(runtime, pipeline, batch, stats);
+        // Held until recorded: the batch's bodies live until then.
+        bytes.fetch_sub(size, Ordering::AcqRel);
         if !full && !closed {
             std::thread::park_timeout(POLL_BUSY);
         }
     }
+}
+
+/// What an exchange holds in memory while it waits, by its bodies (the rest is small).
+fn exchange_bytes(exchange: &Exchange) -> usize {
+    exchange.request_body.len() + exchange.chunks.iter().map(|c| c.len()).sum::<usize>()
 }
 
 /// Converts and stores one batch. A bug anywhere in it costs this batch (counted), never the

@@ -308,6 +308,39 @@ async fn a_full_queue_is_counted_not_hidden() {
 }
 
 #[tokio::test]
+async fn the_queue_is_bounded_in_bytes_too() {
+    // Room for one call's bodies at a time: of a burst of concurrent calls, whatever does not
+    // fit is counted as dropped, and every call is either stored or counted.
+    let h = harness(|c| {
+        c.queue_max_bytes = 600;
+        c.batch_max = 1;
+    })
+    .await;
+    // An idle recorder looks at its queue only every 64 ms: the burst below arrives between two
+    // looks.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let url = format!("{}/gateway/openai/v1/chat/completions", h.base);
+    let requests = (0..30).map(|_| h.post(url.clone(), &chat(false)).send());
+    for r in futures::future::join_all(requests).await {
+        assert_eq!(r.unwrap().status(), 200);
+    }
+    let mut s = h.stats.snapshot();
+    for _ in 0..100 {
+        if s.records_stored + s.records_dropped_queue_full == 30 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s = h.stats.snapshot();
+    }
+    assert_eq!(s.records_stored + s.records_dropped_queue_full, 30, "{s:?}");
+    assert!(
+        s.records_stored >= 1,
+        "a call alone is always queued: {s:?}"
+    );
+    assert!(s.records_dropped_queue_full >= 1, "{s:?}");
+}
+
+#[tokio::test]
 async fn oversized_request_is_refused() {
     let h = harness(|c| c.max_request_bytes = 100).await;
     let r = h
