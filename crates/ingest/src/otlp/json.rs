@@ -246,7 +246,13 @@ fn fix_item_ids(
 fn hex_problem(id: &Value) -> Option<String> {
     match id {
         Value::String(s) => {
-            let hex = s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit());
+            // A `0x` prefix is read as the first reading (the protobuf JSON decoder) reads it,
+            // so a span's fate does not depend on the rest of its request.
+            let digits = s
+                .strip_prefix("0x")
+                .or_else(|| s.strip_prefix("0X"))
+                .unwrap_or(s);
+            let hex = digits.len() % 2 == 0 && digits.bytes().all(|b| b.is_ascii_hexdigit());
             if hex {
                 None
             } else {
@@ -507,6 +513,23 @@ mod tests {
             p.request.resource_spans[0].scope_spans[0].spans[3].links[0].trace_id,
             vec![0]
         );
+    }
+
+    #[test]
+    fn a_0x_prefix_is_read_the_same_in_either_reading() {
+        let span = |kind: Value| {
+            json!({"traceId": "0x5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+                "kind": kind})
+        };
+        // An integer kind: the first reading; a kind by name: the second one.
+        for kind in [json!(2), json!("SPAN_KIND_SERVER")] {
+            let p = traces(one_span(span(kind.clone()))).unwrap();
+            assert!(p.rejected.is_empty(), "{kind}: {:?}", p.rejected);
+            assert_eq!(
+                hex::encode(&p.request.resource_spans[0].scope_spans[0].spans[0].trace_id),
+                "5b8efff798038103d269b633813fc60c"
+            );
+        }
     }
 
     /// What `opentelemetry-proto`'s serde refuses and this module accepts. Should a later version
