@@ -409,6 +409,8 @@ impl<'a> Converter<'a> {
         let parent_span_id =
             optional_id::<SpanId>(&span.parent_span_id).map_err(|e| id_error("parentSpanId", e))?;
         self.check_attribute_count(span.attributes.len())?;
+        check_time("startTimeUnixNano", span.start_time_unix_nano)?;
+        check_time("endTimeUnixNano", span.end_time_unix_nano)?;
 
         let events = span
             .events
@@ -483,6 +485,8 @@ impl<'a> Converter<'a> {
         } else {
             Some(record.event_name)
         };
+        check_time("timeUnixNano", record.time_unix_nano)?;
+        check_time("observedTimeUnixNano", record.observed_time_unix_nano)?;
         let time_unix_nano = [record.time_unix_nano, record.observed_time_unix_nano]
             .into_iter()
             .find(|t| *t != 0)
@@ -576,6 +580,18 @@ fn double(d: f64) -> Value {
         None if d > 0.0 => Value::String("Infinity".into()),
         None => Value::String("-Infinity".into()),
     }
+}
+
+/// Refuses a timestamp past what the store keeps (signed 64-bit nanoseconds, up to
+/// 2262-04-11), which would otherwise be saturated without a word.
+fn check_time(field: &'static str, nanos: u64) -> Result<(), ItemError> {
+    if nanos > i64::MAX as u64 {
+        return Err((
+            field,
+            format!("{nanos} is after 2262-04-11, the latest time stored"),
+        ));
+    }
+    Ok(())
 }
 
 fn id_error(field: &'static str, e: IdError) -> ItemError {
@@ -778,6 +794,8 @@ mod tests {
         bad_parent.parent_span_id = vec![1, 2, 3];
         let mut end_before_start = otlp_span(&TRACE, &PARENT);
         end_before_start.start_time_unix_nano = 5_000;
+        let mut far_future = otlp_span(&TRACE, &PARENT);
+        far_future.end_time_unix_nano = u64::MAX;
         let req = request(vec![
             otlp_span(&TRACE, &SPAN),
             otlp_span(&TRACE[..15], &SPAN),
@@ -787,6 +805,7 @@ mod tests {
             bad_parent,
             zero_parent_root,
             end_before_start,
+            far_future,
         ]);
         let d = spans_from_request(&req, "p", &Limits::default());
         assert_eq!(d.items.len(), 3);
@@ -801,11 +820,12 @@ mod tests {
                 "resourceSpans[0].scopeSpans[0].spans[3].spanId: identifier is all zeros",
                 "resourceSpans[0].scopeSpans[0].spans[4].spanId: expected 8 bytes, got 0",
                 "resourceSpans[0].scopeSpans[0].spans[5].parentSpanId: expected 8 bytes, got 3",
+                "resourceSpans[0].scopeSpans[0].spans[8].endTimeUnixNano: 18446744073709551615 is after 2262-04-11, the latest time stored",
             ]
         );
         let summary = d.summary("spans", &Limits::default()).unwrap();
-        assert!(summary.starts_with("rejected 5 of 8 spans: resourceSpans[0].scopeSpans[0].spans[1].traceId: expected 16 bytes, got 15;"), "{summary}");
-        assert!(!summary.contains("and"), "{summary}");
+        assert!(summary.starts_with("rejected 6 of 9 spans: resourceSpans[0].scopeSpans[0].spans[1].traceId: expected 16 bytes, got 15;"), "{summary}");
+        assert!(summary.ends_with("; and 1 more"), "{summary}");
     }
 
     #[test]
