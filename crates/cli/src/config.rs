@@ -52,8 +52,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGHTLINE_MAX_DECOMPRESSED_BYTES", value_name = "BYTES")]
     pub max_decompressed_bytes: Option<usize>,
 
-    /// Longest attribute string value kept, in bytes; longer values are truncated and counted.
-    /// [default: 65536]
+    /// Longest attribute string value, span or event name, or status message kept, in bytes;
+    /// longer ones are truncated and counted. [default: 65536]
     #[arg(
         long,
         env = "SIGHTLINE_MAX_ATTRIBUTE_VALUE_BYTES",
@@ -61,7 +61,7 @@ pub struct ServeArgs {
     )]
     pub max_attribute_value_bytes: Option<usize>,
 
-    /// Most spans (or log records) accepted in one request (more: 400). [default: 50000]
+    /// Most spans (or log records) accepted in one request (more: 413). [default: 50000]
     #[arg(long, env = "SIGHTLINE_MAX_SPANS_PER_REQUEST", value_name = "N")]
     pub max_spans_per_request: Option<usize>,
 

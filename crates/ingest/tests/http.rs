@@ -798,7 +798,7 @@ async fn truncation_is_a_partial_success_warning() {
     assert_eq!(partial.rejected_spans, 0);
     assert_eq!(
         partial.error_message,
-        "truncated 1 attribute values longer than 50 bytes"
+        "truncated 1 strings longer than 50 bytes (max_attribute_value_bytes)"
     );
     let v = store.spans()[0].span.attributes["gen_ai.input.messages"]
         .as_str()

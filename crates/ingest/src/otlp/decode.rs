@@ -50,10 +50,11 @@ pub struct Limits {
     /// request over HTTP whose decoded form would take more than 8 times this much memory (empty
     /// messages cost far more decoded than on the wire) is refused the same way before decoding.
     pub max_decompressed_bytes: usize,
-    /// Longest string attribute value kept, in bytes (bytes values count after base64 encoding).
-    /// Longer values are cut at a character boundary and end in `…[truncated from N bytes]`, so
-    /// the result fits in the limit; the span is kept and the client is told how many values were
-    /// truncated.
+    /// Longest string attribute value kept, in bytes (bytes values count after base64 encoding);
+    /// span and event names and status messages are held to it too. Longer strings are cut at a
+    /// character boundary and end in `…[truncated from N bytes]` (when the limit has room for
+    /// it), so the result fits in the limit; the span is kept and the client is told how many
+    /// values were truncated.
     pub max_attribute_value_bytes: usize,
     /// Most spans in one export request; a larger request is refused with 413 /
     /// RESOURCE_EXHAUSTED (without a retry hint, since retrying cannot help).
@@ -183,7 +184,7 @@ impl<T> Decoded<T> {
         }
         if self.truncated_values > 0 {
             parts.push(format!(
-                "truncated {} attribute values longer than {} bytes",
+                "truncated {} strings longer than {} bytes (max_attribute_value_bytes)",
                 self.truncated_values, limits.max_attribute_value_bytes
             ));
         }
@@ -417,7 +418,7 @@ impl<'a> Converter<'a> {
             .into_iter()
             .map(|e| Event {
                 time_unix_nano: e.time_unix_nano,
-                name: e.name,
+                name: self.truncate(e.name),
                 attributes: self.attributes(e.attributes),
                 body: None,
             })
@@ -440,7 +441,7 @@ impl<'a> Converter<'a> {
             .status
             .map(|s| SpanStatus {
                 code: StatusCode::from_otlp(s.code),
-                message: s.message,
+                message: self.truncate(s.message),
             })
             .unwrap_or_default();
         Ok(Span {
@@ -448,7 +449,7 @@ impl<'a> Converter<'a> {
             trace_id,
             span_id,
             parent_span_id,
-            name: span.name,
+            name: self.truncate(span.name),
             kind: SpanKind::from_otlp(span.kind),
             service: service.to_string(),
             start_time_unix_nano: span.start_time_unix_nano,
@@ -563,12 +564,17 @@ impl<'a> Converter<'a> {
         }
         self.truncated += 1;
         let marker = format!("…[truncated from {} bytes]", s.len());
-        let mut keep = limit.saturating_sub(marker.len());
+        // A limit shorter than the marker keeps the value's start alone: the result never
+        // exceeds the limit.
+        let marked = limit >= marker.len();
+        let mut keep = if marked { limit - marker.len() } else { limit };
         while !s.is_char_boundary(keep) {
             keep -= 1;
         }
         s.truncate(keep);
-        s.push_str(&marker);
+        if marked {
+            s.push_str(&marker);
+        }
         s
     }
 }
@@ -897,8 +903,31 @@ mod tests {
             .ends_with("…[truncated from 268 bytes]"));
         assert_eq!(
             d.summary("spans", &limits).unwrap(),
-            "truncated 3 attribute values longer than 100 bytes"
+            "truncated 3 strings longer than 100 bytes (max_attribute_value_bytes)"
         );
+
+        // Names and status messages are held to the limit too; a limit shorter than the
+        // marker keeps the start alone.
+        let mut sp = otlp_span(&TRACE, &SPAN);
+        sp.name = "n".repeat(50);
+        sp.status = Some(Status {
+            code: 2,
+            message: "m".repeat(50),
+        });
+        sp.events = vec![span::Event {
+            name: "e".repeat(50),
+            ..span::Event::default()
+        }];
+        let tiny = Limits {
+            max_attribute_value_bytes: 10,
+            ..Limits::default()
+        };
+        let d = spans_from_request(&request(vec![sp]), "p", &tiny);
+        assert_eq!(d.truncated_values, 3);
+        let span = &d.items[0];
+        assert_eq!(span.name, "n".repeat(10));
+        assert_eq!(span.status.message, "m".repeat(10));
+        assert_eq!(span.events[0].name, "e".repeat(10));
     }
 
     #[test]

@@ -740,7 +740,7 @@ mod tests {
         assert!(d
             .summary("data points", &limits)
             .unwrap()
-            .contains("truncated 2 attribute values longer than 100 bytes"));
+            .contains("truncated 2 strings longer than 100 bytes (max_attribute_value_bytes)"));
     }
 
     #[test]
