@@ -231,6 +231,21 @@ fn read_capped(
     }
 }
 
+/// What prost said of a message it could not decode, kept short: for a value nested past its
+/// recursion limit it names every level on the way.
+pub(crate) fn decode_failure(message: &str, e: &prost::DecodeError) -> String {
+    const MAX_CHARS: usize = 300;
+    let text = e.to_string();
+    let mut out = format!("failed to decode protobuf {message}: ");
+    if text.chars().count() > MAX_CHARS {
+        out.extend(text.chars().take(MAX_CHARS));
+        out.push('…');
+    } else {
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Reads a trace export request from protobuf or JSON bytes (already decompressed). For JSON, the
 /// spans rejected while reading come back too (see [`json`]).
 pub fn parse_traces(
@@ -245,10 +260,7 @@ pub fn parse_traces(
                 rejected: Vec::new(),
             })
             .map_err(|e| {
-                IngestError::invalid(
-                    "body",
-                    format!("failed to decode protobuf ExportTraceServiceRequest: {e}"),
-                )
+                IngestError::invalid("body", decode_failure("ExportTraceServiceRequest", &e))
             }),
         Encoding::Json => json::parse(body, Signal::Traces, decoded_budget),
     }
@@ -267,10 +279,7 @@ pub fn parse_logs(
                 rejected: Vec::new(),
             })
             .map_err(|e| {
-                IngestError::invalid(
-                    "body",
-                    format!("failed to decode protobuf ExportLogsServiceRequest: {e}"),
-                )
+                IngestError::invalid("body", decode_failure("ExportLogsServiceRequest", &e))
             }),
         Encoding::Json => json::parse(body, Signal::Logs, decoded_budget),
     }
@@ -424,6 +433,47 @@ mod tests {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(data).unwrap();
         Bytes::from(e.finish().unwrap())
+    }
+
+    #[test]
+    fn values_nested_past_prost_limit_get_a_short_error() {
+        use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, ArrayValue, KeyValue};
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        let mut value = AnyValue {
+            value: Some(any_value::Value::IntValue(1)),
+        };
+        for _ in 0..150 {
+            value = AnyValue {
+                value: Some(any_value::Value::ArrayValue(ArrayValue {
+                    values: vec![value],
+                })),
+            };
+        }
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        attributes: vec![KeyValue {
+                            key: "deep".into(),
+                            value: Some(value),
+                            ..KeyValue::default()
+                        }],
+                        ..Span::default()
+                    }],
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        };
+        let err = parse_traces(&request.encode_to_vec(), Encoding::Protobuf, usize::MAX)
+            .err()
+            .unwrap();
+        let message = err.to_string();
+        assert!(
+            message.contains("failed to decode protobuf ExportTraceServiceRequest"),
+            "{message}"
+        );
+        assert!(message.len() < 600, "{} bytes: {message}", message.len());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use tonic::Status;
 
 use super::OtlpGrpc;
 use crate::error::IngestError;
-use crate::otlp::body::check_request_shape;
+use crate::otlp::body::{check_request_shape, decode_failure};
 use crate::otlp::decode::Limits;
 use crate::otlp::status;
 
@@ -37,6 +37,8 @@ pub(crate) trait Export: Send + Sync + 'static {
     type Response: Message + Send + 'static;
     /// The gRPC service name.
     const SERVICE: &'static str;
+    /// The request message's name.
+    const MESSAGE: &'static str;
     /// `/<service>/Export`.
     const PATH: &'static str;
     fn check(body: &[u8], limits: &Limits) -> Result<(), IngestError>;
@@ -53,6 +55,7 @@ impl Export for Traces {
     type Request = ExportTraceServiceRequest;
     type Response = ExportTraceServiceResponse;
     const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const MESSAGE: &'static str = "ExportTraceServiceRequest";
     const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
     fn check(body: &[u8], limits: &Limits) -> Result<(), IngestError> {
@@ -78,6 +81,7 @@ impl Export for Logs {
     type Request = ExportLogsServiceRequest;
     type Response = ExportLogsServiceResponse;
     const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const MESSAGE: &'static str = "ExportLogsServiceRequest";
     const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
     fn check(body: &[u8], limits: &Limits) -> Result<(), IngestError> {
@@ -210,8 +214,8 @@ impl<E: Export> Decoder for ShapedDecoder<E> {
                 return Err(status::grpc_status(&e));
             }
         }
-        E::Request::decode(buf).map(Some).map_err(|e| {
-            Status::invalid_argument(format!("failed to decode protobuf request: {e}"))
-        })
+        E::Request::decode(buf)
+            .map(Some)
+            .map_err(|e| Status::invalid_argument(decode_failure(E::MESSAGE, &e)))
     }
 }
