@@ -1386,6 +1386,64 @@ pub async fn sessions_and_users(store: Arc<dyn Store>) {
         let got = store.list_users(&f, &page(50)).await.unwrap();
         assert_eq!(user_names(got), users, "{f:?}");
     }
+
+    // A user filter on sessions and a session filter on users read the pair as the trace list
+    // does, by trace: session s4 has calls of u4, then of u5; in trace 8 the user is named on
+    // the root span only and the session on its model call only.
+    write(&store, vec![call(6, 1, 6000, "u4", Some("s4"))]).await;
+    write(&store, vec![call(7, 1, 7000, "u5", Some("s4"))]).await;
+    let root = with(
+        span(8, 1, None, "agent", "api", 8000, 50),
+        "user.id",
+        json!("u6"),
+    );
+    let child = with(
+        llm(span(8, 2, Some(1), "chat", "api", 8010, 10), "gpt-a", 1, 1),
+        "session.id",
+        json!("s5"),
+    );
+    write(&store, vec![root, child]).await;
+    for (f, sessions, users) in [
+        (
+            Filter {
+                user_id: Some("u4".into()),
+                ..filter()
+            },
+            vec!["s4"],
+            vec!["u4"],
+        ),
+        (
+            Filter {
+                session_id: Some("s4".into()),
+                ..filter()
+            },
+            vec!["s4"],
+            vec!["u5", "u4"],
+        ),
+        (
+            Filter {
+                session_id: Some("s5".into()),
+                ..filter()
+            },
+            vec!["s5"],
+            vec!["u6"],
+        ),
+        (
+            Filter {
+                user_id: Some("u6".into()),
+                ..filter()
+            },
+            vec!["s5"],
+            vec!["u6"],
+        ),
+    ] {
+        let got = store.list_sessions(&f, &page(50)).await.unwrap();
+        assert_eq!(session_names(got), sessions, "{f:?}");
+        let got = store.list_users(&f, &page(50)).await.unwrap();
+        assert_eq!(user_names(got), users, "{f:?}");
+        let traces = trace_ids(&store, &f).await;
+        assert!(!traces.is_empty(), "the trace list agrees: {f:?}");
+    }
 }
 
 /// GenAI events that arrive after their span are merged into its call (messages, search) and

@@ -88,7 +88,29 @@ pub enum ParamError {
     /// The query string could not be decoded at all.
     #[error("malformed query string: {0}")]
     Query(String),
+    /// More attribute filters than a list request may carry.
+    #[error("at most {MAX_ATTR_FILTERS} attribute filters (`attr.<key>=<value>`) are allowed, got {count}")]
+    TooManyAttrs {
+        /// How many were sent.
+        count: usize,
+    },
+    /// A full-text query longer than allowed.
+    #[error("`q` may have at most {MAX_Q_WORDS} words and {MAX_Q_CHARS} characters, got {words} words and {chars} characters")]
+    QueryTooLong {
+        /// Words sent.
+        words: usize,
+        /// Characters sent.
+        chars: usize,
+    },
 }
+
+/// Most `attr.*` filters in one list request: each is a condition on the spans of every trace
+/// the list walks.
+pub const MAX_ATTR_FILTERS: usize = 16;
+/// Most words in `q`, each a term the full-text index is searched for.
+pub const MAX_Q_WORDS: usize = 32;
+/// Longest `q`, in characters.
+pub const MAX_Q_CHARS: usize = 1024;
 
 impl ParamError {
     /// The parameter to name in the error body, when there is one.
@@ -100,6 +122,8 @@ impl ParamError {
             Self::EmptyRange => Some("from"),
             Self::AttrKey => Some("attr"),
             Self::ProjectHeader => Some("project"),
+            Self::TooManyAttrs { .. } => Some("attr"),
+            Self::QueryTooLong { .. } => Some("q"),
             Self::Query(_) => None,
         }
     }
@@ -177,8 +201,17 @@ impl ListParams {
                 }
             }
         }
+        if attrs.len() > MAX_ATTR_FILTERS {
+            return Err(ParamError::TooManyAttrs { count: attrs.len() });
+        }
         // Empty values count as absent.
         scalars.retain(|_, value| !value.is_empty());
+        if let Some(q) = scalars.get("q") {
+            let (words, chars) = (q.split_whitespace().count(), q.chars().count());
+            if words > MAX_Q_WORDS || chars > MAX_Q_CHARS {
+                return Err(ParamError::QueryTooLong { words, chars });
+            }
+        }
         let text = |name: &str| scalars.get(name).map(|v| (*v).to_owned());
 
         let limit = match scalars.get("limit") {
@@ -343,6 +376,27 @@ mod tests {
             parse("attr.k=").unwrap().filter.attrs,
             vec![("k".to_owned(), String::new())]
         );
+    }
+
+    #[test]
+    fn the_work_a_list_asks_for_is_bounded() {
+        let attrs: Vec<String> = (0..=MAX_ATTR_FILTERS)
+            .map(|i| format!("attr.k{i}=v"))
+            .collect();
+        let err = parse(&attrs.join("&")).unwrap_err();
+        assert_eq!(err.field(), Some("attr"));
+        assert!(parse(&attrs[..MAX_ATTR_FILTERS].join("&")).is_ok());
+
+        let words = vec!["t*"; MAX_Q_WORDS + 1].join("+");
+        let err = parse(&format!("q={words}")).unwrap_err();
+        assert_eq!(err.field(), Some("q"));
+        assert_eq!(
+            err.to_string(),
+            format!("`q` may have at most {MAX_Q_WORDS} words and {MAX_Q_CHARS} characters, got 33 words and 98 characters")
+        );
+        let long = "a".repeat(MAX_Q_CHARS + 1);
+        assert_eq!(parse(&format!("q={long}")).unwrap_err().field(), Some("q"));
+        assert!(parse(&format!("q={}", vec!["t*"; MAX_Q_WORDS].join("+"))).is_ok());
     }
 
     #[test]

@@ -386,6 +386,8 @@ pub(crate) fn clamp_limit(limit: usize) -> usize {
 /// when nothing searchable is left.
 pub(crate) fn fts_query(q: &str) -> Option<String> {
     let mut parts = Vec::new();
+    // FTS5 strings cannot hold NUL; it separates nothing a user could mean.
+    let q = q.replace('\0', " ");
     for raw in q.split_whitespace() {
         let (word, prefix) = match raw.strip_suffix('*') {
             Some(w) => (w.trim_end_matches('*'), true),
@@ -514,6 +516,9 @@ mod tests {
         assert_eq!(fts_query("pref*").as_deref(), Some("\"pref\"*"));
         assert_eq!(fts_query("( ) * \" -"), None);
         assert_eq!(fts_query("   "), None);
+        // FTS5 strings cannot hold NUL: it separates words.
+        assert_eq!(fts_query("a\0b").as_deref(), Some("\"a\" \"b\""));
+        assert_eq!(fts_query("\0").as_deref(), None);
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //! from the store's size ([`collect_bound`]). Both plans return the same rows.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
@@ -52,7 +54,9 @@ impl ReadPool {
         }
     }
 
-    /// Runs `f` on a pooled connection on a blocking thread.
+    /// Runs `f` on a pooled connection on a blocking thread. SQLite stops it when it runs past
+    /// [`QUERY_TIMEOUT`], or when the caller stops waiting for it (an HTTP client that went away):
+    /// a read holds one of few permits, and nobody else should wait behind work no one will see.
     pub async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -65,12 +69,33 @@ impl ReadPool {
             .await
             .map_err(|_| StoreError::Closed)?;
         let pool = Arc::clone(self);
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _abandon_on_drop = AbandonOnDrop(abandoned.clone());
         tokio::task::spawn_blocking(move || {
             let conn = pool.take()?;
+            let deadline = Instant::now() + QUERY_TIMEOUT;
+            let stop = {
+                let abandoned = abandoned.clone();
+                move || abandoned.load(Ordering::Relaxed) || Instant::now() > deadline
+            };
+            conn.progress_handler(PROGRESS_OPS, Some(stop));
             let result = f(&conn);
+            conn.progress_handler(0, None::<fn() -> bool>);
             pool.put(conn);
             drop(permit);
-            result
+            // A read that fails once its caller left, or past its deadline, was stopped.
+            result.map_err(|e| {
+                if abandoned.load(Ordering::Relaxed) {
+                    StoreError::Unavailable("the query was abandoned by its caller".into())
+                } else if Instant::now() > deadline {
+                    StoreError::Unavailable(format!(
+                        "the query ran longer than {} s and was stopped; narrow it with filters",
+                        QUERY_TIMEOUT.as_secs()
+                    ))
+                } else {
+                    e
+                }
+            })
         })
         .await
         .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
@@ -91,6 +116,21 @@ impl ReadPool {
         if let Ok(mut idle) = self.idle.lock() {
             idle.push(conn);
         }
+    }
+}
+
+/// Longest a read may run before SQLite stops it.
+pub(crate) const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// SQLite virtual-machine steps between two looks at the deadline and the caller.
+const PROGRESS_OPS: i32 = 10_000;
+
+/// Tells a running read that its caller is gone, when the caller's future is dropped.
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -880,14 +920,31 @@ fn groups_sql(
         sql.cond(format!("x.first_seen < {p}"));
     }
     cursor_cond(&mut sql, kind, &page.cursor, "x.last_seen", "x.id")?;
+    // A user filter on sessions (and a session filter on users) asks for the groups that share
+    // a trace with the other, as the trace list reads the pair: a session's calls may name
+    // several users, and the user may be named on another span of the trace than the session.
     if let Some(user) = nonempty(&filter.user_id) {
         let p = sql.param(user.to_string());
-        sql.cond(format!("x.user_id = {p}"));
+        if table == "sessions" {
+            sql.cond(format!(
+                "EXISTS (SELECT 1 FROM session_traces st CROSS JOIN user_traces ut \
+                 ON ut.project = st.project AND ut.user_id = {p} AND ut.trace_ref = st.trace_ref \
+                 WHERE st.project = x.project AND st.session_id = x.session_id)"
+            ));
+        } else {
+            sql.cond(format!("x.user_id = {p}"));
+        }
     }
-    if table == "sessions" {
-        if let Some(session) = nonempty(&filter.session_id) {
-            let p = sql.param(session.to_string());
+    if let Some(session) = nonempty(&filter.session_id) {
+        let p = sql.param(session.to_string());
+        if table == "sessions" {
             sql.cond(format!("x.session_id = {p}"));
+        } else {
+            sql.cond(format!(
+                "EXISTS (SELECT 1 FROM user_traces ut CROSS JOIN session_traces st \
+                 ON st.project = ut.project AND st.session_id = {p} AND st.trace_ref = ut.trace_ref \
+                 WHERE ut.project = x.project AND ut.user_id = x.user_id)"
+            ));
         }
     }
     let key = if table == "sessions" {
@@ -926,8 +983,8 @@ fn groups_sql(
 }
 
 /// For the session and user lists: conditions that the group aliased `x` (keyed by column `key`)
-/// has a call matching the call filters (time window, service, model, provider, status, session,
-/// full text) and a span matching the attribute filters. Each walks the group's own traces (its
+/// has a call matching the call filters (time window, service, model, provider, status, full
+/// text) and a span matching the attribute filters. Each walks the group's own traces (its
 /// membership rows) and their calls' keys (`call_keys` by trace), so it costs what the group
 /// holds.
 fn group_member_conds(
@@ -947,12 +1004,6 @@ fn group_member_conds(
         if let Some(v) = nonempty(value) {
             let p = sql.param(v.to_string());
             call.push(format!("c.{column} = {p}"));
-        }
-    }
-    if key == "user_id" {
-        if let Some(session) = nonempty(&filter.session_id) {
-            let p = sql.param(session.to_string());
-            call.push(format!("c.session_id = {p}"));
         }
     }
     if let Some(model) = nonempty(&filter.model) {

@@ -1071,3 +1071,36 @@ async fn the_writer_steps_back_once_requests_are_favoured() {
     write_spans(&store, vec![item(span(2, 1, Some("m")))]).await;
     assert_eq!(thread_nice("sightline-sqlit"), vec![10]);
 }
+
+/// A read whose caller stops waiting is stopped too, and gives its permit back at once: a pool of
+/// one permit answers the next read long before the abandoned one's deadline.
+#[tokio::test]
+async fn an_abandoned_read_stops_and_frees_its_permit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), test_enricher());
+    drop(store);
+    let pool = Arc::new(super::read::ReadPool::new(dir.path().join(DB_FILE), 1));
+    let endless = pool.run(|conn| {
+        conn.query_row(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+             SELECT count(*) FROM c",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(super::codec::db_err)
+    });
+    assert!(tokio::time::timeout(Duration::from_millis(100), endless)
+        .await
+        .is_err());
+    let next = tokio::time::timeout(
+        super::read::QUERY_TIMEOUT / 3,
+        pool.run(|conn| {
+            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map_err(super::codec::db_err)
+        }),
+    )
+    .await
+    .expect("the abandoned read gave its permit back")
+    .unwrap();
+    assert_eq!(next, 1);
+}
