@@ -47,10 +47,13 @@ pub struct MockArgs {
 }
 
 fn ms(name: &str, v: f64) -> anyhow::Result<Duration> {
-    if !v.is_finite() || v < 0.0 {
-        bail!("--{name} must be a non-negative number of milliseconds, got {v}");
+    match sightline_mock::delay_from_ms(v) {
+        Some(d) => Ok(d),
+        None => bail!(
+            "--{name} must be a number of milliseconds from 0 to {}, got {v}",
+            sightline_mock::MAX_DELAY.as_millis()
+        ),
     }
-    Ok(Duration::from_secs_f64(v / 1e3))
 }
 
 impl MockArgs {
@@ -68,9 +71,9 @@ impl MockArgs {
         if self.error_rate_429 + self.error_rate_500 + self.timeout_rate > 1.0 {
             bail!("--error-rate-429, --error-rate-500 and --timeout-rate add up to more than 1");
         }
-        if !self.tokens_per_s.is_finite() || self.tokens_per_s < 0.0 {
+        if !sightline_mock::valid_token_rate(self.tokens_per_s) {
             bail!(
-                "--tokens-per-s must be a non-negative number, got {}",
+                "--tokens-per-s must be 0 (no pacing) or at least one token a day, got {}",
                 self.tokens_per_s
             );
         }
@@ -140,6 +143,27 @@ mod tests {
         .is_err());
         assert!(MockArgs {
             latency_ms: -1.0,
+            ..args()
+        }
+        .config()
+        .is_err());
+        // Regression: a value too large for a Duration panicked instead of being refused.
+        for latency_ms in [1e30, f64::MAX, f64::INFINITY] {
+            assert!(MockArgs {
+                latency_ms,
+                ..args()
+            }
+            .config()
+            .is_err());
+        }
+        assert!(MockArgs {
+            timeout_ms: 1e30,
+            ..args()
+        }
+        .config()
+        .is_err());
+        assert!(MockArgs {
+            tokens_per_s: 1e-300,
             ..args()
         }
         .config()

@@ -8,8 +8,9 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use crate::gen::{self, count_tokens};
-use crate::respond::{bad_field, event_stream, json_response, sse, Api, Ctx};
+use crate::gen::{self, count_tokens, Finish, Reply};
+use crate::openai::tool_call_pieces;
+use crate::respond::{bad_field, event_stream, json_response, sse, with_request_id, Api, Ctx};
 use crate::MockConfig;
 
 /// Text of a `content` (string or blocks) or `system` value, tool inputs and results included.
@@ -65,6 +66,26 @@ fn chosen_tool<'a>(req: &'a Value, messages: &[Value]) -> Option<&'a Value> {
     }
 }
 
+/// `stop_sequences`: a list of strings.
+#[allow(clippy::result_large_err)]
+fn stop_sequences(req: &Value) -> Result<Vec<String>, Response> {
+    let bad = || {
+        bad_field(
+            Api::Anthropic,
+            "stop_sequences",
+            "stop_sequences: must be a list of strings",
+        )
+    };
+    match req.get("stop_sequences") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|s| s.as_str().map(str::to_string).ok_or_else(bad))
+            .collect(),
+        Some(_) => Err(bad()),
+    }
+}
+
 /// `POST /v1/messages`.
 pub(crate) async fn messages(
     State(config): State<Arc<MockConfig>>,
@@ -72,11 +93,21 @@ pub(crate) async fn messages(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (mut ctx, req, model) =
-        match Ctx::with_model(Api::Anthropic, config, uri.path(), &headers, &body) {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
+    let seed = config.seed;
+    let response = message(config, uri.path(), &headers, &body).await;
+    with_request_id(Api::Anthropic, seed, uri.path(), &body, response)
+}
+
+async fn message(
+    config: Arc<MockConfig>,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let (mut ctx, req, model) = match Ctx::with_model(Api::Anthropic, config, path, headers, body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
     let Some(max_tokens) = req.get("max_tokens").and_then(Value::as_u64) else {
         return bad_field(Api::Anthropic, "max_tokens", "max_tokens: field required");
     };
@@ -91,6 +122,10 @@ pub(crate) async fn messages(
             "messages: at least one message is required",
         );
     };
+    let stops = match stop_sequences(&req) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     if let Err(r) = ctx.before_response(Api::Anthropic).await {
         return r;
     }
@@ -103,7 +138,7 @@ pub(crate) async fn messages(
     }
 
     let tool = chosen_tool(&req, messages);
-    let (pieces, block, stop_reason, output_tokens) = match tool {
+    let (pieces, block, stop_reason, stop_sequence, output_tokens) = match tool {
         Some(t) => {
             let name = t
                 .get("name")
@@ -112,24 +147,37 @@ pub(crate) async fn messages(
                 .to_string();
             let args = gen::tool_arguments(&mut ctx.rng, t.get("input_schema"));
             let id = format!("toolu_{}", ctx.rng.alnum(24));
-            let (pieces, _) = gen::split_tokens(&args, None);
-            let input: Value = serde_json::from_str(&args).unwrap_or_else(|_| json!({}));
-            let tokens = count_tokens(&name) + count_tokens(&args);
+            let (name_tokens, pieces) = tool_call_pieces(&name, &args, Some(max_tokens));
+            // Arguments cut by max_tokens are not a whole object; the input is then empty.
+            let input: Value = serde_json::from_str(&pieces.text()).unwrap_or_else(|_| json!({}));
+            let tokens = name_tokens + pieces.tokens;
+            let stop_reason = if pieces.truncated {
+                "max_tokens"
+            } else {
+                "tool_use"
+            };
             (
                 pieces,
                 json!({"type": "tool_use", "id": id, "name": name, "input": input}),
-                "tool_use",
+                stop_reason,
+                Value::Null,
                 tokens,
             )
         }
         None => {
-            let (pieces, truncated) = gen::reply_pieces(&mut ctx.rng, Some(max_tokens));
-            let text = pieces.concat();
-            let tokens = pieces.len() as u64;
+            let text = gen::reply_text(&mut ctx.rng);
+            let Reply { pieces, finish } = gen::finish_text(&text, Some(max_tokens), &stops);
+            let (stop_reason, stop_sequence) = match finish {
+                Finish::Complete => ("end_turn", Value::Null),
+                Finish::Length => ("max_tokens", Value::Null),
+                Finish::Stop(s) => ("stop_sequence", json!(s)),
+            };
+            let tokens = pieces.tokens;
             (
-                pieces,
-                json!({"type": "text", "text": text}),
-                if truncated { "max_tokens" } else { "end_turn" },
+                pieces.clone(),
+                json!({"type": "text", "text": pieces.text()}),
+                stop_reason,
+                stop_sequence,
                 tokens,
             )
         }
@@ -146,7 +194,7 @@ pub(crate) async fn messages(
             "model": model,
             "content": [block],
             "stop_reason": stop_reason,
-            "stop_sequence": null,
+            "stop_sequence": stop_sequence,
             "usage": usage,
         });
         return json_response(&ctx, &body);
@@ -178,6 +226,7 @@ pub(crate) async fn messages(
         sse(Some("ping"), r#"{"type": "ping"}"#),
     ];
     let paced = pieces
+        .pieces
         .iter()
         .map(|p| {
             let delta = if is_tool {
@@ -199,7 +248,7 @@ pub(crate) async fn messages(
         sse(
             Some("message_delta"),
             &json!({"type": "message_delta",
-                "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+                "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
                 "usage": {"output_tokens": output_tokens}})
             .to_string(),
         ),

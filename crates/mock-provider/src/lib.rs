@@ -11,11 +11,17 @@
 //! rate for streams, and rates of 429s, 500s and timeouts (chosen deterministically from the
 //! request). Tests force a fault on one request with the `x-mock-fault` header (`429`, `500`,
 //! `timeout`, `malformed`, `disconnect`) and override timings with `x-mock-latency-ms`,
-//! `x-mock-ttft-ms` and `x-mock-tokens-per-s`.
+//! `x-mock-ttft-ms` and `x-mock-tokens-per-s`; a value out of range ([`MAX_DELAY`]) is a 400
+//! naming the header. A forced fault changes nothing else: the content stays what the seed, path
+//! and body make it. Every response carries the provider's request id header (`x-request-id`
+//! or `request-id`), derived the same way.
 //!
-//! Endpoints: OpenAI `/v1/chat/completions` (streaming, `stream_options.include_usage`, tools,
-//! `logprobs`/`top_logprobs`, `n`), `/v1/completions`, `/v1/embeddings` (float and base64),
-//! `/v1/models`; Anthropic `/v1/messages` (streaming events, tools).
+//! Endpoints: OpenAI `/v1/chat/completions` (streaming, `stream_options.include_usage`, tools and
+//! `tool_choice`, `logprobs`/`top_logprobs`, `n`, `stop`, `response_format` JSON modes),
+//! `/v1/completions` (prompt lists, token prompts, `echo`, `n`), `/v1/embeddings` (float and
+//! base64, at most 2048 inputs, `dimensions` up to the model's size), `/v1/models`; Anthropic
+//! `/v1/messages` (streaming events, tools, `stop_sequences`). `max_tokens` bounds text and tool
+//! calls alike, and streamed pieces always end at character boundaries.
 
 mod anthropic;
 mod gen;
@@ -25,6 +31,8 @@ mod respond;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use respond::{delay_from_ms, valid_token_rate, MAX_DELAY};
 
 use axum::routing::{get, post};
 use axum::Router;

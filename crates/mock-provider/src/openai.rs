@@ -9,8 +9,8 @@ use axum::response::Response;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::gen::{self, count_tokens, Rng};
-use crate::respond::{bad_field, event_stream, json_response, sse, Api, Ctx};
+use crate::gen::{self, count_tokens, Finish, Pieces, Reply, Rng};
+use crate::respond::{bad_field, event_stream, json_response, sse, with_request_id, Api, Ctx};
 use crate::MockConfig;
 
 const MODELS: [&str; 6] = [
@@ -56,20 +56,90 @@ fn chat_prompt_tokens(messages: &[Value], tools: Option<&Value>) -> u64 {
     n
 }
 
-fn max_tokens(req: &Value) -> Option<u64> {
-    req.get("max_completion_tokens")
-        .or_else(|| req.get("max_tokens"))
-        .and_then(Value::as_u64)
+/// `max_completion_tokens`, or else the older `max_tokens`; a null counts as absent.
+#[allow(clippy::result_large_err)]
+pub(crate) fn max_tokens(req: &Value) -> Result<Option<u64>, Response> {
+    for field in ["max_completion_tokens", "max_tokens"] {
+        match req.get(field) {
+            None | Some(Value::Null) => continue,
+            Some(v) => {
+                return v.as_u64().map(Some).ok_or_else(|| {
+                    bad_field(
+                        Api::OpenAi,
+                        field,
+                        &format!("{field} must be a non-negative integer"),
+                    )
+                })
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// `stop`: a string or a list of up to 4 strings.
+#[allow(clippy::result_large_err)]
+fn stop_sequences(req: &Value) -> Result<Vec<String>, Response> {
+    let bad = || {
+        bad_field(
+            Api::OpenAi,
+            "stop",
+            "stop must be a string or a list of up to 4 strings",
+        )
+    };
+    match req.get("stop") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) if items.len() <= 4 => items
+            .iter()
+            .map(|s| s.as_str().map(str::to_string).ok_or_else(bad))
+            .collect(),
+        Some(_) => Err(bad()),
+    }
+}
+
+/// What `response_format` asks the content to be.
+#[derive(Debug, Clone, PartialEq)]
+enum Format {
+    Text,
+    JsonObject,
+    /// JSON valid against this schema.
+    JsonSchema(Value),
+}
+
+#[allow(clippy::result_large_err)]
+fn response_format(req: &Value) -> Result<Format, Response> {
+    let bad = |message: &str| bad_field(Api::OpenAi, "response_format", message);
+    let Some(format) = req.get("response_format").filter(|f| !f.is_null()) else {
+        return Ok(Format::Text);
+    };
+    match format.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(Format::Text),
+        Some("json_object") => Ok(Format::JsonObject),
+        Some("json_schema") => {
+            let Some(spec) = format.get("json_schema").filter(|s| s.is_object()) else {
+                return Err(bad("response_format.json_schema must be an object"));
+            };
+            match spec.get("schema") {
+                None | Some(Value::Null) => Ok(Format::JsonSchema(json!({"type": "object"}))),
+                Some(schema) if schema.is_object() => Ok(Format::JsonSchema(schema.clone())),
+                Some(_) => Err(bad("response_format.json_schema.schema must be an object")),
+            }
+        }
+        _ => Err(bad(
+            "response_format.type must be text, json_object or json_schema",
+        )),
+    }
 }
 
 /// The tool the model "decides" to call, when tools are offered, allowed, and the conversation
-/// does not already end with a tool result.
+/// does not already end with a tool result (`required` or a named function calls one anyway).
 fn chosen_tool<'a>(req: &'a Value, messages: &[Value]) -> Option<&'a Value> {
     let tools = req.get("tools").and_then(Value::as_array)?;
     let choice = req.get("tool_choice");
     if choice.and_then(Value::as_str) == Some("none") {
         return None;
     }
+    let required = choice.and_then(Value::as_str) == Some("required");
     let last_role = messages
         .last()
         .and_then(|m| m.get("role"))
@@ -78,7 +148,7 @@ fn chosen_tool<'a>(req: &'a Value, messages: &[Value]) -> Option<&'a Value> {
         .and_then(|c| c.get("function"))
         .and_then(|f| f.get("name"))
         .and_then(Value::as_str);
-    if last_role == Some("tool") && forced.is_none() {
+    if last_role == Some("tool") && forced.is_none() && !required {
         return None;
     }
     let function = |t: &'a Value| t.get("function");
@@ -91,33 +161,47 @@ fn chosen_tool<'a>(req: &'a Value, messages: &[Value]) -> Option<&'a Value> {
     }
 }
 
+/// What shapes every choice of a chat completion.
+struct Options {
+    max_tokens: Option<u64>,
+    stops: Vec<String>,
+    top: Option<u64>,
+    format: Format,
+}
+
 struct Choice {
-    pieces: Vec<String>,
-    truncated: bool,
-    tool_call: Option<(String, String, String)>,
+    /// The content, or the tool call's arguments.
+    pieces: Pieces,
+    finish: Finish,
+    /// `(id, name, tokens of the name)` of a tool call.
+    tool_call: Option<(String, String, u64)>,
     logprobs: Vec<Value>,
 }
 
 impl Choice {
     fn finish_reason(&self) -> &'static str {
-        if self.tool_call.is_some() {
-            "tool_calls"
-        } else if self.truncated {
-            "length"
-        } else {
-            "stop"
+        match (&self.finish, &self.tool_call) {
+            (Finish::Length, _) => "length",
+            (_, Some(_)) => "tool_calls",
+            _ => "stop",
         }
     }
 
     fn completion_tokens(&self) -> u64 {
-        match &self.tool_call {
-            Some((_, name, args)) => count_tokens(name) + count_tokens(args),
-            None => self.pieces.len() as u64,
-        }
+        self.tool_call.as_ref().map_or(0, |(_, _, n)| *n) + self.pieces.tokens
     }
 }
 
-fn make_choice(rng: &mut Rng, req: &Value, messages: &[Value], top: Option<u64>) -> Choice {
+/// A tool call's arguments as sent: its name takes from `max_tokens` first, the arguments have
+/// what is left, and are cut where it runs out. Returns the name's tokens as counted.
+pub(crate) fn tool_call_pieces(name: &str, args: &str, max_tokens: Option<u64>) -> (u64, Pieces) {
+    let name_tokens = count_tokens(name);
+    let counted = max_tokens.map_or(name_tokens, |m| name_tokens.min(m));
+    let budget = max_tokens.map(|m| m - counted);
+    (counted, gen::split_tokens(args, budget))
+}
+
+fn make_choice(rng: &mut Rng, req: &Value, messages: &[Value], opts: &Options) -> Choice {
     if let Some(function) = chosen_tool(req, messages) {
         let name = function
             .get("name")
@@ -126,17 +210,28 @@ fn make_choice(rng: &mut Rng, req: &Value, messages: &[Value], top: Option<u64>)
             .to_string();
         let args = gen::tool_arguments(rng, function.get("parameters"));
         let id = format!("call_{}", rng.alnum(24));
-        let (pieces, _) = gen::split_tokens(&args, None);
+        let (name_tokens, pieces) = tool_call_pieces(&name, &args, opts.max_tokens);
+        let finish = if pieces.truncated {
+            Finish::Length
+        } else {
+            Finish::Complete
+        };
         return Choice {
             pieces,
-            truncated: false,
-            tool_call: Some((id, name, args)),
+            finish,
+            tool_call: Some((id, name, name_tokens)),
             logprobs: Vec::new(),
         };
     }
-    let (pieces, truncated) = gen::reply_pieces(rng, max_tokens(req));
-    let logprobs = match top {
+    let text = match &opts.format {
+        Format::Text => gen::reply_text(rng),
+        Format::JsonObject => gen::json_object(rng),
+        Format::JsonSchema(schema) => gen::json_for_schema(rng, schema),
+    };
+    let Reply { pieces, finish } = gen::finish_text(&text, opts.max_tokens, &opts.stops);
+    let logprobs = match opts.top {
         Some(top) => pieces
+            .pieces
             .iter()
             .map(|p| gen::token_logprob(rng, p, top))
             .collect(),
@@ -144,7 +239,7 @@ fn make_choice(rng: &mut Rng, req: &Value, messages: &[Value], top: Option<u64>)
     };
     Choice {
         pieces,
-        truncated,
+        finish,
         tool_call: None,
         logprobs,
     }
@@ -168,11 +263,16 @@ pub(crate) async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (mut ctx, req, model) =
-        match Ctx::with_model(Api::OpenAi, config, uri.path(), &headers, &body) {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
+    let seed = config.seed;
+    let response = chat(config, uri.path(), &headers, &body).await;
+    with_request_id(Api::OpenAi, seed, uri.path(), &body, response)
+}
+
+async fn chat(config: Arc<MockConfig>, path: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let (mut ctx, req, model) = match Ctx::with_model(Api::OpenAi, config, path, headers, body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
     let Some(messages) = req
         .get("messages")
         .and_then(Value::as_array)
@@ -201,12 +301,25 @@ pub(crate) async fn chat_completions(
     } else {
         None
     };
+    let opts = match (
+        max_tokens(&req),
+        stop_sequences(&req),
+        response_format(&req),
+    ) {
+        (Ok(max_tokens), Ok(stops), Ok(format)) => Options {
+            max_tokens,
+            stops,
+            top,
+            format,
+        },
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+    };
     if let Err(r) = ctx.before_response(Api::OpenAi).await {
         return r;
     }
     let prompt_tokens = chat_prompt_tokens(messages, req.get("tools"));
     let choices: Vec<Choice> = (0..n)
-        .map(|_| make_choice(&mut ctx.rng, &req, messages, top))
+        .map(|_| make_choice(&mut ctx.rng, &req, messages, &opts))
         .collect();
     let completion_tokens: u64 = choices.iter().map(Choice::completion_tokens).sum();
     let id = format!("chatcmpl-{}", ctx.rng.alnum(29));
@@ -220,11 +333,11 @@ pub(crate) async fn chat_completions(
             .map(|(i, c)| {
                 let mut message = json!({"role": "assistant", "content": null, "refusal": null});
                 match &c.tool_call {
-                    Some((id, name, args)) => {
+                    Some((id, name, _)) => {
                         message["tool_calls"] = json!([{"id": id, "type": "function",
-                            "function": {"name": name, "arguments": args}}]);
+                            "function": {"name": name, "arguments": c.pieces.text()}}]);
                     }
-                    None => message["content"] = json!(c.pieces.concat()),
+                    None => message["content"] = json!(c.pieces.text()),
                 }
                 let logprobs = if top.is_some() && c.tool_call.is_none() {
                     json!({"content": c.logprobs, "refusal": null})
@@ -280,7 +393,7 @@ pub(crate) async fn chat_completions(
             json!([{"index": i, "delta": first, "logprobs": null, "finish_reason": null}]),
             None,
         ));
-        for (k, piece) in c.pieces.iter().enumerate() {
+        for (k, piece) in c.pieces.pieces.iter().enumerate() {
             let (delta, logprobs) = match &c.tool_call {
                 Some(_) => (
                     json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
@@ -314,6 +427,54 @@ pub(crate) async fn chat_completions(
     event_stream(&ctx, head, paced, tail)
 }
 
+/// Most prompts in one legacy completion request, and most inputs in one embeddings request.
+const MAX_INPUTS: usize = 2048;
+
+/// A legacy completion's prompts as `(text, tokens)`: a string, a list of strings, a list of
+/// token ids, or a list of lists of token ids.
+#[allow(clippy::result_large_err)]
+fn prompts(req: &Value) -> Result<Vec<(String, u64)>, Response> {
+    let bad = |message: &str| bad_field(Api::OpenAi, "prompt", message);
+    let tokens = |ids: &[Value]| -> Result<(String, u64), Response> {
+        let ranks = ids
+            .iter()
+            .map(|id| id.as_u64().and_then(|id| u32::try_from(id).ok()))
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(|| bad("prompt token ids must be non-negative integers"))?;
+        let bytes = gen::bpe().decode_bytes(&ranks).map_err(|e| {
+            bad(&format!(
+                "prompt holds token id {}, unknown to the tokenizer",
+                e.token
+            ))
+        })?;
+        Ok((
+            String::from_utf8_lossy(&bytes).into_owned(),
+            ranks.len() as u64,
+        ))
+    };
+    let items = match req.get("prompt") {
+        Some(Value::String(s)) => return Ok(vec![(s.clone(), count_tokens(s))]),
+        Some(Value::Array(items)) if !items.is_empty() => items,
+        _ => return Err(bad("prompt must be a string or a non-empty list")),
+    };
+    if items.iter().all(Value::is_number) {
+        return Ok(vec![tokens(items)?]);
+    }
+    if items.len() > MAX_INPUTS {
+        return Err(bad(&format!("prompt holds at most {MAX_INPUTS} prompts")));
+    }
+    items
+        .iter()
+        .map(|item| match item {
+            Value::String(s) => Ok((s.clone(), count_tokens(s))),
+            Value::Array(ids) if !ids.is_empty() => tokens(ids),
+            _ => Err(bad(
+                "prompt must be strings, a list of token ids, or lists of token ids",
+            )),
+        })
+        .collect()
+}
+
 /// `POST /v1/completions` (legacy text completions).
 pub(crate) async fn completions(
     State(config): State<Arc<MockConfig>>,
@@ -321,31 +482,68 @@ pub(crate) async fn completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (mut ctx, req, model) =
-        match Ctx::with_model(Api::OpenAi, config, uri.path(), &headers, &body) {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
-    let prompt = match req.get("prompt") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => return bad_field(Api::OpenAi, "prompt", "prompt must be a string or a list"),
+    let seed = config.seed;
+    let response = completion(config, uri.path(), &headers, &body).await;
+    with_request_id(Api::OpenAi, seed, uri.path(), &body, response)
+}
+
+async fn completion(
+    config: Arc<MockConfig>,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let (mut ctx, req, model) = match Ctx::with_model(Api::OpenAi, config, path, headers, body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let prompts = match prompts(&req) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let logprobs = req.get("logprobs").and_then(Value::as_u64);
     if logprobs.is_some_and(|l| l > 5) {
         return bad_field(Api::OpenAi, "logprobs", "logprobs must be at most 5");
     }
+    let n = match req.get("n") {
+        None | Some(Value::Null) => 1,
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=8).contains(&n) => n,
+            _ => return bad_field(Api::OpenAi, "n", "n must be between 1 and 8"),
+        },
+    };
+    let echo = match req.get("echo") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return bad_field(Api::OpenAi, "echo", "echo must be a boolean"),
+    };
+    let (max, stops) = match (max_tokens(&req), stop_sequences(&req)) {
+        (Ok(max), Ok(stops)) => (max, stops),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
     if let Err(r) = ctx.before_response(Api::OpenAi).await {
         return r;
     }
-    let (pieces, truncated) = gen::reply_pieces(&mut ctx.rng, max_tokens(&req));
-    let finish = if truncated { "length" } else { "stop" };
-    let prompt_tokens = count_tokens(&prompt);
-    let completion_tokens = pieces.len() as u64;
+    // One choice per prompt and `n`, in order: prompt 0's n choices, then prompt 1's, ...
+    let replies: Vec<(&str, Reply)> = prompts
+        .iter()
+        .flat_map(|(prompt, _)| std::iter::repeat_n(prompt.as_str(), n as usize))
+        .map(|prompt| {
+            let text = gen::reply_text(&mut ctx.rng);
+            (prompt, gen::finish_text(&text, max, &stops))
+        })
+        .collect();
+    let finish = |r: &Reply| {
+        if r.finish == Finish::Length {
+            "length"
+        } else {
+            "stop"
+        }
+    };
+    let prompt_tokens: u64 = prompts.iter().map(|(_, t)| t).sum();
+    let completion_tokens: u64 = replies.iter().map(|(_, r)| r.pieces.tokens).sum();
+    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens});
     let legacy_logprobs = |rng: &mut Rng, pieces: &[String], offset: usize| -> Value {
         let Some(top) = logprobs else {
             return Value::Null;
@@ -377,16 +575,26 @@ pub(crate) async fn completions(
     let id = format!("cmpl-{}", ctx.rng.alnum(29));
     let created = ctx.created();
     if req.get("stream").and_then(Value::as_bool) != Some(true) {
-        let lp = legacy_logprobs(&mut ctx.rng, &pieces, prompt.len());
+        let choices: Vec<Value> = replies
+            .iter()
+            .enumerate()
+            .map(|(i, (prompt, reply))| {
+                let lp = legacy_logprobs(&mut ctx.rng, &reply.pieces.pieces, prompt.len());
+                let text = if echo {
+                    format!("{prompt}{}", reply.pieces.text())
+                } else {
+                    reply.pieces.text()
+                };
+                json!({"text": text, "index": i, "logprobs": lp, "finish_reason": finish(reply)})
+            })
+            .collect();
         let body = json!({
             "id": id,
             "object": "text_completion",
             "created": created,
             "model": model,
-            "choices": [{"text": pieces.concat(), "index": 0, "logprobs": lp,
-                "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens},
+            "choices": choices,
+            "usage": usage,
             "system_fingerprint": "fp_sightline_mock",
         });
         return json_response(&ctx, &body);
@@ -404,30 +612,42 @@ pub(crate) async fn completions(
         }
         sse(None, &c.to_string())
     };
-    let mut offset = prompt.len();
     let mut paced = Vec::new();
-    for (k, piece) in pieces.iter().enumerate() {
-        let lp = legacy_logprobs(&mut ctx.rng, std::slice::from_ref(piece), offset);
-        offset += piece.len();
-        let finish_reason = if k + 1 == pieces.len() {
-            json!(finish)
-        } else {
-            Value::Null
-        };
-        paced.push(chunk(
-            json!([{"text": piece, "index": 0, "logprobs": lp, "finish_reason": finish_reason}]),
-            None,
-        ));
+    for (i, (prompt, reply)) in replies.iter().enumerate() {
+        if echo {
+            paced.push(chunk(
+                json!([{"text": prompt, "index": i, "logprobs": null, "finish_reason": null}]),
+                None,
+            ));
+        }
+        let pieces = &reply.pieces.pieces;
+        let mut offset = prompt.len();
+        for (k, piece) in pieces.iter().enumerate() {
+            let lp = legacy_logprobs(&mut ctx.rng, std::slice::from_ref(piece), offset);
+            offset += piece.len();
+            let finish_reason = if k + 1 == pieces.len() {
+                json!(finish(reply))
+            } else {
+                Value::Null
+            };
+            paced.push(chunk(
+                json!([{"text": piece, "index": i, "logprobs": lp,
+                    "finish_reason": finish_reason}]),
+                None,
+            ));
+        }
+        // Nothing generated (max_tokens 0, or a stop sequence at once): the finish still comes.
+        if pieces.is_empty() {
+            paced.push(chunk(
+                json!([{"text": "", "index": i, "logprobs": null,
+                    "finish_reason": finish(reply)}]),
+                None,
+            ));
+        }
     }
     let mut tail = Vec::new();
     if include_usage {
-        tail.push(chunk(
-            json!([]),
-            Some(
-                json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens}),
-            ),
-        ));
+        tail.push(chunk(json!([]), Some(usage)));
     }
     tail.push(sse(None, "[DONE]"));
     event_stream(&ctx, Vec::new(), paced, tail)
@@ -441,14 +661,31 @@ pub(crate) async fn embeddings(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, req, model) = match Ctx::with_model(Api::OpenAi, config, uri.path(), &headers, &body)
-    {
+    let seed = config.seed;
+    let response = embed(config, uri.path(), &headers, &body).await;
+    with_request_id(Api::OpenAi, seed, uri.path(), &body, response)
+}
+
+async fn embed(config: Arc<MockConfig>, path: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let (ctx, req, model) = match Ctx::with_model(Api::OpenAi, config, path, headers, body) {
         Ok(v) => v,
         Err(r) => return r,
     };
     // Inputs as (bytes to embed, token count).
     let inputs: Vec<(Vec<u8>, u64)> = match req.get("input") {
         Some(Value::String(s)) => vec![(s.clone().into_bytes(), count_tokens(s))],
+        Some(Value::Array(items))
+            if items.len() > MAX_INPUTS && !items.iter().all(Value::is_u64) =>
+        {
+            return bad_field(
+                Api::OpenAi,
+                "input",
+                &format!(
+                    "input holds at most {MAX_INPUTS} inputs, got {}",
+                    items.len()
+                ),
+            )
+        }
         Some(Value::Array(items)) if !items.is_empty() => {
             if items.iter().all(Value::is_string) {
                 items
@@ -485,14 +722,21 @@ pub(crate) async fn embeddings(
             )
         }
     };
-    let default_dims = if model.contains("large") { 3072 } else { 1536 };
+    // The model's own size, which `dimensions` may shorten but not exceed.
+    let native_dims: u64 = if model.contains("large") { 3072 } else { 1536 };
     let dims = match req.get("dimensions") {
-        None | Some(Value::Null) => default_dims,
+        None | Some(Value::Null) => native_dims,
         Some(v) => match v.as_u64() {
-            Some(d) if (1..=8192).contains(&d) => d as usize,
-            _ => return bad_field(Api::OpenAi, "dimensions", "dimensions must be 1 to 8192"),
+            Some(d) if (1..=native_dims).contains(&d) => d,
+            _ => {
+                return bad_field(
+                    Api::OpenAi,
+                    "dimensions",
+                    &format!("dimensions must be between 1 and {native_dims} for {model}"),
+                )
+            }
         },
-    };
+    } as usize;
     let base64_format = match req.get("encoding_format").and_then(Value::as_str) {
         None | Some("float") => false,
         Some("base64") => true,
@@ -541,7 +785,13 @@ pub(crate) async fn models(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let (ctx, _) = match Ctx::new(Api::OpenAi, config, uri.path(), &headers, b"") {
+    let seed = config.seed;
+    let response = list_models(config, uri.path(), &headers).await;
+    with_request_id(Api::OpenAi, seed, uri.path(), b"", response)
+}
+
+async fn list_models(config: Arc<MockConfig>, path: &str, headers: &HeaderMap) -> Response {
+    let (ctx, _) = match Ctx::new(Api::OpenAi, config, path, headers, b"") {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -559,14 +809,20 @@ pub(crate) async fn model(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let (ctx, _) = match Ctx::new(Api::OpenAi, config, uri.path(), &headers, b"") {
+    let seed = config.seed;
+    let response = one_model(config, &id, uri.path(), &headers).await;
+    with_request_id(Api::OpenAi, seed, uri.path(), b"", response)
+}
+
+async fn one_model(config: Arc<MockConfig>, id: &str, path: &str, headers: &HeaderMap) -> Response {
+    let (ctx, _) = match Ctx::new(Api::OpenAi, config, path, headers, b"") {
         Ok(v) => v,
         Err(r) => return r,
     };
     if let Err(r) = ctx.before_response(Api::OpenAi).await {
         return r;
     }
-    if !MODELS.contains(&id.as_str()) {
+    if !MODELS.contains(&id) {
         return crate::respond::error(
             Api::OpenAi,
             axum::http::StatusCode::NOT_FOUND,
@@ -575,5 +831,5 @@ pub(crate) async fn model(
             Some("model"),
         );
     }
-    json_response(&ctx, &model_object(&id))
+    json_response(&ctx, &model_object(id))
 }

@@ -48,12 +48,77 @@ pub(crate) struct Ctx {
     pub hash: u64,
 }
 
-fn header_f64(headers: &HeaderMap, name: &str) -> Option<f64> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
+/// The longest delay the mock takes on: latency, time to first token, the hang of a timeout,
+/// and the gap between two streamed tokens. Longer values are refused rather than overflowing a
+/// timer.
+pub const MAX_DELAY: Duration = Duration::from_secs(86_400);
+
+/// `ms` milliseconds as a delay, when it is a number from 0 to [`MAX_DELAY`].
+pub fn delay_from_ms(ms: f64) -> Option<Duration> {
+    if !ms.is_finite() || ms < 0.0 {
+        return None;
+    }
+    Duration::try_from_secs_f64(ms / 1e3)
+        .ok()
+        .filter(|d| *d <= MAX_DELAY)
+}
+
+/// Whether `tokens_per_s` is a token rate the mock can pace: 0 (no pacing), or at least one
+/// token per [`MAX_DELAY`].
+pub fn valid_token_rate(tokens_per_s: f64) -> bool {
+    tokens_per_s == 0.0
+        || (tokens_per_s.is_finite()
+            && tokens_per_s > 0.0
+            && 1.0 / tokens_per_s <= MAX_DELAY.as_secs_f64())
+}
+
+/// The gap between two tokens at `tokens_per_s`: zero for no pacing, at most [`MAX_DELAY`].
+fn pace_interval(tokens_per_s: f64) -> Duration {
+    if tokens_per_s.is_nan() || tokens_per_s <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(1.0 / tokens_per_s).map_or(MAX_DELAY, |d| d.min(MAX_DELAY))
+}
+
+/// A header's value as a number, `None` when absent; a value that is not a number, or that
+/// `check` refuses, is a 400 naming the header.
+#[allow(clippy::result_large_err)]
+fn header_value<T>(
+    api: Api,
+    headers: &HeaderMap,
+    name: &str,
+    check: impl Fn(f64) -> Option<T>,
+    expected: &str,
+) -> Result<Option<T>, Response> {
+    let Some(raw) = headers.get(name) else {
+        return Ok(None);
+    };
+    raw.to_str()
+        .ok()
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|v| v.is_finite() && *v >= 0.0)
+        .and_then(check)
+        .map(Some)
+        .ok_or_else(|| {
+            bad_header(
+                api,
+                name,
+                &format!(
+                    "{name} must be {expected}, got {:?}",
+                    String::from_utf8_lossy(raw.as_bytes())
+                ),
+            )
+        })
+}
+
+/// A 400 naming the header at fault.
+fn bad_header(api: Api, name: &str, message: &str) -> Response {
+    error(
+        api,
+        StatusCode::BAD_REQUEST,
+        "invalid_header",
+        message,
+        Some(name),
+    )
 }
 
 // The error of these functions is the ready-made response, returned as is.
@@ -121,37 +186,54 @@ impl Ctx {
         };
         let hash = fnv1a(config.seed, &[path.as_bytes(), body]);
         let mut rng = Rng::new(hash);
-        let fault = match headers.get("x-mock-fault").and_then(|v| v.to_str().ok()) {
-            Some("429") => Some(Fault::RateLimited),
-            Some("500") => Some(Fault::ServerError),
-            Some("timeout") => Some(Fault::Timeout),
-            Some("malformed") => Some(Fault::Malformed),
-            Some("disconnect") => Some(Fault::Disconnect),
-            _ => {
-                let u = rng.next_f64();
-                let (a, b, c) = (
-                    config.error_rate_429,
-                    config.error_rate_429 + config.error_rate_500,
-                    config.error_rate_429 + config.error_rate_500 + config.timeout_rate,
-                );
-                if u < a {
-                    Some(Fault::RateLimited)
-                } else if u < b {
-                    Some(Fault::ServerError)
-                } else if u < c {
-                    Some(Fault::Timeout)
-                } else {
-                    None
-                }
+        // The draw is made whether or not the header forces a fault, so the content that
+        // follows depends only on the seed, the path and the body.
+        let u = rng.next_f64();
+        let drawn = {
+            let (a, b, c) = (
+                config.error_rate_429,
+                config.error_rate_429 + config.error_rate_500,
+                config.error_rate_429 + config.error_rate_500 + config.timeout_rate,
+            );
+            if u < a {
+                Some(Fault::RateLimited)
+            } else if u < b {
+                Some(Fault::ServerError)
+            } else if u < c {
+                Some(Fault::Timeout)
+            } else {
+                None
             }
         };
-        let ms = |name: &str, default: Duration| {
-            header_f64(headers, name).map_or(default, |v| Duration::from_secs_f64(v / 1e3))
+        let fault = match headers.get("x-mock-fault").map(|v| v.to_str()) {
+            None => drawn,
+            Some(Ok("429")) => Some(Fault::RateLimited),
+            Some(Ok("500")) => Some(Fault::ServerError),
+            Some(Ok("timeout")) => Some(Fault::Timeout),
+            Some(Ok("malformed")) => Some(Fault::Malformed),
+            Some(Ok("disconnect")) => Some(Fault::Disconnect),
+            Some(_) => {
+                return Err(bad_header(
+                    api,
+                    "x-mock-fault",
+                    "x-mock-fault must be one of 429, 500, timeout, malformed, disconnect",
+                ))
+            }
         };
+        let ms = "a number of milliseconds from 0 to 86400000";
+        let latency = header_value(api, headers, "x-mock-latency-ms", delay_from_ms, ms)?;
+        let ttft = header_value(api, headers, "x-mock-ttft-ms", delay_from_ms, ms)?;
+        let tokens_per_s = header_value(
+            api,
+            headers,
+            "x-mock-tokens-per-s",
+            |v| valid_token_rate(v).then_some(v),
+            "0 (no pacing) or a rate of at least one token a day",
+        )?;
         let ctx = Self {
-            latency: ms("x-mock-latency-ms", config.latency),
-            ttft: ms("x-mock-ttft-ms", config.ttft),
-            tokens_per_s: header_f64(headers, "x-mock-tokens-per-s").unwrap_or(config.tokens_per_s),
+            latency: latency.unwrap_or(config.latency),
+            ttft: ttft.unwrap_or(config.ttft),
+            tokens_per_s: tokens_per_s.unwrap_or(config.tokens_per_s),
             config,
             rng,
             fault,
@@ -204,6 +286,31 @@ impl Ctx {
             _ => Ok(()),
         }
     }
+}
+
+/// Adds the provider's request id header to `response`: `x-request-id` (OpenAI) or `request-id`
+/// (Anthropic), `req_…`, derived from the seed, the path and the body like every other byte.
+pub(crate) fn with_request_id(
+    api: Api,
+    seed: u64,
+    path: &str,
+    body: &[u8],
+    mut response: Response,
+) -> Response {
+    let mut rng = Rng::new(fnv1a(seed, &[b"request-id", path.as_bytes(), body]));
+    let (name, id) = match api {
+        Api::OpenAi => (
+            "x-request-id",
+            format!("req_{:016x}{:016x}", rng.next_u64(), rng.next_u64()),
+        ),
+        Api::Anthropic => ("request-id", format!("req_{}", rng.alnum(24))),
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static(name), value);
+    }
+    response
 }
 
 /// An error in the API's own shape, with the `code`/`message`/`field` every Sightline error has.
@@ -308,11 +415,7 @@ pub(crate) fn event_stream(
     tail: Vec<Bytes>,
 ) -> Response {
     let ttft = ctx.ttft;
-    let interval = if ctx.tokens_per_s > 0.0 {
-        Duration::from_secs_f64(1.0 / ctx.tokens_per_s)
-    } else {
-        Duration::ZERO
-    };
+    let interval = pace_interval(ctx.tokens_per_s);
     let mut paced = paced;
     let cut_at = match ctx.fault {
         Some(Fault::Disconnect) => Some(paced.len() / 2),
@@ -361,7 +464,8 @@ pub(crate) fn event_stream(
             if let Some(i) = index {
                 let base = *first_paced.get_or_insert_with(tokio::time::Instant::now);
                 if !interval.is_zero() && i > 0 {
-                    tokio::time::sleep_until(base + interval * i).await;
+                    let at = interval.checked_mul(i).and_then(|d| base.checked_add(d));
+                    tokio::time::sleep_until(at.unwrap_or_else(|| base + MAX_DELAY)).await;
                 }
             }
             Some((
