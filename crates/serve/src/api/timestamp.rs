@@ -16,7 +16,21 @@ pub enum TimestampError {
     /// the year 2554).
     #[error("timestamp is outside 1970-01-01T00:00:00Z to 2554-07-21T23:34:33Z")]
     OutOfRange,
+    /// An integer that only makes sense in another unit: read as milliseconds it would fall in
+    /// the first years of 1970 or tens of millennia from now.
+    #[error("expected unix milliseconds; this looks like unix {unit}")]
+    Unit {
+        /// The unit the value looks like.
+        unit: &'static str,
+    },
 }
+
+/// Unix milliseconds below this (1973-03-03) and at least [`SECONDS_FROM`] are unix seconds of
+/// 2001 to 5138 misread; 0 and other small values stay valid milliseconds.
+const SECONDS_BELOW: u64 = 100_000_000_000;
+const SECONDS_FROM: u64 = 1_000_000_000;
+/// Unix milliseconds from this on (year 33658) are micro- or nanoseconds misread.
+const FINER_FROM: u64 = 1_000_000_000_000_000;
 
 /// Formats unix nanoseconds as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
 pub fn format_unix_nanos(unix_nano: u64) -> String {
@@ -31,6 +45,8 @@ pub fn format_unix_nanos(unix_nano: u64) -> String {
 }
 
 /// Parses a client timestamp: an integer is unix milliseconds, anything else must be RFC 3339.
+/// An integer that can only be seconds, micro- or nanoseconds read as milliseconds is refused
+/// with a message naming the unit it looks like.
 ///
 /// In a URL query an unescaped `+` decodes to a space, so `2024-05-01T10:00:00+02:00` typed into a
 /// URL arrives as `2024-05-01T10:00:00 02:00`; a space is never valid in an RFC 3339 offset, so a
@@ -42,11 +58,18 @@ pub fn parse_timestamp(value: &str) -> Result<u64, TimestampError> {
         }
     }
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return value
+        let ms = value
             .parse::<u64>()
-            .ok()
-            .and_then(|ms| ms.checked_mul(1_000_000))
-            .ok_or(TimestampError::OutOfRange);
+            .map_err(|_| TimestampError::OutOfRange)?;
+        if (SECONDS_FROM..SECONDS_BELOW).contains(&ms) {
+            return Err(TimestampError::Unit { unit: "seconds" });
+        }
+        if ms >= FINER_FROM {
+            return Err(TimestampError::Unit {
+                unit: "micro- or nanoseconds",
+            });
+        }
+        return ms.checked_mul(1_000_000).ok_or(TimestampError::OutOfRange);
     }
     let parsed = OffsetDateTime::parse(value, &Rfc3339).or_else(|err| match value.rfind(' ') {
         Some(i) => OffsetDateTime::parse(&format!("{}+{}", &value[..i], &value[i + 1..]), &Rfc3339),
@@ -86,11 +109,25 @@ mod tests {
             parse_timestamp("99999999999999999999"),
             Err(TimestampError::OutOfRange)
         );
-        assert_eq!(
-            parse_timestamp("18446744073709552"),
-            Err(TimestampError::OutOfRange)
-        );
         assert_eq!(parse_timestamp("-5"), Err(TimestampError::OutOfRange));
+        assert_eq!(parse_timestamp("999999999"), Ok(999_999_999_000_000));
+    }
+
+    #[test]
+    fn integers_in_another_unit_are_named() {
+        // 2024-05-01T10:00:00Z in seconds, microseconds and nanoseconds.
+        for (value, unit) in [
+            ("1714557600", "seconds"),
+            ("1714557600000000", "micro- or nanoseconds"),
+            ("1714557600000000000", "micro- or nanoseconds"),
+        ] {
+            let err = parse_timestamp(value).unwrap_err();
+            assert_eq!(err, TimestampError::Unit { unit }, "{value}");
+            assert_eq!(
+                err.to_string(),
+                format!("expected unix milliseconds; this looks like unix {unit}")
+            );
+        }
     }
 
     #[test]
