@@ -196,6 +196,61 @@ async fn overload_is_resource_exhausted_with_retry_info() {
 }
 
 #[tokio::test]
+async fn grpc_bodies_share_the_body_budget_with_http() {
+    use sightline_ingest::otlp::http::router;
+    use tower::ServiceExt;
+    let store = RecordingStore::new();
+    let p = pipeline(
+        store.clone(),
+        PipelineConfig {
+            max_inflight_body_bytes: 4000,
+            retry_after_secs: 2,
+            ..PipelineConfig::default()
+        },
+    );
+    let server = Server::start(p.clone(), Limits::default()).await;
+    // An HTTP upload holds 3,500 bytes of the budget while the rest of its body is awaited.
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    let app = router(p.clone(), Limits::default());
+    let slow = tokio::spawn(async move {
+        let request = http::Request::post("/v1/traces")
+            .header(http::header::CONTENT_TYPE, "application/x-protobuf")
+            .body(axum::body::Body::from_stream(rx))
+            .unwrap();
+        app.oneshot(request).await.unwrap().status()
+    });
+    use futures::SinkExt;
+    tx.send(Ok(bytes::Bytes::from(vec![0x0a; 3500])))
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if p.stats().inflight_body_bytes > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(p.stats().inflight_body_bytes, 3500);
+
+    // A gRPC export of more than the 500 bytes left is refused for now, with a retry hint.
+    let mut client = server.traces().await;
+    let big = trace_request((0..4).map(genai_span).collect());
+    assert!(big.encoded_len() > 600, "{}", big.encoded_len());
+    let err = client.export(big.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    let ri = RetryInfo::decode(&details(&err).details[0].value[..]).unwrap();
+    assert_eq!(ri.retry_delay.unwrap().seconds, 2);
+
+    // Once the upload ends, the same export goes through.
+    drop(tx);
+    let _ = tokio::time::timeout(Duration::from_secs(10), slow)
+        .await
+        .unwrap();
+    assert!(client.export(big).await.is_ok());
+    assert_eq!(p.stats().inflight_body_bytes, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn store_outage_is_unavailable() {
     let store = RecordingStore::new();
     store.set_mode(Mode::Closed);

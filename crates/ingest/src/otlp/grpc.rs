@@ -5,7 +5,8 @@
 //! trace and logs services are the generated ones with another codec ([`shaped`]): it checks
 //! the message's shape (item count, decoded size) before prost decodes it, as HTTP does. From
 //! the decoded request on, the path is the HTTP one: count check and conversion on a decode
-//! slot, then [`super::export_spans`] / [`super::export_logs`]. Errors carry
+//! slot, then [`super::export_spans`] / [`super::export_logs`]. Request bodies take the
+//! pipeline's body budget as they arrive, shared with HTTP ([`budget`]). Errors carry
 //! `google.rpc.BadRequest` (which field) or `google.rpc.RetryInfo` (when to retry) details.
 
 use std::future::Future;
@@ -24,6 +25,7 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
+mod budget;
 mod shaped;
 
 use super::decode::{self, Limits};
@@ -168,8 +170,15 @@ pub async fn serve(
         pipeline.clone(),
         limits.max_decompressed_bytes,
     ));
+    let budgeted = pipeline.clone();
+    let body_budget =
+        tower::util::MapRequestLayer::new(move |request: http::Request<tonic::body::Body>| {
+            let pipeline = budgeted.clone();
+            request.map(|body| budget::BudgetedBody::wrap(body, pipeline))
+        });
     tonic::transport::Server::builder()
         .layer(size_errors)
+        .layer(body_budget)
         .add_routes(routes(pipeline, limits))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

@@ -40,9 +40,10 @@ pub struct PipelineConfig {
     /// Request bodies decompressed and decoded at once, on blocking threads; 0 means one per
     /// CPU. Further requests wait for a slot.
     pub max_concurrent_decodes: usize,
-    /// Most bytes of OTLP/HTTP request bodies (as received, before decompression) held at once,
-    /// from the first byte read until the body is decoded. A body that would pass it is refused
-    /// with 429 and a retry hint, so many concurrent uploads cannot exhaust memory.
+    /// Most bytes of OTLP request bodies held at once, over HTTP (as received, before
+    /// decompression) and gRPC (as framed) together, from the first byte read until the body is
+    /// decoded. A body that would pass it is refused with 429 / RESOURCE_EXHAUSTED and a retry
+    /// hint, so many concurrent uploads cannot exhaust memory.
     pub max_inflight_body_bytes: usize,
 }
 
