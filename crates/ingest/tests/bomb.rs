@@ -111,17 +111,7 @@ async fn one_gib_bomb_is_refused_within_the_cap() {
     // the whole HTTP path with the default limits
     let store = RecordingStore::new();
     let app = router(pipeline(store.clone(), PipelineConfig::default()), limits);
-    let request = Request::post("/v1/traces")
-        .header(header::CONTENT_TYPE, "application/x-protobuf")
-        .header(header::CONTENT_ENCODING, "gzip")
-        .body(Body::from(bomb))
-        .unwrap();
-    let ((status, body), peak) = peak_during(async {
-        let resp = app.oneshot(request).await.unwrap();
-        let status = resp.status();
-        (status, resp.into_body().collect().await.unwrap().to_bytes())
-    })
-    .await;
+    let ((status, body), peak) = peak_during(post_gzip(&app, bomb)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(String::from_utf8_lossy(&body).contains("decompressed body exceeds 67108864 bytes"));
     assert!(
@@ -156,17 +146,7 @@ async fn one_gib_bomb_is_refused_within_the_cap() {
         ..Limits::default()
     };
     let app = router(pipeline(store.clone(), PipelineConfig::default()), limits);
-    let request = Request::post("/v1/traces")
-        .header(header::CONTENT_TYPE, "application/x-protobuf")
-        .header(header::CONTENT_ENCODING, "gzip")
-        .body(Body::from(bomb))
-        .unwrap();
-    let ((status, body), peak) = peak_during(async {
-        let resp = app.oneshot(request).await.unwrap();
-        let status = resp.status();
-        (status, resp.into_body().collect().await.unwrap().to_bytes())
-    })
-    .await;
+    let ((status, body), peak) = peak_during(post_gzip(&app, bomb)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(
         String::from_utf8_lossy(&body).contains("memory once decoded"),
@@ -180,6 +160,18 @@ async fn one_gib_bomb_is_refused_within_the_cap() {
         cap / MIB
     );
     assert!(store.spans().is_empty());
+}
+
+/// Posts a gzipped protobuf trace export; the answer's status and body.
+async fn post_gzip(app: &axum::Router, body: Bytes) -> (StatusCode, Bytes) {
+    let request = Request::post("/v1/traces")
+        .header(header::CONTENT_TYPE, "application/x-protobuf")
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(Body::from(body))
+        .unwrap();
+    let resp = app.clone().oneshot(request).await.unwrap();
+    let status = resp.status();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
 }
 
 fn push_varint(out: &mut Vec<u8>, mut n: usize) {

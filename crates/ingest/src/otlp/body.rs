@@ -369,6 +369,26 @@ fn check_json_shape(body: &[u8], limits: &Limits) -> Result<(), IngestError> {
     check_decoded_size(shape.decoded_bytes_at_most(body.len()), "up to", limits)
 }
 
+/// The checks a request of `signal` passes before it is decoded: its shape read from the
+/// protobuf wire format, or its objects counted in JSON.
+fn check_before_decoding(
+    raw: &[u8],
+    encoding: Encoding,
+    signal: Signal,
+    limits: &Limits,
+) -> Result<(), IngestError> {
+    match encoding {
+        Encoding::Protobuf => {
+            let shape = match signal {
+                Signal::Traces => super::shape::traces(raw),
+                Signal::Logs => super::shape::logs(raw),
+            };
+            check_request_shape(shape, signal, limits)
+        }
+        Encoding::Json => check_json_shape(raw, limits),
+    }
+}
+
 /// The whole OTLP/HTTP trace path from the bytes received to spans: decompress through the cap,
 /// parse, check the span count, convert.
 pub fn decode_trace_body(
@@ -379,16 +399,7 @@ pub fn decode_trace_body(
     limits: &Limits,
 ) -> Result<Decoded<Span>, IngestError> {
     let raw = decompress(body, content_encoding, limits.max_decompressed_bytes)?;
-    match encoding {
-        Encoding::Protobuf => check_shape(
-            super::shape::traces(&raw),
-            "spans",
-            limits.max_spans_per_request,
-            "max_spans_per_request",
-            limits,
-        )?,
-        Encoding::Json => check_json_shape(&raw, limits)?,
-    }
+    check_before_decoding(&raw, encoding, Signal::Traces, limits)?;
     let parsed = parse_traces(&raw, encoding, decoded_budget(limits))?;
     drop(raw);
     decode::check_span_count(&parsed.request, limits)?;
@@ -406,16 +417,7 @@ pub fn decode_logs_body(
     limits: &Limits,
 ) -> Result<Decoded<LogRecord>, IngestError> {
     let raw = decompress(body, content_encoding, limits.max_decompressed_bytes)?;
-    match encoding {
-        Encoding::Protobuf => check_shape(
-            super::shape::logs(&raw),
-            "log records",
-            limits.max_log_records_per_request,
-            "max_log_records_per_request",
-            limits,
-        )?,
-        Encoding::Json => check_json_shape(&raw, limits)?,
-    }
+    check_before_decoding(&raw, encoding, Signal::Logs, limits)?;
     let parsed = parse_logs(&raw, encoding, decoded_budget(limits))?;
     drop(raw);
     decode::check_log_record_count(&parsed.request, limits)?;
