@@ -357,6 +357,50 @@ async fn messages_of_empty_spans_are_refused_before_decoding() {
 }
 
 #[tokio::test]
+async fn metrics_of_empty_points_are_refused_before_decoding() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    };
+    let store = RecordingStore::new();
+    let p = pipeline(store.clone(), PipelineConfig::default());
+    let limits = Limits {
+        max_decompressed_bytes: 1024 * 1024,
+        max_spans_per_request: usize::MAX,
+        ..Limits::default()
+    };
+    let server = Server::start(p.clone(), limits).await;
+    let mut client = MetricsServiceClient::new(server.channel().await)
+        .send_compressed(CompressionEncoding::Gzip);
+    // 200,000 empty points: 400 KB, within the 1 MiB cap, far more than 8 MiB decoded.
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "m".into(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: vec![NumberDataPoint::default(); 200_000],
+                    })),
+                    ..Metric::default()
+                }],
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    };
+    let err = client.export(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message().starts_with("request would take about "),
+        "{}",
+        err.message()
+    );
+    assert_eq!(p.stats().failed_requests["too_large"], 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn logs_round_trip() {
     let store = RecordingStore::new();
     let p = pipeline(store.clone(), PipelineConfig::default());

@@ -604,18 +604,35 @@ async fn requests_of_empty_messages_are_413_before_decoding() {
     let protobuf = nest(0x0a, nest(0x12, scope));
     let spans = vec!["{}"; 200_000].join(",");
     let json = format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{spans}]}}]}}]}}"#);
-    for (media, body, how) in [
-        (PROTOBUF, protobuf, "about"),
-        (JSON, json.into_bytes(), "up to"),
+    // The same for metrics: 200,000 empty gauge points.
+    let mut points = Vec::new();
+    for _ in 0..200_000 {
+        points.extend_from_slice(b"\x0a\x00");
+    }
+    let metric = {
+        let mut m = b"\x0a\x01m".to_vec();
+        m.extend(nest(0x2a, points));
+        m
+    };
+    let metrics = nest(0x0a, nest(0x12, nest(0x12, metric)));
+    let points = vec!["{}"; 200_000].join(",");
+    let metrics_json = format!(
+        r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"m","gauge":{{"dataPoints":[{points}]}}}}]}}]}}]}}"#
+    );
+    for (path, media, body, how) in [
+        ("/v1/traces", PROTOBUF, protobuf, "about"),
+        ("/v1/traces", JSON, json.into_bytes(), "up to"),
+        ("/v1/metrics", PROTOBUF, metrics, "about"),
+        ("/v1/metrics", JSON, metrics_json.into_bytes(), "up to"),
     ] {
-        let r = send(&app, req("/v1/traces", media, body)).await;
-        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{media}");
+        let r = send(&app, req(path, media, body)).await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{path} {media}");
         // A google.rpc.Status in the request's encoding, either way holding the message.
         let message = String::from_utf8_lossy(&r.body).into_owned();
         assert!(
             message.contains(&format!("request would take {how} "))
                 && message.contains("once decoded"),
-            "{media}: {message}"
+            "{path} {media}: {message}"
         );
     }
     assert!(store.spans().is_empty());

@@ -293,7 +293,7 @@ pub const MAX_DECODED_PER_DECOMPRESSED: usize = 8;
 /// answer as the count check after decoding) or whose decoded form would take more than
 /// [`MAX_DECODED_PER_DECOMPRESSED`] times `max_decompressed_bytes`. A body the walk cannot
 /// follow passes, for prost to name its fault.
-fn check_shape(
+pub(crate) fn check_shape(
     shape: Option<super::shape::Shape>,
     what: &str,
     max: usize,
@@ -364,7 +364,7 @@ fn check_decoded_size(bytes: usize, how: &str, limits: &Limits) -> Result<(), In
 /// Refuses, before it is decoded, a JSON request that could take more memory decoded than
 /// [`decoded_budget`]: every object counted as the largest message (a bound, not an estimate,
 /// since JSON does not say which message an object is before it is read).
-fn check_json_shape(body: &[u8], limits: &Limits) -> Result<(), IngestError> {
+pub(crate) fn check_json_shape(body: &[u8], limits: &Limits) -> Result<(), IngestError> {
     let shape = super::shape::json(body);
     check_decoded_size(shape.decoded_bytes_at_most(body.len()), "up to", limits)
 }

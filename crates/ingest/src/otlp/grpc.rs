@@ -116,8 +116,8 @@ impl LogsService for OtlpGrpc {
 }
 
 /// The three services as tonic routes: gzip and zstd accepted, messages capped at
-/// `limits.max_decompressed_bytes` (after decompression). Trace and logs requests are checked
-/// for their shape (item count, decoded size) before they are decoded.
+/// `limits.max_decompressed_bytes` (after decompression), each request checked for its shape
+/// (item count, decoded size) before it is decoded.
 pub fn routes(pipeline: Arc<Pipeline>, limits: Limits) -> tonic::service::Routes {
     let metrics = super::metrics::OtlpMetricsGrpc::new(pipeline.clone(), limits.clone());
     let services = OtlpGrpc::new(pipeline, limits);
@@ -125,7 +125,7 @@ pub fn routes(pipeline: Arc<Pipeline>, limits: Limits) -> tonic::service::Routes
         services.clone(),
     ))
     .add_service(shaped::ShapedService::<shaped::Logs>::new(services))
-    .add_service(metrics.into_server())
+    .add_service(shaped::ShapedService::<shaped::Metrics>::new(metrics))
 }
 
 /// tonic refuses a message over the size limit before the handler runs: one sent as is with

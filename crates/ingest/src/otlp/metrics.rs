@@ -8,8 +8,9 @@
 //! temporality, monotonicity and exemplars (trace and span ids included).
 //!
 //! The rules are the trace path's: the body is read under `max_body_bytes` and decompressed under
-//! `max_decompressed_bytes`; a request with more points than `max_spans_per_request` is refused
-//! whole (413 / `RESOURCE_EXHAUSTED`); a point that is invalid (no timestamp, no value, bucket
+//! `max_decompressed_bytes`; a request with more points than `max_spans_per_request`, or that
+//! would take more than 8 times `max_decompressed_bytes` decoded, is refused whole, before it is
+//! decoded (413 / `RESOURCE_EXHAUSTED`); a point that is invalid (no timestamp, no value, bucket
 //! counts that do not match the bounds, too many attributes, a metric with no name or no data) is
 //! rejected alone, named by its path in OTLP/JSON field names, and reported in `partial_success`
 //! (`rejectedDataPoints`) while the others are stored.
@@ -21,9 +22,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsService;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
@@ -36,7 +35,6 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sightline_model::Attributes;
 use sightline_store::{MetricKind, MetricPoint};
-use tonic::codec::CompressionEncoding;
 use tonic::{Request, Status};
 
 use super::body::{self, ContentEncoding, Encoding};
@@ -492,6 +490,19 @@ pub fn parse(body: &[u8], encoding: Encoding) -> Result<ExportMetricsServiceRequ
     }
 }
 
+/// Refuses, before it is decoded, a protobuf metrics request with more points than
+/// `max_spans_per_request` or that would take too much memory decoded (see
+/// [`super::shape`]).
+pub(crate) fn check_shape(body: &[u8], limits: &Limits) -> Result<(), IngestError> {
+    body::check_shape(
+        super::shape::metrics(body),
+        "points",
+        limits.max_spans_per_request,
+        "max_spans_per_request",
+        limits,
+    )
+}
+
 /// The whole OTLP/HTTP metrics path from the bytes received to points.
 pub fn decode_body(
     body: Bytes,
@@ -501,6 +512,10 @@ pub fn decode_body(
     limits: &Limits,
 ) -> Result<Decoded<MetricPoint>, IngestError> {
     let raw = body::decompress(body, content_encoding, limits.max_decompressed_bytes)?;
+    match encoding {
+        Encoding::Protobuf => check_shape(&raw, limits)?,
+        Encoding::Json => body::check_json_shape(&raw, limits)?,
+    }
     let req = parse(&raw, encoding)?;
     drop(raw);
     check_point_count(&req, limits)?;
@@ -605,13 +620,12 @@ impl OtlpMetricsGrpc {
         }
     }
 
-    /// As a tonic service: gzip and zstd accepted, messages capped at `max_decompressed_bytes`.
-    pub fn into_server(self) -> MetricsServiceServer<Self> {
-        let max = self.limits.max_decompressed_bytes;
-        MetricsServiceServer::new(self)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Zstd)
-            .max_decoding_message_size(max)
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub(crate) fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
     }
 }
 

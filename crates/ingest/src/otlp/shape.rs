@@ -11,6 +11,10 @@ use std::mem::size_of;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    exponential_histogram_data_point, summary_data_point, Exemplar, ExponentialHistogramDataPoint,
+    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, SummaryDataPoint,
+};
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
 
 /// How deep the walk follows nested values; prost refuses deeper messages anyway.
@@ -47,6 +51,28 @@ enum Kind {
     /// `ArrayValue` and `KeyValueList`: their values in field 1.
     ArrayValue,
     KvList,
+    MetricsRequest,
+    ResourceMetrics,
+    ScopeMetrics,
+    Metric,
+    /// `Gauge` and `Sum`: number points in field 1.
+    Numbers,
+    Histogram,
+    ExpHistogram,
+    Summary,
+    NumberPoint,
+    HistogramPoint,
+    ExpHistogramPoint,
+    /// The positive or negative buckets of an exponential histogram point.
+    ExpBuckets,
+    SummaryPoint,
+    Quantile,
+    Exemplar,
+}
+
+/// What a repeated scalar field packs: each varint of it becomes a `u64` in memory.
+fn packed_varints(kind: Kind, field: u64) -> bool {
+    matches!((kind, field), (Kind::ExpBuckets, 2))
 }
 
 /// The message kind of field `field` of a `kind` message, and whether it is repeated (decoded
@@ -70,6 +96,28 @@ fn child(kind: Kind, field: u64) -> Option<(Kind, bool)> {
         (AnyValue, 5) => (ArrayValue, false),
         (AnyValue, 6) => (KvList, false),
         (ArrayValue, 1) => (AnyValue, true),
+        (MetricsRequest, 1) => (ResourceMetrics, true),
+        (ResourceMetrics, 1) => (Resource, false),
+        (ResourceMetrics, 2) => (ScopeMetrics, true),
+        (ScopeMetrics, 1) => (Scope, false),
+        (ScopeMetrics, 2) => (Metric, true),
+        (Metric, 5) | (Metric, 7) => (Numbers, false),
+        (Metric, 9) => (Histogram, false),
+        (Metric, 10) => (ExpHistogram, false),
+        (Metric, 11) => (Summary, false),
+        (Metric, 12)
+        | (NumberPoint, 7)
+        | (HistogramPoint, 9)
+        | (ExpHistogramPoint, 1)
+        | (SummaryPoint, 7)
+        | (Exemplar, 7) => (KeyValue, true),
+        (Numbers, 1) => (NumberPoint, true),
+        (Histogram, 1) => (HistogramPoint, true),
+        (ExpHistogram, 1) => (ExpHistogramPoint, true),
+        (Summary, 1) => (SummaryPoint, true),
+        (NumberPoint, 5) | (HistogramPoint, 8) | (ExpHistogramPoint, 11) => (Exemplar, true),
+        (ExpHistogramPoint, 8) | (ExpHistogramPoint, 9) => (ExpBuckets, false),
+        (SummaryPoint, 6) => (Quantile, true),
         _ => return None,
     })
 }
@@ -87,6 +135,16 @@ fn element_size(kind: Kind) -> usize {
         Kind::LogRecord => size_of::<LogRecord>(),
         Kind::KeyValue => size_of::<KeyValue>(),
         Kind::AnyValue => size_of::<AnyValue>(),
+        Kind::ResourceMetrics => size_of::<ResourceMetrics>(),
+        Kind::ScopeMetrics => size_of::<ScopeMetrics>(),
+        Kind::Metric => size_of::<Metric>(),
+        Kind::NumberPoint => size_of::<NumberDataPoint>(),
+        Kind::HistogramPoint => size_of::<HistogramDataPoint>(),
+        Kind::ExpHistogramPoint => size_of::<ExponentialHistogramDataPoint>(),
+        Kind::SummaryPoint => size_of::<SummaryDataPoint>(),
+        Kind::Quantile => size_of::<summary_data_point::ValueAtQuantile>(),
+        Kind::Exemplar => size_of::<Exemplar>(),
+        Kind::ExpBuckets => size_of::<exponential_histogram_data_point::Buckets>(),
         _ => 0,
     }
 }
@@ -94,21 +152,36 @@ fn element_size(kind: Kind) -> usize {
 /// The shape of a protobuf `ExportTraceServiceRequest`; `None` when the bytes are not a
 /// well-formed message (prost then says why).
 pub fn traces(body: &[u8]) -> Option<Shape> {
-    walk_request(body, Kind::TraceRequest, Kind::Span)
+    walk_request(body, Kind::TraceRequest, &[Kind::Span])
 }
 
 /// The shape of a protobuf `ExportLogsServiceRequest`.
 pub fn logs(body: &[u8]) -> Option<Shape> {
-    walk_request(body, Kind::LogsRequest, Kind::LogRecord)
+    walk_request(body, Kind::LogsRequest, &[Kind::LogRecord])
 }
 
-fn walk_request(body: &[u8], root: Kind, item: Kind) -> Option<Shape> {
+/// The shape of a protobuf `ExportMetricsServiceRequest`; its items are data points of every
+/// kind.
+pub fn metrics(body: &[u8]) -> Option<Shape> {
+    walk_request(
+        body,
+        Kind::MetricsRequest,
+        &[
+            Kind::NumberPoint,
+            Kind::HistogramPoint,
+            Kind::ExpHistogramPoint,
+            Kind::SummaryPoint,
+        ],
+    )
+}
+
+fn walk_request(body: &[u8], root: Kind, items: &[Kind]) -> Option<Shape> {
     let mut shape = Shape::default();
-    walk(body, root, item, 0, &mut shape)?;
+    walk(body, root, items, 0, &mut shape)?;
     Some(shape)
 }
 
-fn walk(mut buf: &[u8], kind: Kind, item: Kind, depth: usize, shape: &mut Shape) -> Option<()> {
+fn walk(mut buf: &[u8], kind: Kind, items: &[Kind], depth: usize, shape: &mut Shape) -> Option<()> {
     while !buf.is_empty() {
         let key = varint(&mut buf)?;
         let (field, wire) = (key >> 3, key & 7);
@@ -128,14 +201,19 @@ fn walk(mut buf: &[u8], kind: Kind, item: Kind, depth: usize, shape: &mut Shape)
                             shape.decoded_bytes =
                                 shape.decoded_bytes.saturating_add(element_size(nested));
                         }
-                        if nested == item {
+                        if items.contains(&nested) {
                             shape.items += 1;
                         }
                         if depth < MAX_DEPTH {
-                            walk(payload, nested, item, depth + 1, shape)?;
+                            walk(payload, nested, items, depth + 1, shape)?;
                         }
                     }
-                    // Strings and bytes are copied out whole.
+                    // A varint takes up to 8 times its bytes as a `u64`.
+                    None if packed_varints(kind, field) => {
+                        shape.decoded_bytes =
+                            shape.decoded_bytes.saturating_add(len.saturating_mul(8));
+                    }
+                    // Strings, bytes and other packed numbers are copied out whole.
                     None => shape.decoded_bytes = shape.decoded_bytes.saturating_add(len),
                 }
             }
@@ -338,6 +416,60 @@ mod tests {
             n >>= 7;
         }
         out.push(n as u8);
+    }
+
+    #[test]
+    fn counts_metric_points_of_every_kind() {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use opentelemetry_proto::tonic::metrics::v1::{
+            metric, ExponentialHistogram, Gauge, Histogram, Sum, Summary,
+        };
+        let metric = |data| Metric {
+            name: "m".into(),
+            data: Some(data),
+            ..Metric::default()
+        };
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![
+                        metric(metric::Data::Gauge(Gauge {
+                            data_points: vec![NumberDataPoint::default(); 2],
+                        })),
+                        metric(metric::Data::Sum(Sum {
+                            data_points: vec![NumberDataPoint::default()],
+                            ..Sum::default()
+                        })),
+                        metric(metric::Data::Histogram(Histogram {
+                            data_points: vec![HistogramDataPoint::default()],
+                            ..Histogram::default()
+                        })),
+                        metric(metric::Data::ExponentialHistogram(ExponentialHistogram {
+                            data_points: vec![ExponentialHistogramDataPoint {
+                                positive: Some(exponential_histogram_data_point::Buckets {
+                                    offset: 0,
+                                    bucket_counts: vec![1; 100],
+                                }),
+                                ..ExponentialHistogramDataPoint::default()
+                            }],
+                            ..ExponentialHistogram::default()
+                        })),
+                        metric(metric::Data::Summary(Summary {
+                            data_points: vec![SummaryDataPoint::default(); 3],
+                        })),
+                    ],
+                    ..ScopeMetrics::default()
+                }],
+                ..ResourceMetrics::default()
+            }],
+        };
+        let shape = metrics(&request.encode_to_vec()).unwrap();
+        assert_eq!(shape.items, 8);
+        // The 100 one-byte bucket counts take 800 bytes as u64s.
+        assert!(
+            shape.decoded_bytes
+                >= 800 + 8 * size_of::<NumberDataPoint>().min(size_of::<SummaryDataPoint>())
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The trace and logs services with a codec that looks at each request's shape (see
+//! The trace, logs and metrics services with a codec that looks at each request's shape (see
 //! [`crate::otlp::shape`]) before prost decodes it, as the HTTP receiver does. The services
 //! that `opentelemetry-proto` generates decode with a plain prost codec, so a message of empty
 //! spans that fits the byte cap (16 KiB gzipped, 16 MiB decompressed) was decoded to gigabytes
@@ -14,6 +14,10 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsSe
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsService;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -28,11 +32,15 @@ use super::OtlpGrpc;
 use crate::error::IngestError;
 use crate::otlp::body::{check_request_shape, decode_failure};
 use crate::otlp::decode::Limits;
+use crate::otlp::metrics::OtlpMetricsGrpc;
 use crate::otlp::status;
+use crate::pipeline::Pipeline;
 
 /// One OTLP export method: its request and response, where it is routed, and how its shape is
 /// checked.
 pub(crate) trait Export: Send + Sync + 'static {
+    /// What answers the method once the request is decoded.
+    type Handler: Send + Sync + 'static;
     type Request: Message + Default + Send + 'static;
     type Response: Message + Send + 'static;
     /// The gRPC service name.
@@ -42,8 +50,10 @@ pub(crate) trait Export: Send + Sync + 'static {
     /// `/<service>/Export`.
     const PATH: &'static str;
     fn check(body: &[u8], limits: &Limits) -> Result<(), IngestError>;
+    fn limits(handler: &Self::Handler) -> &Limits;
+    fn pipeline(handler: &Self::Handler) -> &Pipeline;
     fn export(
-        svc: Arc<OtlpGrpc>,
+        handler: Arc<Self::Handler>,
         request: tonic::Request<Self::Request>,
     ) -> futures::future::BoxFuture<'static, Result<tonic::Response<Self::Response>, Status>>;
 }
@@ -52,6 +62,7 @@ pub(crate) trait Export: Send + Sync + 'static {
 pub(crate) struct Traces;
 
 impl Export for Traces {
+    type Handler = OtlpGrpc;
     type Request = ExportTraceServiceRequest;
     type Response = ExportTraceServiceResponse;
     const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
@@ -66,6 +77,14 @@ impl Export for Traces {
         )
     }
 
+    fn limits(handler: &OtlpGrpc) -> &Limits {
+        &handler.limits
+    }
+
+    fn pipeline(handler: &OtlpGrpc) -> &Pipeline {
+        &handler.pipeline
+    }
+
     fn export(
         svc: Arc<OtlpGrpc>,
         request: tonic::Request<Self::Request>,
@@ -78,6 +97,7 @@ impl Export for Traces {
 pub(crate) struct Logs;
 
 impl Export for Logs {
+    type Handler = OtlpGrpc;
     type Request = ExportLogsServiceRequest;
     type Response = ExportLogsServiceResponse;
     const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
@@ -92,6 +112,14 @@ impl Export for Logs {
         )
     }
 
+    fn limits(handler: &OtlpGrpc) -> &Limits {
+        &handler.limits
+    }
+
+    fn pipeline(handler: &OtlpGrpc) -> &Pipeline {
+        &handler.pipeline
+    }
+
     fn export(
         svc: Arc<OtlpGrpc>,
         request: tonic::Request<Self::Request>,
@@ -100,15 +128,46 @@ impl Export for Logs {
     }
 }
 
+/// `MetricsService/Export`.
+pub(crate) struct Metrics;
+
+impl Export for Metrics {
+    type Handler = OtlpMetricsGrpc;
+    type Request = ExportMetricsServiceRequest;
+    type Response = ExportMetricsServiceResponse;
+    const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const MESSAGE: &'static str = "ExportMetricsServiceRequest";
+    const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+
+    fn check(body: &[u8], limits: &Limits) -> Result<(), IngestError> {
+        crate::otlp::metrics::check_shape(body, limits)
+    }
+
+    fn limits(handler: &OtlpMetricsGrpc) -> &Limits {
+        handler.limits()
+    }
+
+    fn pipeline(handler: &OtlpMetricsGrpc) -> &Pipeline {
+        handler.pipeline()
+    }
+
+    fn export(
+        svc: Arc<OtlpMetricsGrpc>,
+        request: tonic::Request<Self::Request>,
+    ) -> futures::future::BoxFuture<'static, Result<tonic::Response<Self::Response>, Status>> {
+        Box::pin(async move { MetricsService::export(svc.as_ref(), request).await })
+    }
+}
+
 /// The service of export method `E`: gzip and zstd accepted, messages capped at
 /// `max_decompressed_bytes`, each request's shape checked before it is decoded.
-pub(crate) struct ShapedService<E> {
-    svc: Arc<OtlpGrpc>,
+pub(crate) struct ShapedService<E: Export> {
+    svc: Arc<E::Handler>,
     _method: PhantomData<fn() -> E>,
 }
 
-impl<E> ShapedService<E> {
-    pub(crate) fn new(svc: OtlpGrpc) -> Self {
+impl<E: Export> ShapedService<E> {
+    pub(crate) fn new(svc: E::Handler) -> Self {
         Self {
             svc: Arc::new(svc),
             _method: PhantomData,
@@ -116,7 +175,7 @@ impl<E> ShapedService<E> {
     }
 }
 
-impl<E> Clone for ShapedService<E> {
+impl<E: Export> Clone for ShapedService<E> {
     fn clone(&self) -> Self {
         Self {
             svc: self.svc.clone(),
@@ -147,7 +206,7 @@ impl<E: Export> tower::Service<http::Request<Body>> for ShapedService<E> {
             let mut encodings = EnabledCompressionEncodings::default();
             encodings.enable(CompressionEncoding::Gzip);
             encodings.enable(CompressionEncoding::Zstd);
-            let max = svc.limits.max_decompressed_bytes;
+            let max = E::limits(&svc).max_decompressed_bytes;
             let codec = ShapedCodec::<E> {
                 svc: svc.clone(),
                 _method: PhantomData,
@@ -161,7 +220,7 @@ impl<E: Export> tower::Service<http::Request<Body>> for ShapedService<E> {
 }
 
 /// The handler of export method `E`, as tonic calls it once the request is decoded.
-struct Method<E>(Arc<OtlpGrpc>, PhantomData<fn() -> E>);
+struct Method<E: Export>(Arc<E::Handler>, PhantomData<fn() -> E>);
 
 impl<E: Export> UnaryService<E::Request> for Method<E> {
     type Response = E::Response;
@@ -174,8 +233,8 @@ impl<E: Export> UnaryService<E::Request> for Method<E> {
 }
 
 /// prost, after the shape check.
-struct ShapedCodec<E> {
-    svc: Arc<OtlpGrpc>,
+struct ShapedCodec<E: Export> {
+    svc: Arc<E::Handler>,
     _method: PhantomData<fn() -> E>,
 }
 
@@ -197,8 +256,8 @@ impl<E: Export> Codec for ShapedCodec<E> {
     }
 }
 
-struct ShapedDecoder<E> {
-    svc: Arc<OtlpGrpc>,
+struct ShapedDecoder<E: Export> {
+    svc: Arc<E::Handler>,
     _method: PhantomData<fn() -> E>,
 }
 
@@ -209,8 +268,8 @@ impl<E: Export> Decoder for ShapedDecoder<E> {
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<E::Request>, Status> {
         // tonic hands over the whole (decompressed) message in one buffer.
         if buf.chunk().len() == buf.remaining() {
-            if let Err(e) = E::check(buf.chunk(), &self.svc.limits) {
-                self.svc.pipeline.record_failure(&e);
+            if let Err(e) = E::check(buf.chunk(), E::limits(&self.svc)) {
+                E::pipeline(&self.svc).record_failure(&e);
                 return Err(status::grpc_status(&e));
             }
         }
