@@ -40,7 +40,7 @@ use crate::pipeline::Pipeline;
 /// checked.
 pub(crate) trait Export: Send + Sync + 'static {
     /// What answers the method once the request is decoded.
-    type Handler: Send + Sync + 'static;
+    type Handler: Handler;
     type Request: Message + Default + Send + 'static;
     type Response: Message + Send + 'static;
     /// The gRPC service name.
@@ -50,12 +50,36 @@ pub(crate) trait Export: Send + Sync + 'static {
     /// `/<service>/Export`.
     const PATH: &'static str;
     fn check(body: &[u8], limits: &Limits) -> Result<(), IngestError>;
-    fn limits(handler: &Self::Handler) -> &Limits;
-    fn pipeline(handler: &Self::Handler) -> &Pipeline;
     fn export(
         handler: Arc<Self::Handler>,
         request: tonic::Request<Self::Request>,
     ) -> futures::future::BoxFuture<'static, Result<tonic::Response<Self::Response>, Status>>;
+}
+
+/// What a handler shares with the codec in front of it.
+pub(crate) trait Handler: Send + Sync + 'static {
+    fn limits(&self) -> &Limits;
+    fn pipeline(&self) -> &Pipeline;
+}
+
+impl Handler for OtlpGrpc {
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+}
+
+impl Handler for OtlpMetricsGrpc {
+    fn limits(&self) -> &Limits {
+        OtlpMetricsGrpc::limits(self)
+    }
+
+    fn pipeline(&self) -> &Pipeline {
+        OtlpMetricsGrpc::pipeline(self)
+    }
 }
 
 /// `TraceService/Export`.
@@ -75,14 +99,6 @@ impl Export for Traces {
             crate::otlp::Signal::Traces,
             limits,
         )
-    }
-
-    fn limits(handler: &OtlpGrpc) -> &Limits {
-        &handler.limits
-    }
-
-    fn pipeline(handler: &OtlpGrpc) -> &Pipeline {
-        &handler.pipeline
     }
 
     fn export(
@@ -112,14 +128,6 @@ impl Export for Logs {
         )
     }
 
-    fn limits(handler: &OtlpGrpc) -> &Limits {
-        &handler.limits
-    }
-
-    fn pipeline(handler: &OtlpGrpc) -> &Pipeline {
-        &handler.pipeline
-    }
-
     fn export(
         svc: Arc<OtlpGrpc>,
         request: tonic::Request<Self::Request>,
@@ -141,14 +149,6 @@ impl Export for Metrics {
 
     fn check(body: &[u8], limits: &Limits) -> Result<(), IngestError> {
         crate::otlp::metrics::check_shape(body, limits)
-    }
-
-    fn limits(handler: &OtlpMetricsGrpc) -> &Limits {
-        handler.limits()
-    }
-
-    fn pipeline(handler: &OtlpMetricsGrpc) -> &Pipeline {
-        handler.pipeline()
     }
 
     fn export(
@@ -206,7 +206,7 @@ impl<E: Export> tower::Service<http::Request<Body>> for ShapedService<E> {
             let mut encodings = EnabledCompressionEncodings::default();
             encodings.enable(CompressionEncoding::Gzip);
             encodings.enable(CompressionEncoding::Zstd);
-            let max = E::limits(&svc).max_decompressed_bytes;
+            let max = svc.limits().max_decompressed_bytes;
             let codec = ShapedCodec::<E> {
                 svc: svc.clone(),
                 _method: PhantomData,
@@ -268,8 +268,8 @@ impl<E: Export> Decoder for ShapedDecoder<E> {
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<E::Request>, Status> {
         // tonic hands over the whole (decompressed) message in one buffer.
         if buf.chunk().len() == buf.remaining() {
-            if let Err(e) = E::check(buf.chunk(), E::limits(&self.svc)) {
-                E::pipeline(&self.svc).record_failure(&e);
+            if let Err(e) = E::check(buf.chunk(), self.svc.limits()) {
+                self.svc.pipeline().record_failure(&e);
                 return Err(status::grpc_status(&e));
             }
         }
