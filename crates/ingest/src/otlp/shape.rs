@@ -250,7 +250,7 @@ impl JsonShape {
     }
 }
 
-/// The largest message of the trace and logs schemas, in memory.
+/// The largest message of the trace, logs and metrics schemas, in memory.
 const LARGEST_MESSAGE: usize = {
     let sizes = [
         size_of::<Span>(),
@@ -259,6 +259,13 @@ const LARGEST_MESSAGE: usize = {
         size_of::<ResourceLogs>(),
         size_of::<span::Event>(),
         size_of::<span::Link>(),
+        size_of::<ResourceMetrics>(),
+        size_of::<Metric>(),
+        size_of::<NumberDataPoint>(),
+        size_of::<HistogramDataPoint>(),
+        size_of::<ExponentialHistogramDataPoint>(),
+        size_of::<SummaryDataPoint>(),
+        size_of::<Exemplar>(),
     ];
     let mut max = 0;
     let mut i = 0;
