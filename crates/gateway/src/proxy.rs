@@ -39,16 +39,33 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// Whether `name` is hop-by-hop in this message: always so (see [`is_hop_by_hop`]), or named
-/// by one of its `Connection` headers (RFC 9110 §7.6.1).
-fn is_hop_by_hop_in(name: &HeaderName, headers: &HeaderMap) -> bool {
-    is_hop_by_hop(name)
-        || headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|option| option.trim().eq_ignore_ascii_case(name.as_str()))
+/// The headers a message's `Connection` headers name as hop-by-hop (RFC 9110 §7.6.1), read
+/// once per message.
+struct ConnectionOptions<'a>(Vec<&'a str>);
+
+impl<'a> ConnectionOptions<'a> {
+    fn of(headers: &'a HeaderMap) -> Self {
+        Self(
+            headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|option| !option.is_empty())
+                .collect(),
+        )
+    }
+
+    /// Whether `name` stays on this hop: always so (see [`is_hop_by_hop`]), or named by
+    /// `Connection`.
+    fn hop_by_hop(&self, name: &HeaderName) -> bool {
+        is_hop_by_hop(name)
+            || self
+                .0
+                .iter()
+                .any(|option| option.eq_ignore_ascii_case(name.as_str()))
+    }
 }
 
 /// Whether the path has a `.` or `..` segment (also percent-encoded, or separated by `\`,
@@ -213,6 +230,7 @@ async fn forward(
     };
     let mut attribution = Vec::new();
     let mut upstream_headers = HeaderMap::with_capacity(headers.len());
+    let connection = ConnectionOptions::of(&headers);
     for (name, value) in &headers {
         if let Some(key) = name.as_str().strip_prefix(ATTRIBUTION_PREFIX) {
             if key != "project" {
@@ -220,7 +238,7 @@ async fn forward(
             }
             continue;
         }
-        if is_hop_by_hop_in(name, &headers)
+        if connection.hop_by_hop(name)
             || name == header::HOST
             || name == header::CONTENT_LENGTH
             // The gateway has read the whole body already: the client got its go-ahead.
@@ -325,8 +343,9 @@ async fn forward(
 
     let status = upstream.status();
     let mut response_headers = HeaderMap::with_capacity(upstream.headers().len());
+    let connection = ConnectionOptions::of(upstream.headers());
     for (name, value) in upstream.headers() {
-        if !is_hop_by_hop_in(name, upstream.headers()) {
+        if !connection.hop_by_hop(name) {
             response_headers.append(name.clone(), value.clone());
         }
     }
