@@ -386,9 +386,11 @@ pub(crate) fn clamp_limit(limit: usize) -> usize {
 /// when nothing searchable is left.
 pub(crate) fn fts_query(q: &str) -> Option<String> {
     let mut parts = Vec::new();
-    // FTS5 strings cannot hold NUL; it separates nothing a user could mean.
-    let q = q.replace('\0', " ");
-    for raw in q.split_whitespace() {
+    // FTS5 strings cannot hold NUL: it separates words, as whitespace does.
+    let words = q
+        .split(|c: char| c.is_whitespace() || c == '\0')
+        .filter(|w| !w.is_empty());
+    for raw in words {
         let (word, prefix) = match raw.strip_suffix('*') {
             Some(w) => (w.trim_end_matches('*'), true),
             None => (raw, false),

@@ -188,14 +188,10 @@ pub(crate) fn reads_index(list: List, filter: &Filter) -> bool {
         List::Calls => true,
         List::Traces => nonempty(&filter.model).is_some(),
         List::Groups => {
-            [
-                &filter.service,
-                &filter.provider,
-                &filter.model,
-                &filter.session_id,
-            ]
-            .into_iter()
-            .any(|v| nonempty(v).is_some())
+            // The user and session filters read the membership tables, in the main database.
+            [&filter.service, &filter.provider, &filter.model]
+                .into_iter()
+                .any(|v| nonempty(v).is_some())
                 || filter.status.is_some()
         }
     }
@@ -923,28 +919,22 @@ fn groups_sql(
     // A user filter on sessions (and a session filter on users) asks for the groups that share
     // a trace with the other, as the trace list reads the pair: a session's calls may name
     // several users, and the user may be named on another span of the trace than the session.
-    if let Some(user) = nonempty(&filter.user_id) {
-        let p = sql.param(user.to_string());
-        if table == "sessions" {
-            sql.cond(format!(
-                "EXISTS (SELECT 1 FROM session_traces st CROSS JOIN user_traces ut \
-                 ON ut.project = st.project AND ut.user_id = {p} AND ut.trace_ref = st.trace_ref \
-                 WHERE st.project = x.project AND st.session_id = x.session_id)"
-            ));
-        } else {
-            sql.cond(format!("x.user_id = {p}"));
-        }
-    }
-    if let Some(session) = nonempty(&filter.session_id) {
-        let p = sql.param(session.to_string());
-        if table == "sessions" {
-            sql.cond(format!("x.session_id = {p}"));
-        } else {
-            sql.cond(format!(
-                "EXISTS (SELECT 1 FROM user_traces ut CROSS JOIN session_traces st \
-                 ON st.project = ut.project AND st.session_id = {p} AND st.trace_ref = ut.trace_ref \
-                 WHERE ut.project = x.project AND ut.user_id = x.user_id)"
-            ));
+    let own = if table == "sessions" {
+        "session_id"
+    } else {
+        "user_id"
+    };
+    for (value, column) in [
+        (&filter.user_id, "user_id"),
+        (&filter.session_id, "session_id"),
+    ] {
+        if let Some(v) = nonempty(value) {
+            let p = sql.param(v.to_string());
+            sql.cond(if column == own {
+                format!("x.{column} = {p}")
+            } else {
+                shares_a_trace(own, column, &p)
+            });
         }
     }
     let key = if table == "sessions" {
@@ -980,6 +970,24 @@ fn groups_sql(
         ),
         sql.params,
     ))
+}
+
+/// That the group aliased `x` (keyed by `own`: `session_id` or `user_id`) has a trace in common
+/// with the group of the other kind (`other`) named by parameter `p`.
+fn shares_a_trace(own: &str, other: &str, p: &str) -> String {
+    let members = |key: &str| {
+        if key == "session_id" {
+            "session_traces"
+        } else {
+            "user_traces"
+        }
+    };
+    let (mine, theirs) = (members(own), members(other));
+    format!(
+        "EXISTS (SELECT 1 FROM {mine} a CROSS JOIN {theirs} b \
+         ON b.project = a.project AND b.{other} = {p} AND b.trace_ref = a.trace_ref \
+         WHERE a.project = x.project AND a.{own} = x.{own})"
+    )
 }
 
 /// For the session and user lists: conditions that the group aliased `x` (keyed by column `key`)

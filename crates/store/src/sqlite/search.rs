@@ -569,11 +569,10 @@ impl Indexer {
                 .prepare_cached("DELETE FROM call_keys WHERE id = ?1")
                 .map_err(db_err)?;
             let mut put_keys = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO call_keys (id, project, trace_ref, span_id, start_ns, \
-                     status, service, provider, request_model, response_model, user_id, \
-                     session_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )
+                .prepare_cached(&format!(
+                    "INSERT OR IGNORE INTO call_keys (id, {KEY_COLUMNS}) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                ))
                 .map_err(db_err)?;
             // Plain statements that cannot fail halfway: one that could (`OR REPLACE`, an
             // upsert) makes SQLite journal every page it touches in case it must roll back.
