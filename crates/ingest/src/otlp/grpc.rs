@@ -128,35 +128,6 @@ pub fn routes(pipeline: Arc<Pipeline>, limits: Limits) -> tonic::service::Routes
     .add_service(shaped::ShapedService::<shaped::Metrics>::new(metrics))
 }
 
-/// tonic refuses a message over the size limit before the handler runs: one sent as is with
-/// `OUT_OF_RANGE`, which OTLP clients retry (the same payload, forever), one compressed with
-/// `RESOURCE_EXHAUSTED` in its own words; neither is counted. Both become the answer the
-/// handler gives a request that is too large (`RESOURCE_EXHAUSTED` without a retry hint, as
-/// HTTP answers 413), and are counted as such.
-fn final_size_errors(
-    pipeline: Arc<Pipeline>,
-    max: usize,
-) -> impl Fn(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> + Clone {
-    move |response| {
-        let header = |name: &str| response.headers().get(name).map(|v| v.as_bytes());
-        let too_large = match header("grpc-status") {
-            Some(b"11") => true,
-            Some(b"8") => header("grpc-message").is_some_and(|m| {
-                m.starts_with(b"Error%20decompressing") || m.starts_with(b"Error decompressing")
-            }),
-            _ => false,
-        };
-        if !too_large {
-            return response;
-        }
-        let err = IngestError::TooLarge {
-            message: format!("request message exceeds {max} bytes (max_decompressed_bytes)"),
-        };
-        pipeline.record_failure(&err);
-        status::grpc_status(&err).into_http()
-    }
-}
-
 /// Serves the OTLP gRPC services on `listener` until `shutdown` resolves, then stops accepting
 /// connections and lets in-flight calls finish (each answers only after its data is stored).
 pub async fn serve(
@@ -166,10 +137,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let size_errors = tower::util::MapResponseLayer::new(final_size_errors(
-        pipeline.clone(),
-        limits.max_decompressed_bytes,
-    ));
     let budgeted = pipeline.clone();
     let body_budget =
         tower::util::MapRequestLayer::new(move |request: http::Request<tonic::body::Body>| {
@@ -177,7 +144,6 @@ pub async fn serve(
             request.map(|body| budget::BudgetedBody::wrap(body, pipeline))
         });
     tonic::transport::Server::builder()
-        .layer(size_errors)
         .layer(body_budget)
         .add_routes(routes(pipeline, limits))
         .serve_with_incoming_shutdown(incoming, shutdown)

@@ -214,7 +214,8 @@ impl<E: Export> tower::Service<http::Request<Body>> for ShapedService<E> {
             let mut grpc = Grpc::new(codec)
                 .apply_compression_config(encodings, EnabledCompressionEncodings::default())
                 .apply_max_message_size_config(Some(max), None);
-            Ok(grpc.unary(Method::<E>(svc, PhantomData), req).await)
+            let response = grpc.unary(Method::<E>(svc.clone(), PhantomData), req).await;
+            Ok(final_size_errors(response, svc.pipeline(), max))
         })
     }
 }
@@ -277,4 +278,32 @@ impl<E: Export> Decoder for ShapedDecoder<E> {
             .map(Some)
             .map_err(|e| Status::invalid_argument(decode_failure(E::MESSAGE, &e)))
     }
+}
+
+/// tonic refuses a message over the size limit before the handler runs: one sent as is with
+/// `OUT_OF_RANGE`, which OTLP clients retry (the same payload, forever), one compressed with
+/// `RESOURCE_EXHAUSTED` in its own words; neither is counted. Both become the answer the
+/// handler gives a request that is too large (`RESOURCE_EXHAUSTED` without a retry hint, as
+/// HTTP answers 413), and are counted as such.
+fn final_size_errors(
+    response: http::Response<Body>,
+    pipeline: &Pipeline,
+    max: usize,
+) -> http::Response<Body> {
+    let header = |name: &str| response.headers().get(name).map(|v| v.as_bytes());
+    let too_large = match header("grpc-status") {
+        Some(b"11") => true,
+        Some(b"8") => header("grpc-message").is_some_and(|m| {
+            m.starts_with(b"Error%20decompressing") || m.starts_with(b"Error decompressing")
+        }),
+        _ => false,
+    };
+    if !too_large {
+        return response;
+    }
+    let err = IngestError::TooLarge {
+        message: format!("request message exceeds {max} bytes (max_decompressed_bytes)"),
+    };
+    pipeline.record_failure(&err);
+    status::grpc_status(&err).into_http()
 }
