@@ -9,7 +9,6 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use crate::gen::{self, count_tokens, Finish, Reply};
-use crate::openai::tool_call_pieces;
 use crate::respond::{bad_field, event_stream, json_response, sse, with_request_id, Api, Ctx};
 use crate::MockConfig;
 
@@ -147,7 +146,7 @@ async fn message(
                 .to_string();
             let args = gen::tool_arguments(&mut ctx.rng, t.get("input_schema"));
             let id = format!("toolu_{}", ctx.rng.alnum(24));
-            let (name_tokens, pieces) = tool_call_pieces(&name, &args, Some(max_tokens));
+            let (name_tokens, pieces) = gen::tool_call_pieces(&name, &args, Some(max_tokens));
             // Arguments cut by max_tokens are not a whole object; the input is then empty.
             let input: Value = serde_json::from_str(&pieces.text()).unwrap_or_else(|_| json!({}));
             let tokens = name_tokens + pieces.tokens;

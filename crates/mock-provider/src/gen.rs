@@ -178,6 +178,16 @@ impl Pieces {
     }
 }
 
+/// A tool call's arguments as sent, in either API: its name takes from `max_tokens` first, the
+/// arguments have what is left, and are cut where it runs out. Returns the name's tokens as
+/// counted.
+pub(crate) fn tool_call_pieces(name: &str, args: &str, max_tokens: Option<u64>) -> (u64, Pieces) {
+    let name_tokens = count_tokens(name);
+    let counted = max_tokens.map_or(name_tokens, |m| name_tokens.min(m));
+    let budget = max_tokens.map(|m| m - counted);
+    (counted, split_tokens(args, budget))
+}
+
 /// Splits `text` into the text of its tokens, cut at `max_tokens`. Pieces end only at
 /// character boundaries (a token that ends inside a character is joined with the next).
 pub(crate) fn split_tokens(text: &str, max_tokens: Option<u64>) -> Pieces {

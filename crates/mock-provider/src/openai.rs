@@ -192,15 +192,6 @@ impl Choice {
     }
 }
 
-/// A tool call's arguments as sent: its name takes from `max_tokens` first, the arguments have
-/// what is left, and are cut where it runs out. Returns the name's tokens as counted.
-pub(crate) fn tool_call_pieces(name: &str, args: &str, max_tokens: Option<u64>) -> (u64, Pieces) {
-    let name_tokens = count_tokens(name);
-    let counted = max_tokens.map_or(name_tokens, |m| name_tokens.min(m));
-    let budget = max_tokens.map(|m| m - counted);
-    (counted, gen::split_tokens(args, budget))
-}
-
 fn make_choice(rng: &mut Rng, req: &Value, messages: &[Value], opts: &Options) -> Choice {
     if let Some(function) = chosen_tool(req, messages) {
         let name = function
@@ -210,7 +201,7 @@ fn make_choice(rng: &mut Rng, req: &Value, messages: &[Value], opts: &Options) -
             .to_string();
         let args = gen::tool_arguments(rng, function.get("parameters"));
         let id = format!("call_{}", rng.alnum(24));
-        let (name_tokens, pieces) = tool_call_pieces(&name, &args, opts.max_tokens);
+        let (name_tokens, pieces) = gen::tool_call_pieces(&name, &args, opts.max_tokens);
         let finish = if pieces.truncated {
             Finish::Length
         } else {

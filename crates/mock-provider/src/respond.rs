@@ -53,11 +53,17 @@ pub(crate) struct Ctx {
 /// timer.
 pub const MAX_DELAY: Duration = Duration::from_secs(86_400);
 
+/// What a timing header in milliseconds must be, for its error message.
+static MS_RANGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "a number of milliseconds from 0 to {}",
+        MAX_DELAY.as_millis()
+    )
+});
+
 /// `ms` milliseconds as a delay, when it is a number from 0 to [`MAX_DELAY`].
 pub fn delay_from_ms(ms: f64) -> Option<Duration> {
-    if !ms.is_finite() || ms < 0.0 {
-        return None;
-    }
+    // NaN, infinities and negative values are refused by the conversion itself.
     Duration::try_from_secs_f64(ms / 1e3)
         .ok()
         .filter(|d| *d <= MAX_DELAY)
@@ -220,7 +226,7 @@ impl Ctx {
                 ))
             }
         };
-        let ms = "a number of milliseconds from 0 to 86400000";
+        let ms = MS_RANGE.as_str();
         let latency = header_value(api, headers, "x-mock-latency-ms", delay_from_ms, ms)?;
         let ttft = header_value(api, headers, "x-mock-ttft-ms", delay_from_ms, ms)?;
         let tokens_per_s = header_value(
