@@ -289,6 +289,12 @@ def test_anthropic_messages(mock_provider, gw, run_id):
     assert call["finish_reasons"] == [b.stop_reason]
     assert call["cost"] is not None
 
+    # Token counting passes through too, and agrees with the usage of the call itself.
+    count_kwargs = {k: v for k, v in kwargs.items() if k != "max_tokens"}
+    counted = through.messages.count_tokens(**count_kwargs)
+    assert counted.model_dump() == direct.messages.count_tokens(**count_kwargs).model_dump()
+    assert counted.input_tokens == b.usage.input_tokens
+
 
 def test_anthropic_streaming_and_tools(mock_provider, gw, run_id):
     direct, through = anthropic_pair(mock_provider, gw, run_id)

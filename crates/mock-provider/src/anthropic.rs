@@ -85,6 +85,104 @@ fn stop_sequences(req: &Value) -> Result<Vec<String>, Response> {
     }
 }
 
+/// `tool_choice`, refused as the API would: `any` or `tool` without `tools`, or a `tool` that
+/// `tools` does not offer.
+#[allow(clippy::result_large_err)]
+fn check_tool_choice(req: &Value) -> Result<(), Response> {
+    let bad = |message: &str| bad_field(Api::Anthropic, "tool_choice", message);
+    let Some(choice) = req.get("tool_choice").filter(|c| !c.is_null()) else {
+        return Ok(());
+    };
+    let tools = req
+        .get("tools")
+        .and_then(Value::as_array)
+        .filter(|t| !t.is_empty());
+    match choice.get("type").and_then(Value::as_str) {
+        Some("auto" | "none") => Ok(()),
+        Some("any") if tools.is_some() => Ok(()),
+        Some("tool") => {
+            let Some(name) = choice.get("name").and_then(Value::as_str) else {
+                return Err(bad("tool_choice.name: field required"));
+            };
+            let offered = tools
+                .into_iter()
+                .flatten()
+                .any(|t| t.get("name").and_then(Value::as_str) == Some(name));
+            if offered {
+                Ok(())
+            } else {
+                Err(bad(&format!(
+                    "tool_choice.name: no tool named {name:?} in tools"
+                )))
+            }
+        }
+        Some("any") => Err(bad("tool_choice: any requires tools")),
+        _ => Err(bad("tool_choice.type must be auto, any, tool or none")),
+    }
+}
+
+/// `messages`: a list of at least one message.
+#[allow(clippy::result_large_err)]
+fn messages_of(req: &Value) -> Result<&[Value], Response> {
+    req.get("messages")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
+        .map(Vec::as_slice)
+        .ok_or_else(|| {
+            bad_field(
+                Api::Anthropic,
+                "messages",
+                "messages: at least one message is required",
+            )
+        })
+}
+
+/// What a request's input counts in tokens: the system prompt, each message with its framing,
+/// and the tool definitions. `/v1/messages/count_tokens` answers the same number that
+/// `/v1/messages` reports as `usage.input_tokens`.
+fn input_tokens(req: &Value, messages: &[Value]) -> u64 {
+    let mut tokens = count_tokens(&text_of(req.get("system")));
+    for m in messages {
+        tokens += 4 + count_tokens(&text_of(m.get("content")));
+    }
+    if let Some(tools) = req.get("tools") {
+        tokens += count_tokens(&tools.to_string());
+    }
+    tokens
+}
+
+/// `POST /v1/messages/count_tokens`.
+pub(crate) async fn count_message_tokens(
+    State(config): State<Arc<MockConfig>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let seed = config.seed;
+    let response = counted(config, uri.path(), &headers, &body).await;
+    with_request_id(Api::Anthropic, seed, uri.path(), &body, response)
+}
+
+async fn counted(
+    config: Arc<MockConfig>,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let (ctx, req, _model) = match Ctx::with_model(Api::Anthropic, config, path, headers, body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let messages = match (messages_of(&req), check_tool_choice(&req)) {
+        (Ok(m), Ok(())) => m,
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    if let Err(r) = ctx.before_response(Api::Anthropic).await {
+        return r;
+    }
+    json_response(&ctx, &json!({"input_tokens": input_tokens(&req, messages)}))
+}
+
 /// `POST /v1/messages`.
 pub(crate) async fn messages(
     State(config): State<Arc<MockConfig>>,
@@ -107,34 +205,33 @@ async fn message(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let Some(max_tokens) = req.get("max_tokens").and_then(Value::as_u64) else {
-        return bad_field(Api::Anthropic, "max_tokens", "max_tokens: field required");
+    let max_tokens = match req.get("max_tokens") {
+        None | Some(Value::Null) => {
+            return bad_field(Api::Anthropic, "max_tokens", "max_tokens: field required")
+        }
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 => n,
+            _ => {
+                return bad_field(
+                    Api::Anthropic,
+                    "max_tokens",
+                    "max_tokens: must be an integer of at least 1",
+                )
+            }
+        },
     };
-    let Some(messages) = req
-        .get("messages")
-        .and_then(Value::as_array)
-        .filter(|m| !m.is_empty())
-    else {
-        return bad_field(
-            Api::Anthropic,
-            "messages",
-            "messages: at least one message is required",
-        );
-    };
-    let stops = match stop_sequences(&req) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let (messages, stops) = match (
+        messages_of(&req),
+        stop_sequences(&req),
+        check_tool_choice(&req),
+    ) {
+        (Ok(m), Ok(s), Ok(())) => (m, s),
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
     };
     if let Err(r) = ctx.before_response(Api::Anthropic).await {
         return r;
     }
-    let mut input_tokens = count_tokens(&text_of(req.get("system")));
-    for m in messages {
-        input_tokens += 4 + count_tokens(&text_of(m.get("content")));
-    }
-    if let Some(tools) = req.get("tools") {
-        input_tokens += count_tokens(&tools.to_string());
-    }
+    let input_tokens = input_tokens(&req, messages);
 
     let tool = chosen_tool(&req, messages);
     let (pieces, block, stop_reason, stop_sequence, output_tokens) = match tool {

@@ -20,8 +20,11 @@
 //! `tool_choice`, `logprobs`/`top_logprobs`, `n`, `stop`, `response_format` JSON modes),
 //! `/v1/completions` (prompt lists, token prompts, `echo`, `n`), `/v1/embeddings` (float and
 //! base64, at most 2048 inputs, `dimensions` up to the model's size), `/v1/models`; Anthropic
-//! `/v1/messages` (streaming events, tools, `stop_sequences`). `max_tokens` bounds text and tool
-//! calls alike, and streamed pieces always end at character boundaries.
+//! `/v1/messages` (streaming events, tools, `stop_sequences`) and `/v1/messages/count_tokens`.
+//! `max_tokens` bounds text and tool calls alike, and streamed pieces always end at character
+//! boundaries. Requests the APIs refuse are refused in their error shapes: a `tool_choice`
+//! naming a tool not offered, an Anthropic `max_tokens` below 1, a body over
+//! [`MAX_REQUEST_BYTES`] (413).
 
 mod anthropic;
 mod gen;
@@ -32,8 +35,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use respond::{delay_from_ms, valid_token_rate, MAX_DELAY};
+pub use respond::{delay_from_ms, valid_token_rate, MAX_DELAY, MAX_REQUEST_BYTES};
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
@@ -85,7 +89,15 @@ pub fn router(config: MockConfig) -> Router {
         .route("/v1/models", get(openai::models))
         .route("/v1/models/{id}", get(openai::model))
         .route("/v1/messages", post(anthropic::messages))
+        .route(
+            "/v1/messages/count_tokens",
+            post(anthropic::count_message_tokens),
+        )
         .fallback(respond::not_found)
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(axum::middleware::map_response(
+            respond::too_large_in_api_shape,
+        ))
         .with_state(state)
 }
 

@@ -131,6 +131,49 @@ fn response_format(req: &Value) -> Result<Format, Response> {
     }
 }
 
+/// Refuses a `tool_choice` the API would: one other than `none`/`auto` without `tools`, or one
+/// naming a function that `tools` does not offer.
+#[allow(clippy::result_large_err)]
+fn check_tool_choice(req: &Value) -> Result<(), Response> {
+    let bad = |message: &str| bad_field(Api::OpenAi, "tool_choice", message);
+    let Some(choice) = req.get("tool_choice").filter(|c| !c.is_null()) else {
+        return Ok(());
+    };
+    let tools = req.get("tools").and_then(Value::as_array);
+    match choice {
+        Value::String(mode) if matches!(mode.as_str(), "none" | "auto") => Ok(()),
+        Value::String(mode) if mode == "required" => match tools {
+            Some(t) if !t.is_empty() => Ok(()),
+            _ => Err(bad("tool_choice is only allowed when tools are specified")),
+        },
+        Value::String(_) => Err(bad(
+            "tool_choice must be none, auto, required or a named function",
+        )),
+        _ => {
+            let Some(name) = choice
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+            else {
+                return Err(bad("tool_choice.function.name is required"));
+            };
+            let offered = tools.into_iter().flatten().any(|t| {
+                t.get("function")
+                    .and_then(|f| f.get("name"))
+                    .and_then(Value::as_str)
+                    == Some(name)
+            });
+            if offered {
+                Ok(())
+            } else {
+                Err(bad(&format!(
+                    "tool_choice names function {name:?}, which tools does not offer"
+                )))
+            }
+        }
+    }
+}
+
 /// The tool the model "decides" to call, when tools are offered, allowed, and the conversation
 /// does not already end with a tool result (`required` or a named function calls one anyway).
 fn chosen_tool<'a>(req: &'a Value, messages: &[Value]) -> Option<&'a Value> {
@@ -296,14 +339,15 @@ async fn chat(config: Arc<MockConfig>, path: &str, headers: &HeaderMap, body: &[
         max_tokens(&req),
         stop_sequences(&req),
         response_format(&req),
+        check_tool_choice(&req),
     ) {
-        (Ok(max_tokens), Ok(stops), Ok(format)) => Options {
+        (Ok(max_tokens), Ok(stops), Ok(format), Ok(())) => Options {
             max_tokens,
             stops,
             top,
             format,
         },
-        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+        (Err(r), _, _, _) | (_, Err(r), _, _) | (_, _, Err(r), _) | (_, _, _, Err(r)) => return r,
     };
     if let Err(r) = ctx.before_response(Api::OpenAi).await {
         return r;

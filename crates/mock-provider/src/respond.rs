@@ -347,8 +347,8 @@ pub(crate) fn error(
 
 fn openai_type(status: StatusCode) -> &'static str {
     match status.as_u16() {
-        400 | 404 => "invalid_request_error",
-        401 => "authentication_error",
+        // OpenAI answers a missing or wrong key with this type too (code `invalid_api_key`).
+        400 | 401 | 404 | 413 => "invalid_request_error",
         429 => "rate_limit_error",
         _ => "server_error",
     }
@@ -359,6 +359,7 @@ fn anthropic_type(status: StatusCode) -> &'static str {
         400 => "invalid_request_error",
         401 => "authentication_error",
         404 => "not_found_error",
+        413 => "request_too_large",
         429 => "rate_limit_error",
         504 => "timeout_error",
         _ => "api_error",
@@ -373,6 +374,34 @@ pub(crate) fn bad_field(api: Api, field: &str, message: &str) -> Response {
         "invalid_request",
         message,
         Some(field),
+    )
+}
+
+/// The largest request body the mock reads: 32 MiB, the limit Anthropic documents for its
+/// Messages API.
+pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+
+/// Turns the plain-text 413 of a body past [`MAX_REQUEST_BYTES`] into an error in the API's own
+/// shape, as the providers answer.
+pub(crate) async fn too_large_in_api_shape(uri: axum::http::Uri, response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || is_json {
+        return response;
+    }
+    let api = if uri.path().starts_with("/v1/messages") {
+        Api::Anthropic
+    } else {
+        Api::OpenAi
+    };
+    error(
+        api,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+        &format!("request body is larger than {MAX_REQUEST_BYTES} bytes"),
+        None,
     )
 }
 

@@ -650,3 +650,120 @@ async fn legacy_completions_answer_each_prompt() {
     assert_eq!(events[0]["choices"][0]["finish_reason"], "length");
     assert_eq!(events[0]["choices"][0]["text"], "");
 }
+
+// 13. A `tool_choice` naming a tool that `tools` does not offer fell back to text; the APIs
+// refuse it, and `required`/`any` without tools.
+
+#[tokio::test]
+async fn tool_choice_must_name_an_offered_tool() {
+    let tools = json!([{"type": "function", "function": {"name": "lookup",
+        "parameters": {"type": "object"}}}]);
+    let forced = |name: &str| json!({"type": "function", "function": {"name": name}});
+    let ok = openai(chat(
+        json!({"tools": tools, "tool_choice": forced("lookup")}),
+    ))
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(
+        ok.json()["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "lookup"
+    );
+    for body in [
+        chat(json!({"tools": tools, "tool_choice": forced("missing")})),
+        chat(json!({"tool_choice": "required"})),
+        chat(json!({"tools": tools, "tool_choice": "sometimes"})),
+    ] {
+        let a = openai(body).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST);
+        assert_eq!(a.json()["error"]["param"], "tool_choice");
+    }
+
+    let tools = json!([{"name": "lookup", "input_schema": {"type": "object"}}]);
+    let ok = anthropic(message(
+        json!({"tools": tools, "tool_choice": {"type": "tool", "name": "lookup"}}),
+    ))
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.json()["content"][0]["name"], "lookup");
+    for body in [
+        message(json!({"tools": tools, "tool_choice": {"type": "tool", "name": "missing"}})),
+        message(json!({"tool_choice": {"type": "any"}})),
+    ] {
+        let a = anthropic(body).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST);
+        assert_eq!(a.json()["error"]["type"], "invalid_request_error");
+        assert_eq!(a.json()["error"]["field"], "tool_choice");
+    }
+}
+
+// 14. Anthropic `max_tokens: 0` was answered with an empty message; the API requires at
+// least 1.
+
+#[tokio::test]
+async fn anthropic_max_tokens_must_be_at_least_one() {
+    for max in [json!(0), json!(-1), json!("10")] {
+        let a = anthropic(message(json!({"max_tokens": max}))).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{max}");
+        assert_eq!(a.json()["error"]["field"], "max_tokens");
+    }
+    let a = anthropic(message(json!({"max_tokens": 1}))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["usage"]["output_tokens"], 1);
+}
+
+// 15. `/v1/messages/count_tokens` was missing (404).
+
+#[tokio::test]
+async fn anthropic_count_tokens_matches_the_message_usage() {
+    let tools = json!([{"name": "lookup", "input_schema": {"type": "object"}}]);
+    for extra in [
+        json!({}),
+        json!({"system": "Be brief.", "tools": tools}),
+        json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "one"}]},
+            {"role": "assistant", "content": "two"}, {"role": "user", "content": "three"}]}),
+    ] {
+        let body = message(extra);
+        let used = anthropic(body.clone()).await.json()["usage"]["input_tokens"].clone();
+        let mut counted_body = body;
+        if let Some(b) = counted_body.as_object_mut() {
+            b.remove("max_tokens");
+        }
+        let counted = call("/v1/messages/count_tokens", counted_body, &[ANTHROPIC]).await;
+        assert_eq!(counted.status, StatusCode::OK);
+        assert!(counted.headers.contains_key("request-id"));
+        assert_eq!(counted.json(), json!({"input_tokens": used}));
+    }
+    let bad = call(
+        "/v1/messages/count_tokens",
+        json!({"model": "claude-haiku-4-5", "messages": []}),
+        &[ANTHROPIC],
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json()["error"]["field"], "messages");
+}
+
+// 16. A body over axum's default 2 MB got a plain-text 413; the limit is now explicit and the
+// answer is in the API's error shape. An OpenAI 401 has OpenAI's type.
+
+#[tokio::test]
+async fn oversized_bodies_and_missing_keys_get_the_apis_errors() {
+    let big = "x".repeat(sightline_mock::MAX_REQUEST_BYTES + 1);
+    let a = openai(chat(json!({"user": big}))).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(a.json()["error"]["type"], "invalid_request_error");
+    assert_eq!(a.json()["error"]["code"], "request_too_large");
+    let a = anthropic(message(json!({"metadata": {"user_id": big}}))).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(a.json()["type"], "error");
+    assert_eq!(a.json()["error"]["type"], "request_too_large");
+
+    // 3 MB, past the old default, is read.
+    let a = openai(chat(json!({"user": "y".repeat(3 << 20)}))).await;
+    assert_eq!(a.status, StatusCode::OK);
+
+    let a = call("/v1/chat/completions", chat(json!({})), &[]).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.json()["error"]["type"], "invalid_request_error");
+    assert_eq!(a.json()["error"]["code"], "invalid_api_key");
+}
