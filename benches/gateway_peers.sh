@@ -26,7 +26,12 @@
 #   STEP_S        seconds per open-loop step                        (default 6)
 #   SEQUENTIAL    requests per path at concurrency 1                (default 1000)
 #   STREAMS       streams per path                                  (default 20)
-#   PEERS         which peers to run besides Sightline             (default "nginx haproxy")
+#   PEERS         which peers to run besides Sightline             (default "nginx haproxy");
+#                 `nginx+US` is nginx with a stand-in for recording beside it: a process at
+#                 nice 19 that burns US µs of CPU per call nginx forwarded, every 2 ms
+#                 (benches/recording_standin.py), e.g. PEERS="nginx nginx+25 nginx+100"
+#   STANDIN_IDLE  1: run the stand-in at SCHED_IDLE (chrt -i 0) instead of nice 19, so that any
+#                 woken thread preempts it at once                  (default 0)
 #   SIGHTLINE_BIN use this binary instead of building the release one
 #
 # Usage: benches/gateway_peers.sh        ROUNDS=5 RATES=5000 benches/gateway_peers.sh
@@ -50,7 +55,7 @@ WORK="$BENCH_TMP"
 ensure_peer() {
     local bin pkg
     case "$1" in
-        nginx) bin=nginx pkg=nginx-light ;;
+        nginx | nginx+*) bin=nginx pkg=nginx-light ;;
         haproxy) bin=haproxy pkg=haproxy ;;
         *) die "unknown peer $1 (nginx or haproxy)" ;;
     esac
@@ -84,9 +89,11 @@ wait_listening() {
     done
 }
 
-# nginx_conf DIR PORT MOCK_PORT: a minimal reverse-proxy configuration for nginx.
+# nginx_conf DIR PORT MOCK_PORT [ACCESS_LOG]: a minimal reverse-proxy configuration for nginx;
+# with ACCESS_LOG, one 2-byte line per request is logged there.
 nginx_conf() {
-    local dir="$1" port="$2" mock_port="$3"
+    local dir="$1" port="$2" mock_port="$3" access_log="${4:-}" log_directive="access_log off;"
+    [ -n "$access_log" ] && log_directive="log_format calls \"1\"; access_log $access_log calls;"
     mkdir -p "$dir/tmp"
     cat >"$dir/nginx.conf" <<EOF
 $( [ "$(id -u)" = 0 ] && echo "user root;" )
@@ -96,7 +103,7 @@ pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 events { worker_connections 4096; }
 http {
-    access_log off;
+    $log_directive
     keepalive_requests 1000000;
     client_body_temp_path $dir/tmp/body;
     proxy_temp_path $dir/tmp/proxy;
@@ -147,7 +154,7 @@ EOF
 
 # measure PROXY ROUND: one gateway-bench run through PROXY; its report goes to $WORK/PROXY-ROUND.txt.
 measure() {
-    local proxy="$1" round="$2" mock_port proxy_port mock_pid proxy_pid dir url
+    local proxy="$1" round="$2" mock_port proxy_port mock_pid proxy_pid dir url standin_pid=""
     dir="$WORK/$proxy-$round"
     mkdir -p "$dir"
     mock_port=$(free_port)
@@ -162,9 +169,19 @@ measure() {
             proxy_pid="$SL_PID"
             url="$SL_HTTP"
             ;;
-        nginx)
+        nginx | nginx+*)
             proxy_port=$(free_port)
-            nginx_conf "$dir" "$proxy_port" "$mock_port"
+            if [ "$proxy" = nginx ]; then
+                nginx_conf "$dir" "$proxy_port" "$mock_port"
+            else
+                nginx_conf "$dir" "$proxy_port" "$mock_port" "$dir/access.log"
+                local lowest=(nice -n 19)
+                [ "${STANDIN_IDLE:-0}" = 1 ] && lowest=(chrt -i 0)
+                "${lowest[@]}" python3 "$(dirname "$0")/recording_standin.py" "$dir/access.log" \
+                    "${proxy#nginx+}" &
+                standin_pid=$!
+                BENCH_PIDS+=("$standin_pid")
+            fi
             nginx -c "$dir/nginx.conf" >"$dir/proxy.log" 2>&1 &
             proxy_pid=$!
             BENCH_PIDS+=("$proxy_pid")
@@ -188,7 +205,14 @@ measure() {
         || { cat "$WORK/$proxy-$round.txt" >&2; die "gateway-bench through $proxy failed"; }
     # CPU for the whole run (warm-up, every load, streams) over the requests sent through the
     # proxy, which gateway-bench counts itself.
-    echo "$(tree_cpu_s "$proxy_pid") $(tree_cpu_s "$mock_pid")" >"$WORK/$proxy-$round.cpu"
+    # A recording stand-in's CPU counts as its proxy's.
+    local proxy_cpu
+    proxy_cpu=$(tree_cpu_s "$proxy_pid")
+    if [ -n "$standin_pid" ]; then
+        proxy_cpu=$(awk -v a="$proxy_cpu" -v b="$(tree_cpu_s "$standin_pid")" 'BEGIN {printf "%.2f", a + b}')
+        stop_tracked "$standin_pid"
+    fi
+    echo "$proxy_cpu $(tree_cpu_s "$mock_pid")" >"$WORK/$proxy-$round.cpu"
     stop_tracked "$proxy_pid"
     stop_tracked "$mock_pid"
 }
