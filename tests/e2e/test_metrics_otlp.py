@@ -134,7 +134,8 @@ def test_otlp_json_metrics_and_rejections(sightline, run_id):
     r = requests.post(sightline.otlp_http + "/v1/metrics", json=body, timeout=10)
     assert r.status_code == 200, r.text
     partial = r.json()["partialSuccess"]
-    assert partial["rejectedDataPoints"] == 1
+    # An int64, written as a decimal string in OTLP/JSON.
+    assert partial["rejectedDataPoints"] == "1"
     assert "dataPoints[2].timeUnixNano" in partial["errorMessage"]
     s = series(sightline, name)
     assert [p[1] for p in s[0]["points"]] == [71.5, 93.0]

@@ -458,7 +458,7 @@ async fn non_hex_json_ids_are_rejected_alone() {
     let r = send(&app, req("/v1/traces", JSON, body.to_string())).await;
     assert_eq!(r.status, StatusCode::OK);
     let v = r.json();
-    assert_eq!(v["partialSuccess"]["rejectedSpans"], 3);
+    assert_eq!(v["partialSuccess"]["rejectedSpans"], "3");
     let msg = v["partialSuccess"]["errorMessage"].as_str().unwrap();
     assert!(
         msg.contains("spans[1].traceId: not a hex string: `not-hex-at-all`"),

@@ -97,13 +97,14 @@ impl ExportOutcome {
     }
 
     /// The response in OTLP/JSON: `{}`, or `{"partialSuccess": {...}}`. `items_field` is
-    /// `rejectedSpans` or `rejectedLogRecords`.
+    /// `rejectedSpans` or `rejectedLogRecords`. The count is an int64, which the proto3 JSON
+    /// mapping that OTLP/JSON follows writes as a decimal string.
     pub fn json_response(&self, items_field: &str) -> serde_json::Value {
         if !self.has_partial_success() {
             return serde_json::json!({});
         }
         let mut partial = serde_json::Map::new();
-        partial.insert(items_field.into(), self.rejected.into());
+        partial.insert(items_field.into(), self.rejected.to_string().into());
         partial.insert(
             "errorMessage".into(),
             self.message.clone().unwrap_or_default().into(),
@@ -211,7 +212,7 @@ mod tests {
         );
         assert_eq!(
             partial.json_response("rejectedSpans"),
-            serde_json::json!({"partialSuccess": {"rejectedSpans": 2, "errorMessage": "rejected 2 of 3 spans: ..."}})
+            serde_json::json!({"partialSuccess": {"rejectedSpans": "2", "errorMessage": "rejected 2 of 3 spans: ..."}})
         );
         let warning = ExportOutcome {
             rejected: 0,
