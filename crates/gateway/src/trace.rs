@@ -1,5 +1,12 @@
 //! W3C trace context: a call joins the caller's trace when it sends a valid `traceparent`,
 //! otherwise it starts a trace of its own.
+//!
+//! The trace ids the gateway makes start with the time in milliseconds (48 bits, as a UUIDv7
+//! does) and end with 80 random bits, more than the 56 that W3C Trace Context level 2 asks of a
+//! random trace id and that samplers read. The time prefix is what keeps storing them cheap:
+//! the store's index of trace ids then takes each commit's new ids on its last pages instead of
+//! on one page per call scattered across the index, which was nearly half of the pages every
+//! commit of gateway calls wrote.
 
 use sightline_model::{SpanId, TraceId};
 
@@ -12,6 +19,19 @@ pub struct TraceContext {
     pub parent_span_id: Option<SpanId>,
     /// The gateway's own span.
     pub span_id: SpanId,
+}
+
+/// A new trace id: milliseconds since the Unix epoch in the first 6 bytes (big-endian), random
+/// bytes after them.
+fn new_trace_id() -> TraceId {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut id = [0u8; 16];
+    id[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    let random: [u8; 10] = random_nonzero();
+    id[6..].copy_from_slice(&random);
+    TraceId(id)
 }
 
 fn random_nonzero<const N: usize>() -> [u8; N] {
@@ -64,7 +84,7 @@ impl TraceContext {
                 span_id,
             },
             None => Self {
-                trace_id: TraceId(random_nonzero()),
+                trace_id: new_trace_id(),
                 parent_span_id: None,
                 span_id,
             },
@@ -86,6 +106,30 @@ mod tests {
             Some("00f067aa0ba902b7")
         );
         assert_ne!(ctx.span_id.to_hex(), "00f067aa0ba902b7");
+    }
+
+    #[test]
+    fn new_trace_ids_start_with_the_time() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let a = TraceContext::from_traceparent(None).trace_id;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = TraceContext::from_traceparent(None).trace_id;
+        let ms = |id: TraceId| {
+            let mut bytes = [0u8; 8];
+            bytes[2..].copy_from_slice(&id.0[..6]);
+            u64::from_be_bytes(bytes)
+        };
+        assert!(ms(a) >= before && ms(a) < before + 1_000);
+        // Later ids sort after earlier ones, byte for byte, as the store's index orders them.
+        assert!(a.0 < b.0);
+        // The rest is random: two ids of the same millisecond differ.
+        let ids: std::collections::HashSet<[u8; 16]> = (0..1000)
+            .map(|_| TraceContext::from_traceparent(None).trace_id.0)
+            .collect();
+        assert_eq!(ids.len(), 1000);
     }
 
     #[test]
