@@ -232,6 +232,78 @@ def test_openai_tool_calls_streamed_and_not(mock_provider, gw, run_id):
     assert calls[0]["output_messages"][0]["tool_calls"][0]["id"] == tool_call.id
 
 
+
+RESPONSES_TOOL = {"type": "function", "name": "get_weather", "description": "Weather in a city",
+                  "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                 "required": ["city"]}}
+
+
+def test_openai_responses_api(mock_provider, gw, run_id):
+    """OpenAI's Responses API: plain, streamed, and a tool round trip, as the SDK sends them."""
+    direct, through = openai_pair(mock_provider, gw, run_id)
+    kwargs = dict(model="gpt-4o-mini", instructions="Be brief.", input="What is observability?",
+                  max_output_tokens=40)
+    a = direct.responses.create(**kwargs)
+    b = through.responses.create(**kwargs)
+    assert a.model_dump() == b.model_dump()
+    assert b.output_text
+
+    events_a = [e.model_dump() for e in direct.responses.create(stream=True, **kwargs)]
+    events_b = [e.model_dump() for e in through.responses.create(stream=True, **kwargs)]
+    assert events_a == events_b
+    streamed_text = "".join(e["delta"] for e in events_b
+                            if e["type"] == "response.output_text.delta")
+    with through.responses.stream(**kwargs) as stream:
+        final = stream.get_final_response()
+    assert final.output_text == streamed_text
+
+    tools = dict(model="gpt-4o-mini", tools=[RESPONSES_TOOL], input="Weather in Paris?")
+    t_a = direct.responses.create(**tools)
+    t_b = through.responses.create(**tools)
+    assert t_a.model_dump() == t_b.model_dump()
+    [fc] = [item for item in t_b.output if item.type == "function_call"]
+    follow_up = dict(model="gpt-4o-mini", tools=[RESPONSES_TOOL], input=[
+        {"role": "user", "content": "Weather in Paris?"},
+        {"type": "function_call", "call_id": fc.call_id, "name": fc.name,
+         "arguments": fc.arguments},
+        {"type": "function_call_output", "call_id": fc.call_id, "output": "18C, sunny"},
+    ])
+    f_a = direct.responses.create(**follow_up)
+    f_b = through.responses.create(**follow_up)
+    assert f_a.model_dump() == f_b.model_dump()
+
+    plain, streamed, _streamed_again, tool, after = recorded(gw, run_id, 5)
+    check_context(plain, run_id)
+    assert plain["provider"] == "openai" and plain["operation"] == "chat"
+    assert plain["request_model"] == "gpt-4o-mini"
+    assert plain["response_id"] == b.id
+    assert plain["system_instructions"] == "Be brief."
+    assert plain["params"]["max_tokens"] == 40
+    assert [(m["role"], m["content"]) for m in plain["input_messages"]] == \
+        [("user", "What is observability?")]
+    assert plain["output_messages"][0]["content"] == b.output_text
+    assert plain["usage"]["input_tokens"] == b.usage.input_tokens
+    assert plain["usage"]["output_tokens"] == b.usage.output_tokens
+    assert plain["finish_reasons"] == (["length"] if b.status == "incomplete" else ["stop"])
+    assert plain["cost"] is not None
+
+    assert streamed["params"]["stream"] is True
+    assert streamed["ttft_ms"] is not None
+    assert streamed["output_messages"][0]["content"] == streamed_text
+
+    out = tool["output_messages"][0]
+    assert out["tool_calls"][0]["name"] == "get_weather"
+    assert out["tool_calls"][0]["id"] == fc.call_id
+    assert json.loads(out["tool_calls"][0]["arguments"]) == json.loads(fc.arguments)
+    assert tool["finish_reasons"] == ["tool_calls"]
+    assert tool["tool_definitions"][0]["name"] == "get_weather"
+
+    roles = [m["role"] for m in after["input_messages"]]
+    assert roles == ["user", "assistant", "tool"]
+    assert after["input_messages"][1]["tool_calls"][0]["id"] == fc.call_id
+    assert after["input_messages"][2]["content"] == "18C, sunny"
+    assert after["output_messages"][0]["content"] == f_b.output_text
+
 def test_openai_logprobs(mock_provider, gw, run_id):
     direct, through = openai_pair(mock_provider, gw, run_id)
     kwargs = dict(model="gpt-4o-mini", messages=MESSAGES, logprobs=True, top_logprobs=3,

@@ -1,7 +1,7 @@
 //! The gateway part of `sightline demo`: an in-process mock provider as the gateway's upstream,
 //! and a gentle stream of OpenAI and Anthropic calls sent through `/gateway/...`, so the demo
-//! shows recorded gateway calls (streamed and not, tool calls, embeddings, a few errors) next to
-//! the OTLP traffic.
+//! shows recorded gateway calls (chat completions, the Responses API and Anthropic messages,
+//! streamed and not, tool calls, embeddings, a few errors) next to the OTLP traffic.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -46,14 +46,15 @@ const QUESTIONS: [&str; 6] = [
 
 /// One call's path and body, by its number in the sequence.
 fn call(n: u64) -> (&'static str, &'static str, Value) {
-    // Each kind of call (n % 6) cycles through the questions, so no request body repeats
+    // Each kind of call (n % KINDS) cycles through the questions, so no request body repeats
     // forever (the mock's faults are a function of the body, so a repeated one could always fail).
-    let q = QUESTIONS[((n / 6) % QUESTIONS.len() as u64) as usize];
+    const KINDS: u64 = 7;
+    let q = QUESTIONS[((n / KINDS) % QUESTIONS.len() as u64) as usize];
     let weather_tool = json!([{"type": "function", "function": {"name": "get_weather",
         "description": "Current weather for a city",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
             "required": ["city"]}}}]);
-    match n % 6 {
+    match n % KINDS {
         0 => (
             "openai",
             "chat/completions",
@@ -88,6 +89,13 @@ fn call(n: u64) -> (&'static str, &'static str, Value) {
             "messages",
             json!({"model": "claude-opus-4-5",
             "max_tokens": 200, "stream": true, "messages": [{"role": "user", "content": q}]}),
+        ),
+        5 => (
+            "openai",
+            "responses",
+            json!({"model": "gpt-4.1-mini", "stream": true,
+            "instructions": "You are a concise analyst.", "input": q,
+            "max_output_tokens": 80}),
         ),
         _ => (
             "openai",

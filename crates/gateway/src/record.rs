@@ -1,7 +1,8 @@
 //! From a captured exchange to a span in the OTel GenAI convention (current), so the shared
 //! normalizer makes the LlmCall and the shared enricher prices it.
 //!
-//! Request and response bodies of both APIs are read here, JSON and event streams alike. Anything
+//! Request and response bodies of both APIs are read here, JSON and event streams alike (OpenAI's
+//! Responses API in [`responses`]). Anything
 //! the gateway knows beyond the convention uses `sightline.*` attributes, which the normalizer
 //! also reads: `sightline.tags`, `sightline.metadata.<key>`, `sightline.prompt.name`,
 //! `sightline.prompt.version`, `sightline.response.logprobs`, `sightline.gateway.*`. Request
@@ -16,6 +17,8 @@ use sightline_model::{Attributes, Scope, Span, SpanKind, SpanStatus, StatusCode}
 use crate::capture::{Exchange, Outcome};
 use crate::sse;
 use crate::Provider;
+
+mod responses;
 
 /// Scope name of the gateway's spans.
 pub const SCOPE_NAME: &str = "sightline.gateway";
@@ -45,10 +48,15 @@ struct ResponseInfo {
     embeddings: Option<u64>,
 }
 
+/// Whether the path is OpenAI's Responses API, whose bodies are read by [`responses`].
+fn is_responses(provider: Provider, path: &str) -> bool {
+    provider == Provider::OpenAi && path.trim_end_matches('/') == "/responses"
+}
+
 /// The operation a path performs, when it is a model call.
 fn operation(provider: Provider, path: &str) -> Option<&'static str> {
     match (provider, path.trim_end_matches('/')) {
-        (Provider::OpenAi, "/chat/completions") => Some("chat"),
+        (Provider::OpenAi, "/chat/completions" | "/responses") => Some("chat"),
         (Provider::OpenAi, "/completions") => Some("text_completion"),
         (Provider::OpenAi, "/embeddings") => Some("embeddings"),
         (Provider::Anthropic, "/messages") => Some("chat"),
@@ -139,12 +147,16 @@ pub fn to_span(ex: &Exchange) -> Span {
         .and_then(|r| r.get("stream"))
         .and_then(Value::as_bool)
         == Some(true);
+    let responses_api = is_responses(ex.provider, &ex.path);
     let mut name = format!("{} {}", ex.method, ex.path);
     if let Some(op) = op {
         set(&mut attrs, "gen_ai.provider.name", provider);
         set(&mut attrs, "gen_ai.operation.name", op);
         if let Some(req) = &request {
             request_attributes(&mut attrs, ex.provider, op, req);
+            if responses_api {
+                responses::request_attributes(&mut attrs, req);
+            }
             if let Some(model) = req.get("model").and_then(Value::as_str) {
                 name = format!("{op} {model}");
             } else {
@@ -174,6 +186,8 @@ pub fn to_span(ex: &Exchange) -> Span {
             Ok(bytes) => {
                 let text = String::from_utf8_lossy(&bytes);
                 match (ex.provider, is_stream) {
+                    _ if responses_api && is_stream => responses::stream(&text),
+                    _ if responses_api => responses::json_body(&text),
                     (Provider::OpenAi, true) => openai_stream(&text, op),
                     (Provider::OpenAi, false) => openai_json(&text, op),
                     (Provider::Anthropic, true) => anthropic_stream(&text),

@@ -18,18 +18,22 @@
 //!
 //! Endpoints: OpenAI `/v1/chat/completions` (streaming, `stream_options.include_usage`, tools and
 //! `tool_choice`, `logprobs`/`top_logprobs`, `n`, `stop`, `response_format` JSON modes),
-//! `/v1/completions` (prompt lists, token prompts, `echo`, `n`), `/v1/embeddings` (float and
-//! base64, at most 2048 inputs, `dimensions` up to the model's size), `/v1/models`; Anthropic
-//! `/v1/messages` (streaming events, tools, `stop_sequences`) and `/v1/messages/count_tokens`.
-//! `max_tokens` bounds text and tool calls alike, and streamed pieces always end at character
-//! boundaries. Requests the APIs refuse are refused in their error shapes: a `tool_choice`
-//! naming a tool not offered, an Anthropic `max_tokens` below 1, a body over
+//! `/v1/responses` (the Responses API: string or item `input`, `instructions`, function tools and
+//! `tool_choice`, `max_output_tokens`, `text.format` JSON modes, streamed events whose last one
+//! carries the object the same request gets without streaming), `/v1/completions` (prompt
+//! lists, token prompts, `echo`, `n`), `/v1/embeddings` (float and base64, at most 2048 inputs,
+//! `dimensions` up to the model's size), `/v1/models`; Anthropic `/v1/messages` (streaming
+//! events, tools, `stop_sequences`) and `/v1/messages/count_tokens`. `max_tokens` bounds text and
+//! tool calls alike, and streamed pieces always end at character boundaries. Requests the APIs
+//! refuse are refused in their error shapes: a `tool_choice` naming a tool not offered, an
+//! Anthropic `max_tokens` or a Responses `max_output_tokens` below 1, a body over
 //! [`MAX_REQUEST_BYTES`] (413).
 
 mod anthropic;
 mod gen;
 mod openai;
 mod respond;
+mod responses;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,6 +92,7 @@ pub fn router(config: MockConfig) -> Router {
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::models))
         .route("/v1/models/{id}", get(openai::model))
+        .route("/v1/responses", post(responses::create))
         .route("/v1/messages", post(anthropic::messages))
         .route(
             "/v1/messages/count_tokens",

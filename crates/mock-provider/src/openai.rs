@@ -23,7 +23,7 @@ const MODELS: [&str; 6] = [
 ];
 
 /// Text of a message `content`: a string, or the text parts of a list.
-fn content_text(content: Option<&Value>) -> String {
+pub(crate) fn content_text(content: Option<&Value>) -> String {
     match content {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(parts)) => parts
@@ -97,13 +97,24 @@ fn stop_sequences(req: &Value) -> Result<Vec<String>, Response> {
     }
 }
 
-/// What `response_format` asks the content to be.
+/// What the content must be: chat's `response_format`, the Responses API's `text.format`.
 #[derive(Debug, Clone, PartialEq)]
-enum Format {
+pub(crate) enum Format {
     Text,
     JsonObject,
     /// JSON valid against this schema.
     JsonSchema(Value),
+}
+
+impl Format {
+    /// Content in this format.
+    pub(crate) fn generate(&self, rng: &mut Rng) -> String {
+        match self {
+            Format::Text => gen::reply_text(rng),
+            Format::JsonObject => gen::json_object(rng),
+            Format::JsonSchema(schema) => gen::json_for_schema(rng, schema),
+        }
+    }
 }
 
 #[allow(clippy::result_large_err)]
@@ -257,11 +268,7 @@ fn make_choice(rng: &mut Rng, req: &Value, messages: &[Value], opts: &Options) -
             logprobs: Vec::new(),
         };
     }
-    let text = match &opts.format {
-        Format::Text => gen::reply_text(rng),
-        Format::JsonObject => gen::json_object(rng),
-        Format::JsonSchema(schema) => gen::json_for_schema(rng, schema),
-    };
+    let text = opts.format.generate(rng);
     let Reply { pieces, finish } = gen::finish_text(&text, opts.max_tokens, &opts.stops);
     let logprobs = match opts.top {
         Some(top) => pieces

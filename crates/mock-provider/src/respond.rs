@@ -248,6 +248,14 @@ impl Ctx {
         Ok((ctx, parsed))
     }
 
+    /// Derives the content, ids and `created` from `canonical` instead of the raw body. An API
+    /// whose streamed answer must end in the same object as the whole one passes the request
+    /// without its stream fields. The fault was drawn already and stays as it was.
+    pub(crate) fn reseed(&mut self, path: &str, canonical: &[u8]) {
+        self.hash = fnv1a(self.config.seed, &[path.as_bytes(), canonical]);
+        self.rng = Rng::new(self.hash);
+    }
+
     /// A deterministic `created` timestamp (within 2023–2024).
     pub(crate) fn created(&self) -> u64 {
         1_700_000_000 + self.hash % 31_536_000

@@ -341,3 +341,160 @@ proptest::proptest! {
         proptest::prop_assert!(call.is_some());
     }
 }
+
+#[test]
+fn responses_api_call_with_items_instructions_and_usage() {
+    let req = json!({"model": "gpt-4o-mini", "instructions": "Be brief.", "max_output_tokens": 64,
+    "temperature": 0.2, "user": "u1",
+    "tools": [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}],
+    "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "Find x"},
+            {"type": "input_text", "text": "now"}]},
+        {"type": "function_call", "call_id": "call_1", "name": "lookup", "arguments": "{\"q\":\"x\"}"},
+        {"type": "function_call", "call_id": "call_2", "name": "lookup", "arguments": "{\"q\":\"y\"}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "found"},
+        {"type": "reasoning", "id": "rs_1", "summary": []},
+    ]});
+    let body = json!({"id": "resp_1", "object": "response", "status": "completed",
+        "model": "gpt-4o-mini-2024-07-18",
+        "output": [{"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": "x is 4.", "annotations": []}]}],
+        "usage": {"input_tokens": 30, "input_tokens_details": {"cached_tokens": 8},
+            "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": 35}});
+    let span = to_span(&exchange(
+        Provider::OpenAi,
+        "/responses",
+        req,
+        &body.to_string(),
+    ));
+    assert_eq!(span.name, "chat gpt-4o-mini");
+    let call = span.llm_call().unwrap();
+    assert_eq!(call.operation, "chat");
+    assert_eq!(call.response_id.as_deref(), Some("resp_1"));
+    assert_eq!(
+        call.response_model.as_deref(),
+        Some("gpt-4o-mini-2024-07-18")
+    );
+    assert_eq!(call.system_instructions.as_deref(), Some("Be brief."));
+    assert_eq!(call.params.max_tokens, Some(64));
+    assert_eq!(call.user_id.as_deref(), Some("u1"));
+    assert!(call.tool_definitions.is_some());
+    let input = &call.input_messages;
+    assert_eq!(input.len(), 3, "{input:?}");
+    assert_eq!(input[0].content.as_deref(), Some("Find x\nnow"));
+    assert_eq!(input[1].role, "assistant");
+    assert_eq!(input[1].tool_calls.len(), 2);
+    assert_eq!(input[1].tool_calls[1].id.as_deref(), Some("call_2"));
+    assert_eq!(input[2].role, "tool");
+    assert_eq!(input[2].content.as_deref(), Some("found"));
+    assert_eq!(call.output_messages[0].content.as_deref(), Some("x is 4."));
+    assert_eq!(call.finish_reasons, vec!["stop"]);
+    assert_eq!(call.usage.input_tokens, Some(30));
+    assert_eq!(call.usage.cache_read_tokens, Some(8));
+    assert_eq!(call.usage.output_tokens, Some(5));
+    assert_eq!(call.usage.reasoning_tokens, Some(2));
+    assert_eq!(span.status.code, StatusCode::Unset);
+}
+
+#[test]
+fn responses_api_streams_read_from_the_final_event_or_the_deltas() {
+    let events = [
+        json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_2",
+            "model": "gpt-4o", "status": "in_progress", "output": []}}),
+        json!({"type": "response.output_item.added", "sequence_number": 1, "output_index": 0,
+            "item": {"type": "message", "id": "msg_2", "role": "assistant", "content": []}}),
+        json!({"type": "response.output_text.delta", "sequence_number": 2, "output_index": 0,
+            "item_id": "msg_2", "content_index": 0, "delta": "Let me "}),
+        json!({"type": "response.output_text.delta", "sequence_number": 3, "output_index": 0,
+            "item_id": "msg_2", "content_index": 0, "delta": "check."}),
+        json!({"type": "response.output_item.added", "sequence_number": 4, "output_index": 1,
+            "item": {"type": "function_call", "id": "fc_1", "call_id": "call_9", "name": "lookup",
+                "arguments": ""}}),
+        json!({"type": "response.function_call_arguments.delta", "sequence_number": 5,
+            "output_index": 1, "item_id": "fc_1", "delta": "{\"q\":"}),
+        json!({"type": "response.function_call_arguments.delta", "sequence_number": 6,
+            "output_index": 1, "item_id": "fc_1", "delta": "\"z\"}"}),
+    ];
+    let completed = json!({"type": "response.completed", "sequence_number": 7, "response": {
+        "id": "resp_2", "model": "gpt-4o", "status": "completed",
+        "output": [
+            {"type": "message", "id": "msg_2", "role": "assistant",
+                "content": [{"type": "output_text", "text": "Let me check."}]},
+            {"type": "function_call", "id": "fc_1", "call_id": "call_9", "name": "lookup",
+                "arguments": "{\"q\":\"z\"}"}],
+        "usage": {"input_tokens": 12, "output_tokens": 9, "total_tokens": 21}}});
+    let sse_body = |events: &[Value]| {
+        events
+            .iter()
+            .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap()))
+            .collect::<String>()
+    };
+    let req = json!({"model": "gpt-4o", "stream": true, "input": "check z"});
+
+    let mut whole = events.to_vec();
+    whole.push(completed);
+    let call = to_span(&exchange(
+        Provider::OpenAi,
+        "/responses",
+        req.clone(),
+        &sse_body(&whole),
+    ))
+    .llm_call()
+    .unwrap();
+    assert_eq!(call.input_messages[0].content.as_deref(), Some("check z"));
+    let out = &call.output_messages[0];
+    assert_eq!(out.content.as_deref(), Some("Let me check."));
+    assert_eq!(out.tool_calls[0].id.as_deref(), Some("call_9"));
+    assert_eq!(
+        out.tool_calls[0].arguments.as_deref(),
+        Some("{\"q\":\"z\"}")
+    );
+    assert_eq!(call.finish_reasons, vec!["tool_calls"]);
+    assert_eq!(call.usage.output_tokens, Some(9));
+    assert_eq!(call.ttft_ms, Some(5.0));
+
+    // Cut before the final event (the client went away): what the deltas said is kept.
+    let mut cut = exchange(Provider::OpenAi, "/responses", req, &sse_body(&events));
+    cut.outcome = Outcome::Cancelled;
+    let span = to_span(&cut);
+    assert_eq!(span.status.code, StatusCode::Error);
+    let call = span.llm_call().unwrap();
+    assert_eq!(call.response_id.as_deref(), Some("resp_2"));
+    let out = &call.output_messages[0];
+    assert_eq!(out.content.as_deref(), Some("Let me check."));
+    assert_eq!(out.tool_calls[0].name, "lookup");
+    assert_eq!(
+        out.tool_calls[0].arguments.as_deref(),
+        Some("{\"q\":\"z\"}")
+    );
+    assert!(call.finish_reasons.is_empty());
+}
+
+#[test]
+fn responses_api_incomplete_and_failed_responses() {
+    let incomplete = json!({"id": "resp_3", "status": "incomplete",
+        "incomplete_details": {"reason": "max_output_tokens"},
+        "output": [{"type": "message", "role": "assistant",
+            "content": [{"type": "output_text", "text": "Once upon"}]}]});
+    let call = to_span(&exchange(
+        Provider::OpenAi,
+        "/responses",
+        json!({"model": "gpt-4o", "input": "story"}),
+        &incomplete.to_string(),
+    ))
+    .llm_call()
+    .unwrap();
+    assert_eq!(call.finish_reasons, vec!["length"]);
+
+    let failed = json!({"type": "response.failed", "response": {"id": "resp_4",
+        "status": "failed", "error": {"code": "server_error", "message": "boom"}, "output": []}});
+    let span = to_span(&exchange(
+        Provider::OpenAi,
+        "/responses",
+        json!({"model": "gpt-4o", "input": "x", "stream": true}),
+        &format!("event: response.failed\ndata: {failed}\n\n"),
+    ));
+    assert_eq!(span.status.code, StatusCode::Error);
+    assert_eq!(span.status.message, "boom");
+    assert_eq!(span.attributes["error.type"], json!("server_error"));
+}
