@@ -778,6 +778,11 @@ pub async fn trace_filters(store: Arc<dyn Store>) {
     assert_eq!(ids(attr("env", "dev")).await, Vec::<u64>::new());
     assert_eq!(ids(attr("missing", "x")).await, Vec::<u64>::new());
     assert_eq!(
+        ids(attr("service.name", "api")).await,
+        vec![3, 1],
+        "a resource attribute"
+    );
+    assert_eq!(
         ids(Filter {
             model: Some("gpt-a".into()),
             status: Some(CallStatus::Error),

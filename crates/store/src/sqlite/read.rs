@@ -344,7 +344,9 @@ fn call_status_cond(status: Option<CallStatus>) -> Option<&'static str> {
     }
 }
 
-/// Conditions that the span row aliased `s` matches every given attribute.
+/// Conditions that the span row aliased `s` matches every given attribute: among its own
+/// attributes, or else among its resource's (`service.version`, `deployment.environment.name`,
+/// ...), which OTel puts on every span of a process without repeating them per span.
 fn attr_conds(sql: &mut Sql, attrs: &[(String, String)]) -> Result<Vec<String>, StoreError> {
     attrs
         .iter()
@@ -353,7 +355,12 @@ fn attr_conds(sql: &mut Sql, attrs: &[(String, String)]) -> Result<Vec<String>, 
             attr_path(k)?;
             let key = sql.param(k.clone());
             let value = sql.param(v.clone());
-            Ok(format!("sl_attr_eq(s.attributes, {key}, {value})"))
+            // The origins that match are found once per statement (the subquery does not
+            // depend on the span), not parsed again for every span tested.
+            Ok(format!(
+                "(sl_attr_eq(s.attributes, {key}, {value}) OR s.origin IN \
+                 (SELECT o.id FROM origins o WHERE sl_attr_eq(o.resource, {key}, {value})))"
+            ))
         })
         .collect()
 }
