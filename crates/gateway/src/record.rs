@@ -466,6 +466,7 @@ fn openai_usage(info: &mut ResponseInfo, usage: &Value) {
     info.output_tokens = u64_at(usage, &["completion_tokens"]);
     info.total_tokens = u64_at(usage, &["total_tokens"]);
     info.cache_read = u64_at(usage, &["prompt_tokens_details", "cached_tokens"]);
+    info.cache_write = u64_at(usage, &["prompt_tokens_details", "cache_write_tokens"]);
     info.reasoning = u64_at(usage, &["completion_tokens_details", "reasoning_tokens"]);
 }
 

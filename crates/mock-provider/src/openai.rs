@@ -142,8 +142,15 @@ fn response_format(req: &Value) -> Result<Format, Response> {
     }
 }
 
+/// The name of a chat function tool (`{"type": "function", "function": {"name": ...}}`).
+fn function_name(tool: &Value) -> Option<&str> {
+    tool.get("function")
+        .and_then(|f| f.get("name"))
+        .and_then(Value::as_str)
+}
+
 /// Refuses a `tool_choice` the API would: one other than `none`/`auto` without `tools`, or one
-/// naming a function that `tools` does not offer.
+/// naming a function that `tools` does not offer (alone, or in an `allowed_tools` list).
 #[allow(clippy::result_large_err)]
 fn check_tool_choice(req: &Value) -> Result<(), Response> {
     let bad = |message: &str| bad_field(Api::OpenAi, "tool_choice", message);
@@ -151,6 +158,12 @@ fn check_tool_choice(req: &Value) -> Result<(), Response> {
         return Ok(());
     };
     let tools = req.get("tools").and_then(Value::as_array);
+    let offered = |name: &str| {
+        tools
+            .into_iter()
+            .flatten()
+            .any(|t| function_name(t) == Some(name))
+    };
     match choice {
         Value::String(mode) if matches!(mode.as_str(), "none" | "auto") => Ok(()),
         Value::String(mode) if mode == "required" => match tools {
@@ -160,6 +173,43 @@ fn check_tool_choice(req: &Value) -> Result<(), Response> {
         Value::String(_) => Err(bad(
             "tool_choice must be none, auto, required or a named function",
         )),
+        _ if choice.get("type").and_then(Value::as_str) == Some("allowed_tools") => {
+            let allowed = choice.get("allowed_tools");
+            if !matches!(
+                allowed.and_then(|a| a.get("mode")).and_then(Value::as_str),
+                Some("auto" | "required")
+            ) {
+                return Err(bad(
+                    "tool_choice.allowed_tools.mode must be auto or required",
+                ));
+            }
+            let Some(list) = allowed
+                .and_then(|a| a.get("tools"))
+                .and_then(Value::as_array)
+                .filter(|l| !l.is_empty())
+            else {
+                return Err(bad(
+                    "tool_choice.allowed_tools.tools must be a non-empty list",
+                ));
+            };
+            for (i, tool) in list.iter().enumerate() {
+                match function_name(tool) {
+                    Some(name) if offered(name) => {}
+                    Some(name) => {
+                        return Err(bad(&format!(
+                            "tool_choice.allowed_tools.tools[{i}] names function {name:?}, \
+                             which tools does not offer"
+                        )))
+                    }
+                    None => {
+                        return Err(bad(&format!(
+                            "tool_choice.allowed_tools.tools[{i}].function.name is required"
+                        )))
+                    }
+                }
+            }
+            Ok(())
+        }
         _ => {
             let Some(name) = choice
                 .get("function")
@@ -168,13 +218,7 @@ fn check_tool_choice(req: &Value) -> Result<(), Response> {
             else {
                 return Err(bad("tool_choice.function.name is required"));
             };
-            let offered = tools.into_iter().flatten().any(|t| {
-                t.get("function")
-                    .and_then(|f| f.get("name"))
-                    .and_then(Value::as_str)
-                    == Some(name)
-            });
-            if offered {
+            if offered(name) {
                 Ok(())
             } else {
                 Err(bad(&format!(
@@ -186,14 +230,19 @@ fn check_tool_choice(req: &Value) -> Result<(), Response> {
 }
 
 /// The tool the model "decides" to call, when tools are offered, allowed, and the conversation
-/// does not already end with a tool result (`required` or a named function calls one anyway).
+/// does not already end with a tool result (`required`, in `allowed_tools` too, or a named
+/// function calls one anyway). With `allowed_tools`, only those are candidates.
 fn chosen_tool<'a>(req: &'a Value, messages: &[Value]) -> Option<&'a Value> {
     let tools = req.get("tools").and_then(Value::as_array)?;
     let choice = req.get("tool_choice");
     if choice.and_then(Value::as_str) == Some("none") {
         return None;
     }
-    let required = choice.and_then(Value::as_str) == Some("required");
+    let allowed = choice
+        .filter(|c| c.get("type").and_then(Value::as_str) == Some("allowed_tools"))
+        .and_then(|c| c.get("allowed_tools"));
+    let required = choice.and_then(Value::as_str) == Some("required")
+        || allowed.and_then(|a| a.get("mode")).and_then(Value::as_str) == Some("required");
     let last_role = messages
         .last()
         .and_then(|m| m.get("role"))
@@ -206,12 +255,22 @@ fn chosen_tool<'a>(req: &'a Value, messages: &[Value]) -> Option<&'a Value> {
         return None;
     }
     let function = |t: &'a Value| t.get("function");
-    match forced {
-        Some(name) => tools
+    let named = |name: &str| {
+        tools
             .iter()
             .filter_map(function)
-            .find(|f| f.get("name").and_then(Value::as_str) == Some(name)),
-        None => tools.iter().find_map(function),
+            .find(|f| f.get("name").and_then(Value::as_str) == Some(name))
+    };
+    match (forced, allowed) {
+        (Some(name), _) => named(name),
+        (None, Some(allowed)) => allowed
+            .get("tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(function_name)
+            .find_map(named),
+        (None, None) => tools.iter().find_map(function),
     }
 }
 

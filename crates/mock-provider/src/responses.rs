@@ -153,10 +153,21 @@ enum ToolChoice<'a> {
     Required,
     /// This function, by name.
     Function(&'a str),
+    /// Only the tools of this `allowed_tools` list (`{"type": "function", "name"}` entries);
+    /// one of them must be called when `required`.
+    Allowed {
+        tools: &'a [Value],
+        required: bool,
+    },
+}
+
+/// The name of a flat function tool (`{"type": "function", "name": ...}`).
+fn tool_name(tool: &Value) -> Option<&str> {
+    tool.get("name").and_then(Value::as_str)
 }
 
 /// `tool_choice`, refused as the API would: `required` without `tools`, or a function that
-/// `tools` does not offer.
+/// `tools` does not offer (named alone or in an `allowed_tools` list).
 #[allow(clippy::result_large_err)]
 fn tool_choice<'a>(req: &'a Value, tools: &[Value]) -> Result<ToolChoice<'a>, Response> {
     let bad = |message: &str| bad_field(Api::OpenAi, "tool_choice", message);
@@ -164,6 +175,7 @@ fn tool_choice<'a>(req: &'a Value, tools: &[Value]) -> Result<ToolChoice<'a>, Re
         None | Some(Value::Null) => return Ok(ToolChoice::Auto),
         Some(choice) => choice,
     };
+    let offered = |name: &str| tools.iter().any(|t| tool_name(t) == Some(name));
     if let Value::String(mode) = choice {
         return match mode.as_str() {
             "none" => Ok(ToolChoice::None),
@@ -175,41 +187,80 @@ fn tool_choice<'a>(req: &'a Value, tools: &[Value]) -> Result<ToolChoice<'a>, Re
             )),
         };
     }
-    if choice.get("type").and_then(Value::as_str) != Some("function") {
-        return Err(bad(
-            "tool_choice must be none, auto, required or {\"type\": \"function\", \"name\": ...}",
-        ));
-    }
-    let Some(name) = choice.get("name").and_then(Value::as_str) else {
-        return Err(bad("tool_choice.name is required"));
-    };
-    if tools
-        .iter()
-        .any(|t| t.get("name").and_then(Value::as_str) == Some(name))
-    {
-        Ok(ToolChoice::Function(name))
-    } else {
-        Err(bad(&format!(
-            "tool_choice names function {name:?}, which tools does not offer"
-        )))
+    match choice.get("type").and_then(Value::as_str) {
+        Some("function") => {
+            let Some(name) = choice.get("name").and_then(Value::as_str) else {
+                return Err(bad("tool_choice.name is required"));
+            };
+            if offered(name) {
+                Ok(ToolChoice::Function(name))
+            } else {
+                Err(bad(&format!(
+                    "tool_choice names function {name:?}, which tools does not offer"
+                )))
+            }
+        }
+        Some("allowed_tools") => {
+            let required = match choice.get("mode").and_then(Value::as_str) {
+                Some("auto") => false,
+                Some("required") => true,
+                _ => return Err(bad("tool_choice.mode must be auto or required")),
+            };
+            let Some(allowed) = choice
+                .get("tools")
+                .and_then(Value::as_array)
+                .filter(|a| !a.is_empty())
+            else {
+                return Err(bad("tool_choice.tools must be a non-empty list"));
+            };
+            for (i, tool) in allowed.iter().enumerate() {
+                match tool_name(tool) {
+                    Some(name) if offered(name) => {}
+                    Some(name) => {
+                        return Err(bad(&format!(
+                            "tool_choice.tools[{i}] names function {name:?}, which tools does not offer"
+                        )))
+                    }
+                    None => return Err(bad(&format!("tool_choice.tools[{i}].name is required"))),
+                }
+            }
+            Ok(ToolChoice::Allowed {
+                tools: allowed,
+                required,
+            })
+        }
+        _ => Err(bad(
+            "tool_choice must be none, auto, required, {\"type\": \"function\", \"name\": ...} \
+             or {\"type\": \"allowed_tools\", ...}",
+        )),
     }
 }
 
-/// The tool the model "decides" to call: the first one offered, unless `tool_choice` says
-/// otherwise, and none right after a function call's output (`required` or a named function
-/// calls one anyway).
+/// The tool the model "decides" to call: the first one offered (or allowed), unless
+/// `tool_choice` says otherwise, and none right after a function call's output (`required` or
+/// a named function calls one anyway).
 fn chosen_tool<'a>(
     choice: ToolChoice<'_>,
     tools: &'a [Value],
     items: &[Item],
 ) -> Option<&'a Value> {
+    let after_output = matches!(items.last(), Some(Item::FunctionCallOutput { .. }));
+    let named = |name: &str| tools.iter().find(|t| tool_name(t) == Some(name));
     match choice {
         ToolChoice::None => None,
-        ToolChoice::Function(name) => tools
-            .iter()
-            .find(|t| t.get("name").and_then(Value::as_str) == Some(name)),
+        ToolChoice::Function(name) => named(name),
         ToolChoice::Required => tools.first(),
-        ToolChoice::Auto if matches!(items.last(), Some(Item::FunctionCallOutput { .. })) => None,
+        ToolChoice::Allowed {
+            required: false, ..
+        }
+        | ToolChoice::Auto
+            if after_output =>
+        {
+            None
+        }
+        ToolChoice::Allowed { tools: allowed, .. } => {
+            allowed.iter().filter_map(tool_name).find_map(named)
+        }
         ToolChoice::Auto => tools.first(),
     }
 }

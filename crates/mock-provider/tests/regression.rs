@@ -767,3 +767,54 @@ async fn oversized_bodies_and_missing_keys_get_the_apis_errors() {
     assert_eq!(a.json()["error"]["type"], "invalid_request_error");
     assert_eq!(a.json()["error"]["code"], "invalid_api_key");
 }
+
+// 17. A chat `tool_choice` of type `allowed_tools` (valid in the API) was refused after the
+// named-function check came in.
+
+#[tokio::test]
+async fn allowed_tools_tool_choice_limits_the_candidates() {
+    let tool = |name: &str| {
+        json!({"type": "function", "function": {"name": name,
+        "parameters": {"type": "object"}}})
+    };
+    let tools = json!([tool("first"), tool("second")]);
+    let allowed = |mode: &str, names: &[&str]| {
+        json!({"type": "allowed_tools", "allowed_tools": {"mode": mode,
+            "tools": names.iter().map(|n| json!({"type": "function", "function": {"name": n}}))
+                .collect::<Vec<_>>()}})
+    };
+    let a = openai(chat(
+        json!({"tools": tools, "tool_choice": allowed("auto", &["second"])}),
+    ))
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        a.json()["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "second"
+    );
+    // After a tool result, `auto` may answer in text; `required` calls one anyway.
+    let after = json!([{"role": "user", "content": "go"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "second", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "ok"}]);
+    let a = openai(chat(json!({"tools": tools, "messages": after,
+        "tool_choice": allowed("auto", &["second"])})))
+    .await;
+    assert!(a.json()["choices"][0]["message"]["tool_calls"].is_null());
+    let a = openai(chat(json!({"tools": tools, "messages": after,
+        "tool_choice": allowed("required", &["second"])})))
+    .await;
+    assert_eq!(
+        a.json()["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "second"
+    );
+    for choice in [
+        allowed("auto", &["missing"]),
+        allowed("sometimes", &["first"]),
+        allowed("auto", &[]),
+    ] {
+        let a = openai(chat(json!({"tools": tools, "tool_choice": choice}))).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{choice}");
+        assert_eq!(a.json()["error"]["param"], "tool_choice");
+    }
+}

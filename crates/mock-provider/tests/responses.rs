@@ -655,3 +655,46 @@ async fn fault_header_gives_a_429() {
     assert_eq!(a.headers["retry-after"], "1");
     assert_eq!(a.json()["error"]["type"], "rate_limit_error");
 }
+
+#[tokio::test]
+async fn allowed_tools_limit_which_function_is_called() {
+    let allowed = |mode: &str, names: &[&str]| {
+        json!({"type": "allowed_tools", "mode": mode,
+            "tools": names.iter().map(|n| json!({"type": "function", "name": n})).collect::<Vec<_>>()})
+    };
+    let r = call(&request(json!({"tools": weather_tools(),
+        "tool_choice": allowed("auto", &["get_weather"])})))
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["output"][0]["type"], "function_call");
+    assert_eq!(v["output"][0]["name"], "get_weather");
+    assert_eq!(v["tool_choice"], allowed("auto", &["get_weather"]));
+
+    let after = json!([
+        {"role": "user", "content": "Weather?"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+    ]);
+    let r = call(&request(json!({"tools": weather_tools(), "input": after,
+        "tool_choice": allowed("auto", &["get_weather"])})))
+    .await;
+    assert_eq!(r.json()["output"][0]["type"], "message");
+    let r = call(&request(json!({"tools": weather_tools(), "input": after,
+        "tool_choice": allowed("required", &["get_time"])})))
+    .await;
+    assert_eq!(r.json()["output"][0]["name"], "get_time");
+
+    for choice in [
+        allowed("auto", &["missing"]),
+        allowed("often", &["get_time"]),
+        allowed("auto", &[]),
+    ] {
+        let r = call(&request(
+            json!({"tools": weather_tools(), "tool_choice": choice}),
+        ))
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{choice}");
+        assert_eq!(r.json()["error"]["param"], "tool_choice");
+    }
+}

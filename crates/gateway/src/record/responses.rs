@@ -2,7 +2,9 @@
 //! completion: its input items become chat messages, `instructions` the system instructions,
 //! its output items one assistant message (text and function calls), and its `status` a finish
 //! reason. A stream is read from its final `response.*` event, which carries the whole response;
-//! a stream cut before it is rebuilt from the deltas received.
+//! a stream cut before it is rebuilt from the deltas received, and recorded as failed unless the
+//! client cut it. Output text is the text parts of every message item in order, joined as the
+//! SDKs' `output_text` joins them (with nothing between).
 
 use std::collections::BTreeMap;
 
@@ -28,20 +30,26 @@ pub(super) fn request_attributes(attrs: &mut Attributes, req: &Value) {
     }
 }
 
-/// Input items as chat messages: messages keep their role, a function call becomes an assistant
-/// message with a tool call (consecutive calls share one), and a function call's output a tool
-/// message. Items that are neither (reasoning, references to stored items) are left out.
+/// Input items as chat messages: messages keep their role, a function or custom tool call
+/// becomes an assistant message with a tool call (consecutive calls share one), and a call's
+/// output a tool message. Other items (reasoning, references to stored items) are left out.
 fn input_messages(items: &[Value]) -> Vec<Value> {
     let mut messages: Vec<Value> = Vec::new();
     for item in items {
         match item.get("type").and_then(Value::as_str) {
-            Some("function_call") => {
+            Some(kind @ ("function_call" | "custom_tool_call")) => {
+                // A custom tool's call carries free text as its `input`.
+                let arguments = if kind == "function_call" {
+                    "arguments"
+                } else {
+                    "input"
+                };
                 let call = json!({
                     "id": item.get("call_id").cloned().unwrap_or(Value::Null),
                     "type": "function",
                     "function": {
                         "name": item.get("name").cloned().unwrap_or_else(|| json!("")),
-                        "arguments": item.get("arguments").cloned().unwrap_or_else(|| json!("")),
+                        "arguments": item.get(arguments).cloned().unwrap_or_else(|| json!("")),
                     },
                 });
                 let previous = messages.last_mut().filter(|m| {
@@ -57,7 +65,7 @@ fn input_messages(items: &[Value]) -> Vec<Value> {
                         .push(json!({"role": "assistant", "content": null, "tool_calls": [call]})),
                 }
             }
-            Some("function_call_output") => {
+            Some("function_call_output" | "custom_tool_call_output") => {
                 let output = match item.get("output") {
                     Some(Value::String(s)) => json!(s),
                     Some(other) => content(other),
@@ -133,6 +141,7 @@ fn usage(info: &mut ResponseInfo, usage: &Value) {
     info.output_tokens = u64_at(usage, &["output_tokens"]);
     info.total_tokens = u64_at(usage, &["total_tokens"]);
     info.cache_read = u64_at(usage, &["input_tokens_details", "cached_tokens"]);
+    info.cache_write = u64_at(usage, &["input_tokens_details", "cache_write_tokens"]);
     info.reasoning = u64_at(usage, &["output_tokens_details", "reasoning_tokens"]);
 }
 
@@ -176,7 +185,7 @@ fn response_object(v: &Value) -> ResponseInfo {
                     }
                 }
             }
-            Some("function_call") => output.calls.push(ToolCall::of(item)),
+            Some("function_call" | "custom_tool_call") => output.calls.push(ToolCall::of(item)),
             _ => {}
         }
     }
@@ -222,12 +231,16 @@ struct ToolCall {
 }
 
 impl ToolCall {
+    /// A `function_call` item, or a `custom_tool_call` one (whose free-text `input` stands for
+    /// the arguments).
     fn of(item: &Value) -> Self {
         let text = |key: &str| item.get(key).and_then(Value::as_str).map(str::to_string);
         Self {
             call_id: text("call_id"),
             name: text("name").unwrap_or_default(),
-            arguments: text("arguments").unwrap_or_default(),
+            arguments: text("arguments")
+                .or_else(|| text("input"))
+                .unwrap_or_default(),
         }
     }
 }
@@ -319,7 +332,10 @@ pub(super) fn stream(text: &str) -> ResponseInfo {
             }
             "response.output_item.added" | "response.output_item.done" => {
                 let item = v.get("item").unwrap_or(&Value::Null);
-                if item.get("type").and_then(Value::as_str) == Some("function_call") {
+                if matches!(
+                    item.get("type").and_then(Value::as_str),
+                    Some("function_call" | "custom_tool_call")
+                ) {
                     let call = ToolCall::of(item);
                     let entry = calls.entry(index).or_default();
                     // The done item carries the whole arguments; the added one, none yet.
@@ -332,21 +348,33 @@ pub(super) fn stream(text: &str) -> ResponseInfo {
                     }
                 }
             }
-            "response.function_call_arguments.delta" => {
+            "response.refusal.delta" => {
+                output.push_text(v.get("delta").and_then(Value::as_str));
+            }
+            "response.function_call_arguments.delta" | "response.custom_tool_call_input.delta" => {
                 if let Some(d) = v.get("delta").and_then(Value::as_str) {
                     calls.entry(index).or_default().arguments.push_str(d);
                 }
             }
             "error" => {
-                let code = v
+                // Documented with `code` and `message` on the event; sent nested in `error` too.
+                let e = v.get("error").filter(|e| e.is_object()).unwrap_or(&v);
+                let code = e
                     .get("code")
+                    .or_else(|| e.get("type").filter(|_| !std::ptr::eq(e, &v)))
                     .and_then(Value::as_str)
                     .unwrap_or("stream_error");
-                let message = v.get("message").and_then(Value::as_str).unwrap_or("");
+                let message = e.get("message").and_then(Value::as_str).unwrap_or("");
                 info.stream_error = Some((code.to_string(), message.to_string()));
             }
             _ => {}
         }
+    }
+    // Every Responses stream ends in one of the final events; one that stops before it was cut
+    // off upstream (a client that left is recorded as cancelled instead).
+    if info.stream_error.is_none() {
+        info.malformed
+            .get_or_insert_with(|| "the stream ended before its final response event".into());
     }
     output.calls = calls.into_values().collect();
     output.finish(&mut info, None);

@@ -498,3 +498,79 @@ fn responses_api_incomplete_and_failed_responses() {
     assert_eq!(span.status.message, "boom");
     assert_eq!(span.attributes["error.type"], json!("server_error"));
 }
+
+#[test]
+fn responses_api_custom_tools_refusals_nested_errors_and_unfinished_streams() {
+    // A custom tool's call (free-text input) is a tool call like a function's.
+    let body = json!({"id": "resp_5", "status": "completed", "model": "gpt-5",
+        "output": [{"type": "custom_tool_call", "call_id": "call_c", "name": "apply_patch",
+            "input": "*** Begin Patch"}],
+        "usage": {"input_tokens": 100, "output_tokens": 4, "total_tokens": 104,
+            "input_tokens_details": {"cached_tokens": 40, "cache_write_tokens": 60}}});
+    let req = json!({"model": "gpt-5", "input": [
+        {"type": "custom_tool_call", "call_id": "call_b", "name": "apply_patch", "input": "x"},
+        {"type": "custom_tool_call_output", "call_id": "call_b", "output": "done"}]});
+    let call = to_span(&exchange(
+        Provider::OpenAi,
+        "/responses",
+        req,
+        &body.to_string(),
+    ))
+    .llm_call()
+    .unwrap();
+    let out = &call.output_messages[0];
+    assert_eq!(out.tool_calls[0].name, "apply_patch");
+    assert_eq!(
+        out.tool_calls[0].arguments.as_deref(),
+        Some("*** Begin Patch")
+    );
+    assert_eq!(call.finish_reasons, vec!["tool_calls"]);
+    assert_eq!(
+        call.input_messages[0].tool_calls[0].id.as_deref(),
+        Some("call_b")
+    );
+    assert_eq!(call.input_messages[1].content.as_deref(), Some("done"));
+    assert_eq!(call.usage.cache_read_tokens, Some(40));
+    assert_eq!(call.usage.cache_write_tokens, Some(60));
+
+    let stream = |events: &[Value]| {
+        events
+            .iter()
+            .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap()))
+            .collect::<String>()
+    };
+    let req = json!({"model": "gpt-4o", "stream": true, "input": "x"});
+    let created =
+        json!({"type": "response.created", "response": {"id": "resp_6", "model": "gpt-4o"}});
+
+    // An error event with its code and message nested, as the API also sends them.
+    let nested = json!({"type": "error", "sequence_number": 1, "error": {
+        "type": "too_many_requests", "code": "rate_limit_exceeded",
+        "message": "Rate limit reached for gpt-4o"}});
+    let span = to_span(&exchange(
+        Provider::OpenAi,
+        "/responses",
+        req.clone(),
+        &stream(&[created.clone(), nested]),
+    ));
+    assert_eq!(span.status.message, "Rate limit reached for gpt-4o");
+    assert_eq!(span.attributes["error.type"], json!("rate_limit_exceeded"));
+
+    // A stream that stops before its final event, the upstream having cut it: what came is kept
+    // (a refusal included), and the call is failed.
+    let refusal = json!({"type": "response.refusal.delta", "output_index": 0,
+        "delta": "I can't help with that."});
+    let span = to_span(&exchange(
+        Provider::OpenAi,
+        "/responses",
+        req,
+        &stream(&[created, refusal]),
+    ));
+    assert_eq!(span.status.code, StatusCode::Error);
+    assert_eq!(span.attributes["error.type"], json!("malformed_response"));
+    let call = span.llm_call().unwrap();
+    assert_eq!(
+        call.output_messages[0].content.as_deref(),
+        Some("I can't help with that.")
+    );
+}
