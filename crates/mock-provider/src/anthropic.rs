@@ -2,14 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use serde_json::{json, Value};
 
 use crate::gen::{self, count_tokens, Finish, Reply};
-use crate::respond::{bad_field, event_stream, json_response, sse, with_request_id, Api, Ctx};
+use crate::respond::{bad_field, event_stream, json_response, sse, Api, Ctx, Incoming};
 use crate::MockConfig;
 
 /// Text of a `content` (string or blocks) or `system` value, tool inputs and results included.
@@ -154,21 +152,9 @@ fn input_tokens(req: &Value, messages: &[Value]) -> u64 {
 /// `POST /v1/messages/count_tokens`.
 pub(crate) async fn count_message_tokens(
     State(config): State<Arc<MockConfig>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Incoming,
 ) -> Response {
-    let seed = config.seed;
-    let response = counted(config, uri.path(), &headers, &body).await;
-    with_request_id(Api::Anthropic, seed, uri.path(), &body, response)
-}
-
-async fn counted(
-    config: Arc<MockConfig>,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Response {
+    let (path, headers, body) = request.parts();
     let (ctx, req, _model) = match Ctx::with_model(Api::Anthropic, config, path, headers, body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -184,23 +170,8 @@ async fn counted(
 }
 
 /// `POST /v1/messages`.
-pub(crate) async fn messages(
-    State(config): State<Arc<MockConfig>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let seed = config.seed;
-    let response = message(config, uri.path(), &headers, &body).await;
-    with_request_id(Api::Anthropic, seed, uri.path(), &body, response)
-}
-
-async fn message(
-    config: Arc<MockConfig>,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Response {
+pub(crate) async fn messages(State(config): State<Arc<MockConfig>>, request: Incoming) -> Response {
+    let (path, headers, body) = request.parts();
     let (mut ctx, req, model) = match Ctx::with_model(Api::Anthropic, config, path, headers, body) {
         Ok(v) => v,
         Err(r) => return r,

@@ -100,8 +100,9 @@ pub fn router(config: MockConfig) -> Router {
         )
         .fallback(respond::not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .layer(axum::middleware::map_response(
-            respond::too_large_in_api_shape,
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            respond::add_request_id,
         ))
         .with_state(state)
 }

@@ -2,15 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::gen::{self, count_tokens, Finish, Pieces, Reply, Rng};
-use crate::respond::{bad_field, event_stream, json_response, sse, with_request_id, Api, Ctx};
+use crate::respond::{bad_field, event_stream, json_response, sse, Api, Ctx, Incoming};
 use crate::MockConfig;
 
 const MODELS: [&str; 6] = [
@@ -359,16 +357,9 @@ fn usage(prompt: u64, completion: u64) -> Value {
 /// `POST /v1/chat/completions`.
 pub(crate) async fn chat_completions(
     State(config): State<Arc<MockConfig>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Incoming,
 ) -> Response {
-    let seed = config.seed;
-    let response = chat(config, uri.path(), &headers, &body).await;
-    with_request_id(Api::OpenAi, seed, uri.path(), &body, response)
-}
-
-async fn chat(config: Arc<MockConfig>, path: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let (path, headers, body) = request.parts();
     let (mut ctx, req, model) = match Ctx::with_model(Api::OpenAi, config, path, headers, body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -579,21 +570,9 @@ fn prompts(req: &Value) -> Result<Vec<(String, u64)>, Response> {
 /// `POST /v1/completions` (legacy text completions).
 pub(crate) async fn completions(
     State(config): State<Arc<MockConfig>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Incoming,
 ) -> Response {
-    let seed = config.seed;
-    let response = completion(config, uri.path(), &headers, &body).await;
-    with_request_id(Api::OpenAi, seed, uri.path(), &body, response)
-}
-
-async fn completion(
-    config: Arc<MockConfig>,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Response {
+    let (path, headers, body) = request.parts();
     let (mut ctx, req, model) = match Ctx::with_model(Api::OpenAi, config, path, headers, body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -758,16 +737,9 @@ async fn completion(
 /// little-endian f32 (what the OpenAI SDKs ask for by default).
 pub(crate) async fn embeddings(
     State(config): State<Arc<MockConfig>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Incoming,
 ) -> Response {
-    let seed = config.seed;
-    let response = embed(config, uri.path(), &headers, &body).await;
-    with_request_id(Api::OpenAi, seed, uri.path(), &body, response)
-}
-
-async fn embed(config: Arc<MockConfig>, path: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let (path, headers, body) = request.parts();
     let (ctx, req, model) = match Ctx::with_model(Api::OpenAi, config, path, headers, body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -881,17 +853,8 @@ fn model_object(id: &str) -> Value {
 }
 
 /// `GET /v1/models`.
-pub(crate) async fn models(
-    State(config): State<Arc<MockConfig>>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let seed = config.seed;
-    let response = list_models(config, uri.path(), &headers).await;
-    with_request_id(Api::OpenAi, seed, uri.path(), b"", response)
-}
-
-async fn list_models(config: Arc<MockConfig>, path: &str, headers: &HeaderMap) -> Response {
+pub(crate) async fn models(State(config): State<Arc<MockConfig>>, request: Incoming) -> Response {
+    let (path, headers, _) = request.parts();
     let (ctx, _) = match Ctx::new(Api::OpenAi, config, path, headers, b"") {
         Ok(v) => v,
         Err(r) => return r,
@@ -907,15 +870,10 @@ async fn list_models(config: Arc<MockConfig>, path: &str, headers: &HeaderMap) -
 pub(crate) async fn model(
     State(config): State<Arc<MockConfig>>,
     Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
+    request: Incoming,
 ) -> Response {
-    let seed = config.seed;
-    let response = one_model(config, &id, uri.path(), &headers).await;
-    with_request_id(Api::OpenAi, seed, uri.path(), b"", response)
-}
-
-async fn one_model(config: Arc<MockConfig>, id: &str, path: &str, headers: &HeaderMap) -> Response {
+    let (path, headers, _) = request.parts();
+    let id = id.as_str();
     let (ctx, _) = match Ctx::new(Api::OpenAi, config, path, headers, b"") {
         Ok(v) => v,
         Err(r) => return r,

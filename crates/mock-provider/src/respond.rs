@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -302,9 +304,76 @@ impl Ctx {
     }
 }
 
+impl Api {
+    /// The API a path of the mock belongs to.
+    fn of_path(path: &str) -> Self {
+        if path.starts_with("/v1/messages") {
+            Self::Anthropic
+        } else {
+            Self::OpenAi
+        }
+    }
+}
+
+/// What every endpoint reads of its request: the path, the headers and the whole body.
+pub(crate) struct Incoming {
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Incoming {
+    pub(crate) fn parts(&self) -> (&str, &HeaderMap, &[u8]) {
+        (&self.path, &self.headers, &self.body)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Incoming {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let path = request.uri().path().to_string();
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            path,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Gives every answer the provider's request id header (see [`with_request_id`]); a body past
+/// [`MAX_REQUEST_BYTES`] is answered here, with a 413 in the API's error shape.
+pub(crate) async fn add_request_id(
+    State(config): State<Arc<MockConfig>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_string();
+    let api = Api::of_path(&path);
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await else {
+        let response = error(
+            api,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            &format!("request body is larger than {MAX_REQUEST_BYTES} bytes"),
+            None,
+        );
+        return with_request_id(api, config.seed, &path, b"", response);
+    };
+    let response = next
+        .run(Request::from_parts(parts, Body::from(body.clone())))
+        .await;
+    with_request_id(api, config.seed, &path, &body, response)
+}
+
 /// Adds the provider's request id header to `response`: `x-request-id` (OpenAI) or `request-id`
 /// (Anthropic), `req_…`, derived from the seed, the path and the body like every other byte.
-pub(crate) fn with_request_id(
+fn with_request_id(
     api: Api,
     seed: u64,
     path: &str,
@@ -388,30 +457,6 @@ pub(crate) fn bad_field(api: Api, field: &str, message: &str) -> Response {
 /// The largest request body the mock reads: 32 MiB, the limit Anthropic documents for its
 /// Messages API.
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
-
-/// Turns the plain-text 413 of a body past [`MAX_REQUEST_BYTES`] into an error in the API's own
-/// shape, as the providers answer.
-pub(crate) async fn too_large_in_api_shape(uri: axum::http::Uri, response: Response) -> Response {
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || is_json {
-        return response;
-    }
-    let api = if uri.path().starts_with("/v1/messages") {
-        Api::Anthropic
-    } else {
-        Api::OpenAi
-    };
-    error(
-        api,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "request_too_large",
-        &format!("request body is larger than {MAX_REQUEST_BYTES} bytes"),
-        None,
-    )
-}
 
 /// Answer for paths the mock does not serve.
 pub(crate) async fn not_found(uri: axum::http::Uri) -> Response {

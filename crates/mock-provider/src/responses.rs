@@ -10,13 +10,12 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use serde_json::{json, Value};
 
 use crate::gen::{self, count_tokens, Pieces, Rng};
 use crate::openai::{content_text, Format};
-use crate::respond::{bad_field, event_stream, json_response, sse, with_request_id, Api, Ctx};
+use crate::respond::{bad_field, event_stream, json_response, sse, Api, Ctx, Incoming};
 use crate::MockConfig;
 
 /// One item of `input`, as far as the answer depends on it.
@@ -529,23 +528,8 @@ impl Sequence {
 }
 
 /// `POST /v1/responses`.
-pub(crate) async fn create(
-    State(config): State<Arc<MockConfig>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let seed = config.seed;
-    let response = respond(config, uri.path(), &headers, &body).await;
-    with_request_id(Api::OpenAi, seed, uri.path(), &body, response)
-}
-
-async fn respond(
-    config: Arc<MockConfig>,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Response {
+pub(crate) async fn create(State(config): State<Arc<MockConfig>>, request: Incoming) -> Response {
+    let (path, headers, body) = request.parts();
     let (mut ctx, req, model) = match Ctx::with_model(Api::OpenAi, config, path, headers, body) {
         Ok(v) => v,
         Err(r) => return r,
