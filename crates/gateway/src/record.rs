@@ -551,21 +551,26 @@ struct ChoiceAcc {
     legacy_logprobs: Option<Map<String, Value>>,
 }
 
+/// The events of a stream with their JSON data. OpenAI's closing `[DONE]` is left out; an event
+/// whose data is not JSON is skipped, and the first one is noted in `malformed`.
+fn json_events(text: &str, malformed: &mut Option<String>) -> Vec<(sse::Event, Value)> {
+    sse::parse(text)
+        .into_iter()
+        .filter(|event| event.data.trim() != "[DONE]")
+        .filter_map(|event| match serde_json::from_str(&event.data) {
+            Ok(v) => Some((event, v)),
+            Err(e) => {
+                malformed.get_or_insert_with(|| format!("stream event is not valid JSON: {e}"));
+                None
+            }
+        })
+        .collect()
+}
+
 fn openai_stream(text: &str, op: &str) -> ResponseInfo {
     let mut info = ResponseInfo::default();
     let mut choices: BTreeMap<u64, ChoiceAcc> = BTreeMap::new();
-    for event in sse::parse(text) {
-        if event.data.trim() == "[DONE]" {
-            continue;
-        }
-        let v: Value = match serde_json::from_str(&event.data) {
-            Ok(v) => v,
-            Err(e) => {
-                info.malformed
-                    .get_or_insert_with(|| format!("stream event is not valid JSON: {e}"));
-                continue;
-            }
-        };
+    for (_, v) in json_events(text, &mut info.malformed) {
         if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
             let kind = err
                 .get("type")
@@ -785,15 +790,7 @@ fn anthropic_stream(text: &str) -> ResponseInfo {
     let mut blocks: BTreeMap<u64, Value> = BTreeMap::new();
     let mut partial_json: BTreeMap<u64, String> = BTreeMap::new();
     let mut stop: Option<String> = None;
-    for event in sse::parse(text) {
-        let v: Value = match serde_json::from_str(&event.data) {
-            Ok(v) => v,
-            Err(e) => {
-                info.malformed
-                    .get_or_insert_with(|| format!("stream event is not valid JSON: {e}"));
-                continue;
-            }
-        };
+    for (event, v) in json_events(text, &mut info.malformed) {
         let kind = v
             .get("type")
             .and_then(Value::as_str)

@@ -11,8 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 use sightline_model::Attributes;
 
-use super::{copy, u64_at, ResponseInfo};
-use crate::sse;
+use super::{copy, json_events, u64_at, ResponseInfo};
 
 /// Request fields the Responses API names differently from chat completions.
 pub(super) fn request_attributes(attrs: &mut Attributes, req: &Value) {
@@ -296,15 +295,7 @@ pub(super) fn stream(text: &str) -> ResponseInfo {
     let mut output = Output::default();
     // Function calls by output index, their arguments as they stream.
     let mut calls: BTreeMap<u64, ToolCall> = BTreeMap::new();
-    for event in sse::parse(text) {
-        let v: Value = match serde_json::from_str(&event.data) {
-            Ok(v) => v,
-            Err(e) => {
-                info.malformed
-                    .get_or_insert_with(|| format!("stream event is not valid JSON: {e}"));
-                continue;
-            }
-        };
+    for (event, v) in json_events(text, &mut info.malformed) {
         let kind = v
             .get("type")
             .and_then(Value::as_str)
