@@ -27,3 +27,17 @@ pub use span::{Attributes, Event, Link, Scope, Span, SpanKind, SpanStatus, Statu
 
 /// The project every item belongs to when the client names none.
 pub const DEFAULT_PROJECT: &str = "default";
+
+/// Longest project name accepted.
+pub const MAX_PROJECT_LEN: usize = 128;
+
+/// Whether `name` is a project name: 1 to [`MAX_PROJECT_LEN`] ASCII letters, digits, `.`, `_`
+/// or `-`. Ingest refuses other names, so the query side refuses them too rather than finding
+/// nothing.
+pub fn is_project_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_PROJECT_LEN
+        && name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}

@@ -32,8 +32,7 @@ pub use json::Signal;
 /// [`DEFAULT_PROJECT`].
 pub const PROJECT_HEADER: &str = "x-sightline-project";
 
-/// Longest project name accepted.
-pub const MAX_PROJECT_LEN: usize = 128;
+pub use sightline_model::MAX_PROJECT_LEN;
 
 /// Reads the project from the header's raw value: 1 to 128 ASCII letters, digits, `.`, `_` or
 /// `-`; absent means [`DEFAULT_PROJECT`].
@@ -41,12 +40,7 @@ pub fn project_from_header(value: Option<&[u8]>) -> Result<String, IngestError> 
     let Some(raw) = value else {
         return Ok(DEFAULT_PROJECT.to_string());
     };
-    let valid = !raw.is_empty()
-        && raw.len() <= MAX_PROJECT_LEN
-        && raw
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if !valid {
+    if !sightline_model::is_project_name(raw) {
         return Err(IngestError::invalid(
             PROJECT_HEADER,
             format!(

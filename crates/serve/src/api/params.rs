@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
-use sightline_model::{CallStatus, DEFAULT_PROJECT};
+use sightline_model::{is_project_name, CallStatus, DEFAULT_PROJECT, MAX_PROJECT_LEN};
 use sightline_store::{Filter, PageRequest};
 
 use super::timestamp::{parse_timestamp, TimestampError};
@@ -85,6 +85,11 @@ pub enum ParamError {
     /// The project header was not UTF-8.
     #[error("the `{PROJECT_HEADER}` header is not valid UTF-8")]
     ProjectHeader,
+    /// The project (query parameter or header) is not a project name.
+    #[error(
+        "`{0}` is not a project name (1 to {MAX_PROJECT_LEN} ASCII letters, digits, `.`, `_` or `-`)"
+    )]
+    Project(String),
     /// The query string could not be decoded at all.
     #[error("malformed query string: {0}")]
     Query(String),
@@ -121,7 +126,7 @@ impl ParamError {
             Self::Status { .. } => Some("status"),
             Self::EmptyRange => Some("from"),
             Self::AttrKey => Some("attr"),
-            Self::ProjectHeader => Some("project"),
+            Self::ProjectHeader | Self::Project(_) => Some("project"),
             Self::TooManyAttrs { .. } => Some("attr"),
             Self::QueryTooLong { .. } => Some("q"),
             Self::Query(_) => None,
@@ -163,13 +168,22 @@ pub fn parse_project(
 }
 
 fn project_or_header(from_query: Option<&str>, headers: &HeaderMap) -> Result<String, ParamError> {
+    let checked = |p: &str| {
+        if is_project_name(p.as_bytes()) {
+            Ok(p.to_owned())
+        } else {
+            Err(ParamError::Project(
+                p.chars().take(MAX_PROJECT_LEN + 1).collect(),
+            ))
+        }
+    };
     if let Some(p) = from_query.filter(|p| !p.is_empty()) {
-        return Ok(p.to_owned());
+        return checked(p);
     }
     if let Some(value) = headers.get(PROJECT_HEADER) {
         let p = std::str::from_utf8(value.as_bytes()).map_err(|_| ParamError::ProjectHeader)?;
         if !p.is_empty() {
-            return Ok(p.to_owned());
+            return checked(p);
         }
     }
     Ok(DEFAULT_PROJECT.to_owned())
@@ -509,7 +523,24 @@ mod tests {
             PROJECT_HEADER,
             HeaderValue::from_bytes("équipe".as_bytes()).unwrap(),
         );
-        assert_eq!(parse_project(&pairs(""), &headers).unwrap(), "équipe");
+        // UTF-8, but not a name ingest accepts: refused by name, as ingest refuses it.
+        assert_eq!(
+            parse_project(&pairs(""), &headers).unwrap_err(),
+            ParamError::Project("équipe".into())
+        );
+        assert_eq!(
+            parse_project(&pairs("project=a%20b"), &HeaderMap::new()).unwrap_err(),
+            ParamError::Project("a b".into())
+        );
+        let long = "p".repeat(MAX_PROJECT_LEN + 1);
+        assert!(matches!(
+            parse_project(&pairs(&format!("project={long}")), &HeaderMap::new()),
+            Err(ParamError::Project(_))
+        ));
+        assert_eq!(
+            parse_project(&pairs("project=team-a.prod_2"), &HeaderMap::new()).unwrap(),
+            "team-a.prod_2"
+        );
         headers.insert(
             PROJECT_HEADER,
             HeaderValue::from_bytes(&[0xff, 0xfe]).unwrap(),
