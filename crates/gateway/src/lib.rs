@@ -94,6 +94,14 @@ impl Provider {
             Self::Anthropic => "anthropic",
         }
     }
+
+    /// The start of the gateway's paths for this provider, up to the upstream path.
+    pub(crate) fn path_prefix(self) -> &'static str {
+        match self {
+            Self::OpenAi => "/gateway/openai/v1/",
+            Self::Anthropic => "/gateway/anthropic/v1/",
+        }
+    }
 }
 
 /// Why the gateway could not start.

@@ -73,8 +73,21 @@ impl<'a> ConnectionOptions<'a> {
 /// upstream's base path and could leave it.
 fn has_dot_segment(path: &str) -> bool {
     path.split(['/', '\\']).any(|segment| {
-        let lower = segment.to_ascii_lowercase().replace("%2e", ".");
-        lower == "." || lower == ".."
+        // Counts the dots a segment spells (`.` or `%2e`), or gives up at anything else; no
+        // allocation, as this runs on every proxied request.
+        let mut rest = segment.as_bytes();
+        let mut dots = 0;
+        while !rest.is_empty() && dots < 3 {
+            if rest[0] == b'.' {
+                rest = &rest[1..];
+            } else if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case(b"%2e") {
+                rest = &rest[3..];
+            } else {
+                return false;
+            }
+            dots += 1;
+        }
+        rest.is_empty() && (dots == 1 || dots == 2)
     })
 }
 
@@ -194,8 +207,10 @@ async fn forward(
     };
     // The path as the client encoded it (the extracted `rest` is percent-decoded), so ids such
     // as `ft%3Agpt-4o` reach the upstream unchanged.
-    let prefix = format!("/gateway/{}/v1/", provider.name());
-    let raw_rest = uri.path().strip_prefix(prefix.as_str()).unwrap_or(&rest);
+    let raw_rest = uri
+        .path()
+        .strip_prefix(provider.path_prefix())
+        .unwrap_or(&rest);
     if has_dot_segment(raw_rest) {
         return error_response_for(
             StatusCode::BAD_REQUEST,
@@ -385,4 +400,33 @@ async fn forward(
     *response.status_mut() = status;
     *response.headers_mut() = response_headers;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_dot_segment;
+
+    #[test]
+    fn dot_segments_are_found_however_they_are_spelled() {
+        for path in [
+            "..", ".", "a/../b", "a/./b", "%2e%2E/x", "x/.%2e", "%2E", "a\\..\\b", "a/..", "../",
+        ] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+        for path in [
+            "",
+            "a/b",
+            "...",
+            "a/.../b",
+            "gpt-4.1..mini",
+            ".hidden",
+            "a./b",
+            "%2e%2e%2e",
+            "%2",
+            "%2x",
+            "a/%2ea",
+        ] {
+            assert!(!has_dot_segment(path), "{path}");
+        }
+    }
 }
