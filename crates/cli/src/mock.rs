@@ -98,7 +98,7 @@ pub async fn run(args: &MockArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (--addr)", args.addr))?;
     println!("mock provider listening on {}", mock.base_url());
     println!(
-        "  OpenAI:    {0}/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models\n  Anthropic: {0}/v1/messages",
+        "  OpenAI:    {0}/v1/chat/completions, /v1/responses, /v1/completions, /v1/embeddings, /v1/models\n  Anthropic: {0}/v1/messages, /v1/messages/count_tokens",
         mock.base_url()
     );
     crate::server::wait_for_signal().await;

@@ -185,6 +185,7 @@ async fn unreachable_upstream_is_a_502_and_recorded() {
         .client
         .post(format!("{}/gateway/anthropic/v1/messages", h.base))
         .header("x-api-key", "k")
+        .header("anthropic-version", "2023-06-01")
         .json(
             &json!({"model": "claude-3-5-haiku-20241022", "max_tokens": 5,
             "messages": [{"role": "user", "content": "hi"}]}),

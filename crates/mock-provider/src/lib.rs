@@ -26,8 +26,8 @@
 //! events, tools, `stop_sequences`) and `/v1/messages/count_tokens`. `max_tokens` bounds text and
 //! tool calls alike, and streamed pieces always end at character boundaries. Requests the APIs
 //! refuse are refused in their error shapes: a `tool_choice` naming a tool not offered, an
-//! Anthropic `max_tokens` or a Responses `max_output_tokens` below 1, a body over
-//! [`MAX_REQUEST_BYTES`] (413).
+//! Anthropic `max_tokens` or a Responses `max_output_tokens` below 1, an Anthropic request
+//! without `anthropic-version`, a body over [`MAX_REQUEST_BYTES`] (413).
 
 mod anthropic;
 mod gen;

@@ -179,6 +179,19 @@ impl Ctx {
                 None,
             ));
         }
+        // Anthropic refuses a request that does not say which API version it speaks; every SDK
+        // sends one, so a client without it is a hand-made one missing it.
+        if api == Api::Anthropic
+            && headers
+                .get("anthropic-version")
+                .is_none_or(|v| v.as_bytes().trim_ascii().is_empty())
+        {
+            return Err(bad_header(
+                api,
+                "anthropic-version",
+                "anthropic-version: header is required (for example 2023-06-01)",
+            ));
+        }
         let parsed: Value = if body.is_empty() {
             Value::Null
         } else {

@@ -120,7 +120,7 @@ async fn anthropic_tool_use_and_errors() {
         MockConfig::default(),
         "/v1/messages",
         body.clone(),
-        &[("x-api-key", "k")],
+        &[("x-api-key", "k"), ("anthropic-version", "2023-06-01")],
     )
     .await;
     assert_eq!(status, 200);
@@ -132,7 +132,11 @@ async fn anthropic_tool_use_and_errors() {
         MockConfig::default(),
         "/v1/messages",
         body.clone(),
-        &[("x-api-key", "k"), ("x-mock-fault", "429")],
+        &[
+            ("x-api-key", "k"),
+            ("anthropic-version", "2023-06-01"),
+            ("x-mock-fault", "429"),
+        ],
     )
     .await;
     assert_eq!(status, 429);

@@ -49,13 +49,14 @@ async fn call(path: &str, body: Value, headers: &[(&str, &str)]) -> Answer {
 
 const OPENAI: (&str, &str) = ("authorization", "Bearer k");
 const ANTHROPIC: (&str, &str) = ("x-api-key", "k");
+const VERSION: (&str, &str) = ("anthropic-version", "2023-06-01");
 
 async fn openai(body: Value) -> Answer {
     call("/v1/chat/completions", body, &[OPENAI]).await
 }
 
 async fn anthropic(body: Value) -> Answer {
-    call("/v1/messages", body, &[ANTHROPIC]).await
+    call("/v1/messages", body, &[ANTHROPIC, VERSION]).await
 }
 
 fn chat(extra: Value) -> Value {
@@ -134,7 +135,7 @@ async fn timing_headers_out_of_range_are_a_400_naming_the_header() {
         let a = call(
             "/v1/messages",
             message(json!({})),
-            &[ANTHROPIC, (name, value)],
+            &[ANTHROPIC, VERSION, (name, value)],
         )
         .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST);
@@ -728,7 +729,12 @@ async fn anthropic_count_tokens_matches_the_message_usage() {
         if let Some(b) = counted_body.as_object_mut() {
             b.remove("max_tokens");
         }
-        let counted = call("/v1/messages/count_tokens", counted_body, &[ANTHROPIC]).await;
+        let counted = call(
+            "/v1/messages/count_tokens",
+            counted_body,
+            &[ANTHROPIC, VERSION],
+        )
+        .await;
         assert_eq!(counted.status, StatusCode::OK);
         assert!(counted.headers.contains_key("request-id"));
         assert_eq!(counted.json(), json!({"input_tokens": used}));
@@ -736,7 +742,7 @@ async fn anthropic_count_tokens_matches_the_message_usage() {
     let bad = call(
         "/v1/messages/count_tokens",
         json!({"model": "claude-haiku-4-5", "messages": []}),
-        &[ANTHROPIC],
+        &[ANTHROPIC, VERSION],
     )
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
@@ -817,4 +823,21 @@ async fn allowed_tools_tool_choice_limits_the_candidates() {
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{choice}");
         assert_eq!(a.json()["error"]["param"], "tool_choice");
     }
+}
+
+// 18. Anthropic requests without `anthropic-version` were answered; the API refuses them.
+
+#[tokio::test]
+async fn anthropic_requests_must_name_the_api_version() {
+    for path in ["/v1/messages", "/v1/messages/count_tokens"] {
+        let a = call(path, message(json!({})), &[ANTHROPIC]).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(a.json()["error"]["type"], "invalid_request_error");
+        assert_eq!(a.json()["error"]["field"], "anthropic-version");
+    }
+    // The key is checked first, as the API does.
+    let a = call("/v1/messages", message(json!({})), &[]).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let a = call("/v1/messages", message(json!({})), &[ANTHROPIC, VERSION]).await;
+    assert_eq!(a.status, StatusCode::OK);
 }
