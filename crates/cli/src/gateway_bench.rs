@@ -12,7 +12,9 @@
 //!    direct / gateway; time to first chunk and the gaps between chunks are compared, and every
 //!    gateway stream's bytes must equal the direct stream's (no chunk lost or reordered).
 //!
-//! "Added" figures are gateway percentile minus direct percentile.
+//! "Added" figures are gateway percentile minus direct percentile. Loads 1 and 2 send through
+//! [`crate::bench_client`], which costs the shared CPUs a fraction of what a general-purpose
+//! client does; the streams use reqwest.
 //!
 //! With `--mock-url` and `--server-url` the mock provider and the server are processes of their
 //! own (as in a deployment, where the application, Sightline and the provider do not share a
@@ -29,6 +31,7 @@ use hdrhistogram::Histogram;
 use sightline_mock::{MockConfig, RunningMock};
 use tokio::sync::Semaphore;
 
+use crate::bench_client::Target;
 use crate::config::{ServeArgs, ServeConfig, SyncMode};
 
 /// Options of `sightline gateway-bench`.
@@ -219,28 +222,18 @@ impl fmt::Display for BenchReport {
 
 const BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16}"#;
 
-async fn one(client: &reqwest::Client, url: &str) -> Result<u64, String> {
-    let start = Instant::now();
-    let r = client
-        .post(url)
-        .header("authorization", "Bearer bench")
-        .header("content-type", "application/json")
-        .body(BODY)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = r.status();
-    r.bytes().await.map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        return Err(format!("status {status}"));
-    }
-    Ok(start.elapsed().as_nanos() as u64)
+/// The benchmark's chat request to `url`, ready to send again and again.
+fn chat_target(url: &str) -> anyhow::Result<Arc<Target>> {
+    Ok(Arc::new(Target::post_json(
+        url,
+        BODY,
+        &[("authorization", "Bearer bench")],
+    )?))
 }
 
 /// Requests at `rate` per second for `duration`, open loop; returns latencies and errors.
 async fn open_loop(
-    client: &reqwest::Client,
-    url: &str,
+    target: &Arc<Target>,
     rate: f64,
     duration: Duration,
     limit: Arc<Semaphore>,
@@ -260,14 +253,9 @@ async fn open_loop(
         let Ok(permit) = limit.clone().acquire_owned().await else {
             break;
         };
-        let (client, url, sink, errors) = (
-            client.clone(),
-            url.to_string(),
-            sink.clone(),
-            errors.clone(),
-        );
+        let (target, sink, errors) = (target.clone(), sink.clone(), errors.clone());
         tasks.spawn(async move {
-            let r = one(&client, &url).await;
+            let r = target.send().await;
             drop(permit);
             match r {
                 Ok(ns) => {
@@ -450,12 +438,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         .timeout(Duration::from_secs(30))
         .build()?;
 
+    let (direct_target, gateway_target) = (chat_target(&direct)?, chat_target(&gateway)?);
+
     // Warm up connections, the tokenizer and the store.
     const WARM_UP: u64 = 200;
     let mut through_proxy = WARM_UP + args.sequential + args.streams;
     for _ in 0..WARM_UP {
-        let _ = one(&client, &direct).await;
-        let _ = one(&client, &gateway).await;
+        let _ = direct_target.send().await;
+        let _ = gateway_target.send().await;
     }
 
     let mut rows = Vec::new();
@@ -463,11 +453,11 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     let (mut d, mut g, mut errors) = (Vec::new(), Vec::new(), 0u64);
     let started = Instant::now();
     for _ in 0..args.sequential {
-        match one(&client, &direct).await {
+        match direct_target.send().await {
             Ok(ns) => d.push(ns),
             Err(_) => errors += 1,
         }
-        match one(&client, &gateway).await {
+        match gateway_target.send().await {
             Ok(ns) => g.push(ns),
             Err(_) => errors += 1,
         }
@@ -491,15 +481,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         let mut sent_gateway = 0;
         let mut gateway_time = Duration::ZERO;
         for b in 0..blocks {
-            let (url, sink) = if b % 2 == 0 {
-                (&direct, &d)
+            let (target, sink) = if b % 2 == 0 {
+                (&direct_target, &d)
             } else {
-                (&gateway, &g)
+                (&gateway_target, &g)
             };
             let t = Instant::now();
             let sent = open_loop(
-                &client,
-                url,
+                target,
                 rate,
                 block,
                 limit.clone(),

@@ -5,6 +5,7 @@
 //! ingest pipeline and the routers, and runs them until a signal asks it to stop, flushing
 //! everything on the way out.
 
+mod bench_client;
 mod config;
 mod demo;
 mod demo_gateway;
