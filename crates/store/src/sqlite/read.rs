@@ -926,7 +926,7 @@ fn groups_sql(
     // A user filter on sessions (and a session filter on users) asks for the groups that share
     // a trace with the other, as the trace list reads the pair: a session's calls may name
     // several users, and the user may be named on another span of the trace than the session.
-    let own = if table == "sessions" {
+    let key = if table == "sessions" {
         "session_id"
     } else {
         "user_id"
@@ -937,18 +937,13 @@ fn groups_sql(
     ] {
         if let Some(v) = nonempty(value) {
             let p = sql.param(v.to_string());
-            sql.cond(if column == own {
+            sql.cond(if column == key {
                 format!("x.{column} = {p}")
             } else {
-                shares_a_trace(own, column, &p)
+                shares_a_trace(key, column, &p)
             });
         }
     }
-    let key = if table == "sessions" {
-        "session_id"
-    } else {
-        "user_id"
-    };
     // Few groups used the model: look each up by key and sort them (named, because without
     // statistics SQLite would rather walk every group by recency, testing each against the list).
     let mut from = format!("{table} x");
@@ -979,17 +974,19 @@ fn groups_sql(
     ))
 }
 
+/// The table of a group's traces, by the group's key column (`session_id` or `user_id`).
+fn members_table(key: &str) -> &'static str {
+    if key == "session_id" {
+        "session_traces"
+    } else {
+        "user_traces"
+    }
+}
+
 /// That the group aliased `x` (keyed by `own`: `session_id` or `user_id`) has a trace in common
 /// with the group of the other kind (`other`) named by parameter `p`.
 fn shares_a_trace(own: &str, other: &str, p: &str) -> String {
-    let members = |key: &str| {
-        if key == "session_id" {
-            "session_traces"
-        } else {
-            "user_traces"
-        }
-    };
-    let (mine, theirs) = (members(own), members(other));
+    let (mine, theirs) = (members_table(own), members_table(other));
     format!(
         "EXISTS (SELECT 1 FROM {mine} a CROSS JOIN {theirs} b \
          ON b.project = a.project AND b.{other} = {p} AND b.trace_ref = a.trace_ref \
@@ -1010,11 +1007,7 @@ fn group_member_conds(
 ) -> Result<Vec<String>, StoreError> {
     let mut out = Vec::new();
     let mut call = Vec::new();
-    let members = if key == "session_id" {
-        "session_traces"
-    } else {
-        "user_traces"
-    };
+    let members = members_table(key);
     for (value, column) in [(&filter.service, "service"), (&filter.provider, "provider")] {
         if let Some(v) = nonempty(value) {
             let p = sql.param(v.to_string());
