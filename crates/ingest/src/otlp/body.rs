@@ -314,22 +314,23 @@ pub(crate) fn check_shape(
     check_decoded_size(shape.decoded_bytes, "about", limits)
 }
 
-/// [`check_shape`] for a protobuf request of `signal` (the gRPC receiver's codec calls it).
+/// [`check_shape`] for the protobuf request `body` of `signal`, walked by [`super::shape`] (the
+/// gRPC receiver's codec calls it too).
 pub(crate) fn check_request_shape(
-    shape: Option<super::shape::Shape>,
+    body: &[u8],
     signal: Signal,
     limits: &Limits,
 ) -> Result<(), IngestError> {
     match signal {
         Signal::Traces => check_shape(
-            shape,
+            super::shape::traces(body),
             "spans",
             limits.max_spans_per_request,
             "max_spans_per_request",
             limits,
         ),
         Signal::Logs => check_shape(
-            shape,
+            super::shape::logs(body),
             "log records",
             limits.max_log_records_per_request,
             "max_log_records_per_request",
@@ -378,13 +379,7 @@ fn check_before_decoding(
     limits: &Limits,
 ) -> Result<(), IngestError> {
     match encoding {
-        Encoding::Protobuf => {
-            let shape = match signal {
-                Signal::Traces => super::shape::traces(raw),
-                Signal::Logs => super::shape::logs(raw),
-            };
-            check_request_shape(shape, signal, limits)
-        }
+        Encoding::Protobuf => check_request_shape(raw, signal, limits),
         Encoding::Json => check_json_shape(raw, limits),
     }
 }

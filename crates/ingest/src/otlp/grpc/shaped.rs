@@ -94,11 +94,7 @@ impl Export for Traces {
     const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
     fn check(body: &[u8], limits: &Limits) -> Result<(), IngestError> {
-        check_request_shape(
-            crate::otlp::shape::traces(body),
-            crate::otlp::Signal::Traces,
-            limits,
-        )
+        check_request_shape(body, crate::otlp::Signal::Traces, limits)
     }
 
     fn export(
@@ -121,11 +117,7 @@ impl Export for Logs {
     const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
     fn check(body: &[u8], limits: &Limits) -> Result<(), IngestError> {
-        check_request_shape(
-            crate::otlp::shape::logs(body),
-            crate::otlp::Signal::Logs,
-            limits,
-        )
+        check_request_shape(body, crate::otlp::Signal::Logs, limits)
     }
 
     fn export(
