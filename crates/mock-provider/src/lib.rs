@@ -41,7 +41,6 @@ use std::time::Duration;
 
 pub use respond::{delay_from_ms, valid_token_rate, MAX_DELAY, MAX_REQUEST_BYTES};
 
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
@@ -99,7 +98,6 @@ pub fn router(config: MockConfig) -> Router {
             post(anthropic::count_message_tokens),
         )
         .fallback(respond::not_found)
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             respond::add_request_id,

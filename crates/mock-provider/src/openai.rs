@@ -56,7 +56,7 @@ fn chat_prompt_tokens(messages: &[Value], tools: Option<&Value>) -> u64 {
 
 /// `max_completion_tokens`, or else the older `max_tokens`; a null counts as absent.
 #[allow(clippy::result_large_err)]
-pub(crate) fn max_tokens(req: &Value) -> Result<Option<u64>, Response> {
+fn max_tokens(req: &Value) -> Result<Option<u64>, Response> {
     for field in ["max_completion_tokens", "max_tokens"] {
         match req.get(field) {
             None | Some(Value::Null) => continue,

@@ -344,18 +344,31 @@ impl Incoming {
 impl<S: Send + Sync> FromRequest<S> for Incoming {
     type Rejection = Response;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let path = request.uri().path().to_string();
-        let headers = request.headers().clone();
-        let body = Bytes::from_request(request, state)
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let path = parts.uri.path().to_string();
+        // [`add_request_id`] has read the body within the limit already; this reads it again
+        // from memory.
+        let body = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
             .await
-            .map_err(IntoResponse::into_response)?;
+            .map_err(|_| too_large(Api::of_path(&path)))?;
         Ok(Self {
             path,
-            headers,
+            headers: parts.headers,
             body,
         })
     }
+}
+
+/// The answer to a body past [`MAX_REQUEST_BYTES`]: a 413 in the API's error shape.
+fn too_large(api: Api) -> Response {
+    error(
+        api,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+        &format!("request body is larger than {MAX_REQUEST_BYTES} bytes"),
+        None,
+    )
 }
 
 /// Gives every answer the provider's request id header (see [`with_request_id`]); a body past
@@ -369,14 +382,7 @@ pub(crate) async fn add_request_id(
     let api = Api::of_path(&path);
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await else {
-        let response = error(
-            api,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request_too_large",
-            &format!("request body is larger than {MAX_REQUEST_BYTES} bytes"),
-            None,
-        );
-        return with_request_id(api, config.seed, &path, b"", response);
+        return with_request_id(api, config.seed, &path, b"", too_large(api));
     };
     let response = next
         .run(Request::from_parts(parts, Body::from(body.clone())))
