@@ -16,13 +16,11 @@ pub(crate) fn parse(body: &str) -> Vec<Event> {
     let mut events = Vec::new();
     let mut current = Event::default();
     let mut has_data = false;
-    // A line ends at `\r\n`, `\n` or a lone `\r`.
-    let body: std::borrow::Cow<'_, str> = if body.contains('\r') {
-        body.replace("\r\n", "\n").into()
-    } else {
-        body.into()
-    };
-    for line in body.split(['\n', '\r']) {
+    // A line ends at `\r\n`, `\n` or a lone `\r`; read in place, without a copy of the body.
+    let lines = body
+        .split('\n')
+        .flat_map(|l| l.strip_suffix('\r').unwrap_or(l).split('\r'));
+    for line in lines {
         if line.is_empty() {
             if has_data {
                 events.push(std::mem::take(&mut current));

@@ -142,7 +142,7 @@ pub(crate) fn reply_text(rng: &mut Rng) -> String {
     let words = rng.range(6, 40);
     let mut text = String::new();
     for i in 0..words {
-        let w = WORDS[(rng.next_u64() % WORDS.len() as u64) as usize];
+        let w = word(rng);
         if i > 0 {
             text.push(' ');
         }
