@@ -48,6 +48,37 @@ struct ResponseInfo {
     embeddings: Option<u64>,
 }
 
+impl ResponseInfo {
+    /// Adds one output message in chat form (`role`, `content`, `tool_calls` as
+    /// `(id, name, arguments)`, `finish_reason`), and its finish reason to the call's.
+    fn push_message(
+        &mut self,
+        role: &str,
+        content: Option<String>,
+        calls: impl IntoIterator<Item = (Option<String>, String, String)>,
+        finish: Option<String>,
+    ) {
+        let mut message = Map::new();
+        message.insert("role".into(), json!(role));
+        message.insert("content".into(), json!(content));
+        let calls: Vec<Value> = calls
+            .into_iter()
+            .map(|(id, name, args)| {
+                json!({"id": id, "type": "function",
+                    "function": {"name": name, "arguments": args}})
+            })
+            .collect();
+        if !calls.is_empty() {
+            message.insert("tool_calls".into(), Value::Array(calls));
+        }
+        if let Some(f) = finish {
+            message.insert("finish_reason".into(), json!(f));
+            self.finish_reasons.push(f);
+        }
+        self.output_messages.push(Value::Object(message));
+    }
+}
+
 /// Whether the path is OpenAI's Responses API, whose bodies are read by [`responses`].
 fn is_responses(provider: Provider, path: &str) -> bool {
     provider == Provider::OpenAi && path.trim_end_matches('/') == "/responses"
@@ -676,35 +707,12 @@ fn openai_stream(text: &str, op: &str) -> ResponseInfo {
     }
     let mut logprobs = Vec::new();
     for acc in choices.into_values() {
-        let mut message = Map::new();
-        message.insert(
-            "role".into(),
-            json!(acc.role.unwrap_or_else(|| "assistant".into())),
+        info.push_message(
+            acc.role.as_deref().unwrap_or("assistant"),
+            acc.has_content.then_some(acc.content),
+            acc.tool_calls.into_values(),
+            acc.finish,
         );
-        message.insert(
-            "content".into(),
-            if acc.has_content {
-                json!(acc.content)
-            } else {
-                Value::Null
-            },
-        );
-        if !acc.tool_calls.is_empty() {
-            let calls: Vec<Value> = acc
-                .tool_calls
-                .into_values()
-                .map(|(id, name, args)| {
-                    json!({"id": id, "type": "function",
-                        "function": {"name": name, "arguments": args}})
-                })
-                .collect();
-            message.insert("tool_calls".into(), Value::Array(calls));
-        }
-        if let Some(f) = &acc.finish {
-            message.insert("finish_reason".into(), json!(f));
-            info.finish_reasons.push(f.clone());
-        }
-        info.output_messages.push(Value::Object(message));
         logprobs.push(match acc.legacy_logprobs {
             Some(m) => Value::Object(m),
             None if acc.logprobs.is_empty() => Value::Null,

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sightline_model::Attributes;
 
 use super::{copy, json_events, u64_at, ResponseInfo};
@@ -264,25 +264,14 @@ impl Output {
         if self.text.is_none() && self.calls.is_empty() && finish.is_none() {
             return;
         }
-        let mut message = Map::new();
-        message.insert("role".into(), json!("assistant"));
-        message.insert("content".into(), json!(self.text));
-        if !self.calls.is_empty() {
-            let calls: Vec<Value> = self
-                .calls
+        info.push_message(
+            "assistant",
+            self.text,
+            self.calls
                 .into_iter()
-                .map(|c| {
-                    json!({"id": c.call_id, "type": "function",
-                        "function": {"name": c.name, "arguments": c.arguments}})
-                })
-                .collect();
-            message.insert("tool_calls".into(), Value::Array(calls));
-        }
-        if let Some(f) = finish {
-            message.insert("finish_reason".into(), json!(f));
-            info.finish_reasons.push(f);
-        }
-        info.output_messages.push(Value::Object(message));
+                .map(|c| (c.call_id, c.name, c.arguments)),
+            finish,
+        );
         if !self.logprobs.is_empty() {
             info.logprobs = Some(Value::Array(self.logprobs));
         }
