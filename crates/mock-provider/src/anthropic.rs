@@ -207,14 +207,18 @@ pub(crate) async fn messages(State(config): State<Arc<MockConfig>>, request: Inc
     let tool = chosen_tool(&req, messages);
     let (pieces, block, stop_reason, stop_sequence, output_tokens) = match tool {
         Some(t) => {
-            let name = t
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("tool")
-                .to_string();
-            let args = gen::tool_arguments(&mut ctx.rng, t.get("input_schema"));
-            let id = format!("toolu_{}", ctx.rng.alnum(24));
-            let (name_tokens, pieces) = gen::tool_call_pieces(&name, &args, Some(max_tokens));
+            let gen::ToolCall {
+                id,
+                name,
+                name_tokens,
+                pieces,
+            } = gen::tool_call(
+                &mut ctx.rng,
+                t.get("name").and_then(Value::as_str),
+                t.get("input_schema"),
+                "toolu",
+                Some(max_tokens),
+            );
             // Arguments cut by max_tokens are not a whole object; the input is then empty.
             let input: Value = serde_json::from_str(&pieces.text()).unwrap_or_else(|_| json!({}));
             let tokens = name_tokens + pieces.tokens;

@@ -178,14 +178,39 @@ impl Pieces {
     }
 }
 
-/// A tool call's arguments as sent, in either API: its name takes from `max_tokens` first, the
-/// arguments have what is left, and are cut where it runs out. Returns the name's tokens as
-/// counted.
-pub(crate) fn tool_call_pieces(name: &str, args: &str, max_tokens: Option<u64>) -> (u64, Pieces) {
-    let name_tokens = count_tokens(name);
+/// A tool call the model "makes", in any of the APIs.
+pub(crate) struct ToolCall {
+    /// `<prefix>_` and 24 letters and digits.
+    pub id: String,
+    pub name: String,
+    /// The name's tokens, as counted within `max_tokens`.
+    pub name_tokens: u64,
+    /// The arguments (JSON following the tool's schema) as sent, cut where `max_tokens` ran out.
+    pub pieces: Pieces,
+}
+
+/// A call of the tool named `name` (`tool` when it has none) with arguments that follow
+/// `schema`: the name takes from `max_tokens` first, the arguments have what is left. The
+/// arguments are drawn before the id.
+pub(crate) fn tool_call(
+    rng: &mut Rng,
+    name: Option<&str>,
+    schema: Option<&Value>,
+    id_prefix: &str,
+    max_tokens: Option<u64>,
+) -> ToolCall {
+    let name = name.unwrap_or("tool").to_string();
+    let args = tool_arguments(rng, schema);
+    let id = format!("{id_prefix}_{}", rng.alnum(24));
+    let name_tokens = count_tokens(&name);
     let counted = max_tokens.map_or(name_tokens, |m| name_tokens.min(m));
     let budget = max_tokens.map(|m| m - counted);
-    (counted, split_tokens(args, budget))
+    ToolCall {
+        id,
+        name,
+        name_tokens: counted,
+        pieces: split_tokens(&args, budget),
+    }
 }
 
 /// Splits `text` into the text of its tokens, cut at `max_tokens`. Pieces end only at

@@ -305,14 +305,18 @@ impl Choice {
 
 fn make_choice(rng: &mut Rng, req: &Value, messages: &[Value], opts: &Options) -> Choice {
     if let Some(function) = chosen_tool(req, messages) {
-        let name = function
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("tool")
-            .to_string();
-        let args = gen::tool_arguments(rng, function.get("parameters"));
-        let id = format!("call_{}", rng.alnum(24));
-        let (name_tokens, pieces) = gen::tool_call_pieces(&name, &args, opts.max_tokens);
+        let gen::ToolCall {
+            id,
+            name,
+            name_tokens,
+            pieces,
+        } = gen::tool_call(
+            rng,
+            function.get("name").and_then(Value::as_str),
+            function.get("parameters"),
+            "call",
+            opts.max_tokens,
+        );
         let finish = if pieces.truncated {
             Finish::Length
         } else {

@@ -448,14 +448,12 @@ impl Output {
     fn generate(rng: &mut Rng, checked: &Checked<'_>) -> Self {
         let max = checked.max_output_tokens;
         if let Some(tool) = chosen_tool(checked.choice, checked.tools, &checked.items) {
-            let name = tool
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("tool")
-                .to_string();
-            let args = gen::tool_arguments(rng, tool.get("parameters"));
-            let call_id = format!("call_{}", rng.alnum(24));
-            let (name_tokens, pieces) = gen::tool_call_pieces(&name, &args, max);
+            let gen::ToolCall {
+                id: call_id,
+                name,
+                name_tokens,
+                pieces,
+            } = gen::tool_call(rng, tool_name(tool), tool.get("parameters"), "call", max);
             return Self {
                 id: hex_id(rng, "fc"),
                 call: Some((call_id, name)),
