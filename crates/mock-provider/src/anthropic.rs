@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use crate::gen::{self, count_tokens, Finish, Reply};
-use crate::respond::{bad_field, event_stream, json_response, sse, Api, Ctx, Incoming};
+use crate::respond::{bad_field, event_stream, json_response, sse, Api, Ctx, Incoming, ToolChoice};
 use crate::MockConfig;
 
 /// Text of a `content` (string or blocks) or `system` value, tool inputs and results included.
@@ -45,24 +45,6 @@ fn ends_with_tool_result(messages: &[Value]) -> bool {
         })
 }
 
-fn chosen_tool<'a>(req: &'a Value, messages: &[Value]) -> Option<&'a Value> {
-    let tools = req.get("tools").and_then(Value::as_array)?;
-    let choice = req.get("tool_choice");
-    let kind = choice.and_then(|c| c.get("type")).and_then(Value::as_str);
-    match kind {
-        Some("none") => None,
-        Some("tool") => {
-            let name = choice.and_then(|c| c.get("name")).and_then(Value::as_str)?;
-            tools
-                .iter()
-                .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
-        }
-        Some("any") => tools.first(),
-        _ if ends_with_tool_result(messages) => None,
-        _ => tools.first(),
-    }
-}
-
 /// `stop_sequences`: a list of strings.
 #[allow(clippy::result_large_err)]
 fn stop_sequences(req: &Value) -> Result<Vec<String>, Response> {
@@ -86,18 +68,19 @@ fn stop_sequences(req: &Value) -> Result<Vec<String>, Response> {
 /// `tool_choice`, refused as the API would: `any` or `tool` without `tools`, or a `tool` that
 /// `tools` does not offer.
 #[allow(clippy::result_large_err)]
-fn check_tool_choice(req: &Value) -> Result<(), Response> {
+fn tool_choice(req: &Value) -> Result<ToolChoice<'_>, Response> {
     let bad = |message: &str| bad_field(Api::Anthropic, "tool_choice", message);
     let Some(choice) = req.get("tool_choice").filter(|c| !c.is_null()) else {
-        return Ok(());
+        return Ok(ToolChoice::Auto);
     };
     let tools = req
         .get("tools")
         .and_then(Value::as_array)
         .filter(|t| !t.is_empty());
     match choice.get("type").and_then(Value::as_str) {
-        Some("auto" | "none") => Ok(()),
-        Some("any") if tools.is_some() => Ok(()),
+        Some("auto") => Ok(ToolChoice::Auto),
+        Some("none") => Ok(ToolChoice::None),
+        Some("any") if tools.is_some() => Ok(ToolChoice::Required),
         Some("tool") => {
             let Some(name) = choice.get("name").and_then(Value::as_str) else {
                 return Err(bad("tool_choice.name: field required"));
@@ -107,7 +90,7 @@ fn check_tool_choice(req: &Value) -> Result<(), Response> {
                 .flatten()
                 .any(|t| t.get("name").and_then(Value::as_str) == Some(name));
             if offered {
-                Ok(())
+                Ok(ToolChoice::Function(name))
             } else {
                 Err(bad(&format!(
                     "tool_choice.name: no tool named {name:?} in tools"
@@ -159,8 +142,8 @@ pub(crate) async fn count_message_tokens(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let messages = match (messages_of(&req), check_tool_choice(&req)) {
-        (Ok(m), Ok(())) => m,
+    let messages = match (messages_of(&req), tool_choice(&req)) {
+        (Ok(m), Ok(_)) => m,
         (Err(r), _) | (_, Err(r)) => return r,
     };
     if let Err(r) = ctx.before_response(Api::Anthropic).await {
@@ -191,20 +174,21 @@ pub(crate) async fn messages(State(config): State<Arc<MockConfig>>, request: Inc
             }
         },
     };
-    let (messages, stops) = match (
-        messages_of(&req),
-        stop_sequences(&req),
-        check_tool_choice(&req),
-    ) {
-        (Ok(m), Ok(s), Ok(())) => (m, s),
-        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
-    };
+    let (messages, stops, choice) =
+        match (messages_of(&req), stop_sequences(&req), tool_choice(&req)) {
+            (Ok(m), Ok(s), Ok(c)) => (m, s, c),
+            (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+        };
     if let Err(r) = ctx.before_response(Api::Anthropic).await {
         return r;
     }
     let input_tokens = input_tokens(&req, messages);
 
-    let tool = chosen_tool(&req, messages);
+    let tools = req
+        .get("tools")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let tool = choice.pick(tools, Some, ends_with_tool_result(messages));
     let (pieces, block, stop_reason, stop_sequence, output_tokens) = match tool {
         Some(t) => {
             let gen::ToolCall {

@@ -8,7 +8,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::gen::{self, count_tokens, Finish, Pieces, Reply, Rng};
-use crate::respond::{bad_field, event_stream, json_response, sse, Api, Ctx, Incoming};
+use crate::respond::{bad_field, event_stream, json_response, sse, Api, Ctx, Incoming, ToolChoice};
 use crate::MockConfig;
 
 const MODELS: [&str; 6] = [
@@ -147,40 +147,39 @@ fn function_name(tool: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
-/// Refuses a `tool_choice` the API would: one other than `none`/`auto` without `tools`, or one
+/// `tool_choice`, refused as the API would: one other than `none`/`auto` without `tools`, or one
 /// naming a function that `tools` does not offer (alone, or in an `allowed_tools` list).
 #[allow(clippy::result_large_err)]
-fn check_tool_choice(req: &Value) -> Result<(), Response> {
+fn tool_choice<'a>(req: &'a Value, tools: &[Value]) -> Result<ToolChoice<'a>, Response> {
     let bad = |message: &str| bad_field(Api::OpenAi, "tool_choice", message);
     let Some(choice) = req.get("tool_choice").filter(|c| !c.is_null()) else {
-        return Ok(());
+        return Ok(ToolChoice::Auto);
     };
-    let tools = req.get("tools").and_then(Value::as_array);
-    let offered = |name: &str| {
-        tools
-            .into_iter()
-            .flatten()
-            .any(|t| function_name(t) == Some(name))
-    };
+    let offered = |name: &str| tools.iter().any(|t| function_name(t) == Some(name));
     match choice {
-        Value::String(mode) if matches!(mode.as_str(), "none" | "auto") => Ok(()),
-        Value::String(mode) if mode == "required" => match tools {
-            Some(t) if !t.is_empty() => Ok(()),
-            _ => Err(bad("tool_choice is only allowed when tools are specified")),
-        },
+        Value::String(mode) if mode == "none" => Ok(ToolChoice::None),
+        Value::String(mode) if mode == "auto" => Ok(ToolChoice::Auto),
+        Value::String(mode) if mode == "required" => {
+            if tools.is_empty() {
+                Err(bad("tool_choice is only allowed when tools are specified"))
+            } else {
+                Ok(ToolChoice::Required)
+            }
+        }
         Value::String(_) => Err(bad(
             "tool_choice must be none, auto, required or a named function",
         )),
         _ if choice.get("type").and_then(Value::as_str) == Some("allowed_tools") => {
             let allowed = choice.get("allowed_tools");
-            if !matches!(
-                allowed.and_then(|a| a.get("mode")).and_then(Value::as_str),
-                Some("auto" | "required")
-            ) {
-                return Err(bad(
-                    "tool_choice.allowed_tools.mode must be auto or required",
-                ));
-            }
+            let required = match allowed.and_then(|a| a.get("mode")).and_then(Value::as_str) {
+                Some("auto") => false,
+                Some("required") => true,
+                _ => {
+                    return Err(bad(
+                        "tool_choice.allowed_tools.mode must be auto or required",
+                    ))
+                }
+            };
             let Some(list) = allowed
                 .and_then(|a| a.get("tools"))
                 .and_then(Value::as_array)
@@ -190,9 +189,10 @@ fn check_tool_choice(req: &Value) -> Result<(), Response> {
                     "tool_choice.allowed_tools.tools must be a non-empty list",
                 ));
             };
+            let mut names = Vec::with_capacity(list.len());
             for (i, tool) in list.iter().enumerate() {
                 match function_name(tool) {
-                    Some(name) if offered(name) => {}
+                    Some(name) if offered(name) => names.push(name),
                     Some(name) => {
                         return Err(bad(&format!(
                             "tool_choice.allowed_tools.tools[{i}] names function {name:?}, \
@@ -206,18 +206,14 @@ fn check_tool_choice(req: &Value) -> Result<(), Response> {
                     }
                 }
             }
-            Ok(())
+            Ok(ToolChoice::Allowed { names, required })
         }
         _ => {
-            let Some(name) = choice
-                .get("function")
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-            else {
+            let Some(name) = function_name(choice) else {
                 return Err(bad("tool_choice.function.name is required"));
             };
             if offered(name) {
-                Ok(())
+                Ok(ToolChoice::Function(name))
             } else {
                 Err(bad(&format!(
                     "tool_choice names function {name:?}, which tools does not offer"
@@ -227,57 +223,15 @@ fn check_tool_choice(req: &Value) -> Result<(), Response> {
     }
 }
 
-/// The tool the model "decides" to call, when tools are offered, allowed, and the conversation
-/// does not already end with a tool result (`required`, in `allowed_tools` too, or a named
-/// function calls one anyway). With `allowed_tools`, only those are candidates.
-fn chosen_tool<'a>(req: &'a Value, messages: &[Value]) -> Option<&'a Value> {
-    let tools = req.get("tools").and_then(Value::as_array)?;
-    let choice = req.get("tool_choice");
-    if choice.and_then(Value::as_str) == Some("none") {
-        return None;
-    }
-    let allowed = choice
-        .filter(|c| c.get("type").and_then(Value::as_str) == Some("allowed_tools"))
-        .and_then(|c| c.get("allowed_tools"));
-    let required = choice.and_then(Value::as_str) == Some("required")
-        || allowed.and_then(|a| a.get("mode")).and_then(Value::as_str) == Some("required");
-    let last_role = messages
-        .last()
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str);
-    let forced = choice
-        .and_then(|c| c.get("function"))
-        .and_then(|f| f.get("name"))
-        .and_then(Value::as_str);
-    if last_role == Some("tool") && forced.is_none() && !required {
-        return None;
-    }
-    let function = |t: &'a Value| t.get("function");
-    let named = |name: &str| {
-        tools
-            .iter()
-            .filter_map(function)
-            .find(|f| f.get("name").and_then(Value::as_str) == Some(name))
-    };
-    match (forced, allowed) {
-        (Some(name), _) => named(name),
-        (None, Some(allowed)) => allowed
-            .get("tools")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(function_name)
-            .find_map(named),
-        (None, None) => tools.iter().find_map(function),
-    }
-}
-
 /// What shapes every choice of a chat completion.
-struct Options {
+struct Options<'a> {
     max_tokens: Option<u64>,
     stops: Vec<String>,
     top: Option<u64>,
     format: Format,
+    /// The tools offered, and which of them may be called.
+    tools: &'a [Value],
+    choice: ToolChoice<'a>,
 }
 
 struct Choice {
@@ -303,8 +257,17 @@ impl Choice {
     }
 }
 
-fn make_choice(rng: &mut Rng, req: &Value, messages: &[Value], opts: &Options) -> Choice {
-    if let Some(function) = chosen_tool(req, messages) {
+fn make_choice(rng: &mut Rng, messages: &[Value], opts: &Options<'_>) -> Choice {
+    // No tool is called right after a tool's result, unless one is required or named.
+    let after_result = messages
+        .last()
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str)
+        == Some("tool");
+    let chosen = opts
+        .choice
+        .pick(opts.tools, |t| t.get("function"), after_result);
+    if let Some(function) = chosen {
         let gen::ToolCall {
             id,
             name,
@@ -396,17 +359,23 @@ pub(crate) async fn chat_completions(
     } else {
         None
     };
+    let tools = req
+        .get("tools")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
     let opts = match (
         max_tokens(&req),
         stop_sequences(&req),
         response_format(&req),
-        check_tool_choice(&req),
+        tool_choice(&req, tools),
     ) {
-        (Ok(max_tokens), Ok(stops), Ok(format), Ok(())) => Options {
+        (Ok(max_tokens), Ok(stops), Ok(format), Ok(choice)) => Options {
             max_tokens,
             stops,
             top,
             format,
+            tools,
+            choice,
         },
         (Err(r), _, _, _) | (_, Err(r), _, _) | (_, _, Err(r), _) | (_, _, _, Err(r)) => return r,
     };
@@ -415,7 +384,7 @@ pub(crate) async fn chat_completions(
     }
     let prompt_tokens = chat_prompt_tokens(messages, req.get("tools"));
     let choices: Vec<Choice> = (0..n)
-        .map(|_| make_choice(&mut ctx.rng, &req, messages, &opts))
+        .map(|_| make_choice(&mut ctx.rng, messages, &opts))
         .collect();
     let completion_tokens: u64 = choices.iter().map(Choice::completion_tokens).sum();
     let id = format!("chatcmpl-{}", ctx.rng.alnum(29));

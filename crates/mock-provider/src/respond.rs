@@ -15,6 +15,51 @@ use serde_json::{json, Value};
 use crate::gen::{fnv1a, Rng};
 use crate::MockConfig;
 
+/// What a request's `tool_choice` allows, read once and checked by each API's own rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ToolChoice<'a> {
+    /// No tool is called.
+    None,
+    /// The first tool offered, unless the conversation ends with a tool's result.
+    Auto,
+    /// The first tool offered, whatever the conversation.
+    Required,
+    /// This tool, by name.
+    Function(&'a str),
+    /// Only these tools, by name; one of them must be called when `required`.
+    Allowed { names: Vec<&'a str>, required: bool },
+}
+
+impl ToolChoice<'_> {
+    /// The tool the model "decides" to call: among `tools`, each read through `tool` (which gives
+    /// the object holding its `name`, or `None` for a tool that is not a function), the first
+    /// one the choice allows; none right after a tool's result (`after_result`) unless a call is
+    /// required or named.
+    pub(crate) fn pick<'t>(
+        &self,
+        tools: &'t [Value],
+        tool: impl Fn(&'t Value) -> Option<&'t Value>,
+        after_result: bool,
+    ) -> Option<&'t Value> {
+        let named = |name: &str| {
+            tools
+                .iter()
+                .filter_map(&tool)
+                .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
+        };
+        match self {
+            Self::None => None,
+            Self::Function(name) => named(name),
+            Self::Auto
+            | Self::Allowed {
+                required: false, ..
+            } if after_result => None,
+            Self::Allowed { names, .. } => names.iter().find_map(|name| named(name)),
+            Self::Auto | Self::Required => tools.iter().find_map(&tool),
+        }
+    }
+}
+
 /// Which API's conventions an answer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Api {

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::gen::{self, count_tokens, Pieces, Rng};
 use crate::openai::{content_text, Format};
-use crate::respond::{bad_field, event_stream, json_response, sse, Api, Ctx, Incoming};
+use crate::respond::{bad_field, event_stream, json_response, sse, Api, Ctx, Incoming, ToolChoice};
 use crate::MockConfig;
 
 /// One item of `input`, as far as the answer depends on it.
@@ -144,22 +144,6 @@ fn tools(req: &Value) -> Result<&[Value], Response> {
     Ok(tools)
 }
 
-/// What `tool_choice` allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ToolChoice<'a> {
-    None,
-    Auto,
-    Required,
-    /// This function, by name.
-    Function(&'a str),
-    /// Only the tools of this `allowed_tools` list (`{"type": "function", "name"}` entries);
-    /// one of them must be called when `required`.
-    Allowed {
-        tools: &'a [Value],
-        required: bool,
-    },
-}
-
 /// The name of a flat function tool (`{"type": "function", "name": ...}`).
 fn tool_name(tool: &Value) -> Option<&str> {
     tool.get("name").and_then(Value::as_str)
@@ -224,7 +208,7 @@ fn tool_choice<'a>(req: &'a Value, tools: &[Value]) -> Result<ToolChoice<'a>, Re
                 }
             }
             Ok(ToolChoice::Allowed {
-                tools: allowed,
+                names: allowed.iter().filter_map(tool_name).collect(),
                 required,
             })
         }
@@ -232,35 +216,6 @@ fn tool_choice<'a>(req: &'a Value, tools: &[Value]) -> Result<ToolChoice<'a>, Re
             "tool_choice must be none, auto, required, {\"type\": \"function\", \"name\": ...} \
              or {\"type\": \"allowed_tools\", ...}",
         )),
-    }
-}
-
-/// The tool the model "decides" to call: the first one offered (or allowed), unless
-/// `tool_choice` says otherwise, and none right after a function call's output (`required` or
-/// a named function calls one anyway).
-fn chosen_tool<'a>(
-    choice: ToolChoice<'_>,
-    tools: &'a [Value],
-    items: &[Item],
-) -> Option<&'a Value> {
-    let after_output = matches!(items.last(), Some(Item::FunctionCallOutput { .. }));
-    let named = |name: &str| tools.iter().find(|t| tool_name(t) == Some(name));
-    match choice {
-        ToolChoice::None => None,
-        ToolChoice::Function(name) => named(name),
-        ToolChoice::Required => tools.first(),
-        ToolChoice::Allowed {
-            required: false, ..
-        }
-        | ToolChoice::Auto
-            if after_output =>
-        {
-            None
-        }
-        ToolChoice::Allowed { tools: allowed, .. } => {
-            allowed.iter().filter_map(tool_name).find_map(named)
-        }
-        ToolChoice::Auto => tools.first(),
     }
 }
 
@@ -447,7 +402,8 @@ impl Output {
     /// alike.
     fn generate(rng: &mut Rng, checked: &Checked<'_>) -> Self {
         let max = checked.max_output_tokens;
-        if let Some(tool) = chosen_tool(checked.choice, checked.tools, &checked.items) {
+        let after_output = matches!(checked.items.last(), Some(Item::FunctionCallOutput { .. }));
+        if let Some(tool) = checked.choice.pick(checked.tools, Some, after_output) {
             let gen::ToolCall {
                 id: call_id,
                 name,
